@@ -1,0 +1,197 @@
+"""Journals: the ground truth a scenario is judged from.
+
+The proxy keeps one record per client connection, the mock server one per
+request (and per WebSocket message).  Records are plain JSON-able dicts with a
+sequence number ``seq`` and the ``lane`` they arrived on; a reader remembers the
+last ``seq`` it saw, so "reset" is free and parallel scenarios on different
+lanes never see each other's records.
+
+A record can stay *open* while its connection lives (the proxy fills it in as
+hooks fire); :meth:`Journal.settle` waits until a lane has no open record, so a
+reader never judges a half-written connection and never has to sleep.
+
+:func:`admin_app` serves a journal over HTTP on the admin endpoint (bound to
+loopback or an internal network only), :class:`JournalReader` reads it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from harness.errors import LabError
+
+
+class Journal:
+    """An in-memory, append-only list of records, some of which may still be open."""
+
+    def __init__(self) -> None:
+        self._records: list[dict[str, Any]] = []
+        self._open: dict[Any, dict[str, Any]] = {}
+        self._seq = itertools.count(1)
+        self._changed = asyncio.Event() if _has_loop() else None
+
+    def add(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Append a finished record and return it (with its ``seq``)."""
+        record = {"seq": next(self._seq), "time": round(time.time(), 6), **record}
+        self._records.append(record)
+        return record
+
+    def open(self, key: Any, record: dict[str, Any]) -> dict[str, Any]:
+        """Append a record that stays open (mutable by the caller) until :meth:`close`."""
+        record = self.add({**record, "open": True})
+        self._open[key] = record
+        return record
+
+    def get_open(self, key: Any) -> dict[str, Any] | None:
+        return self._open.get(key)
+
+    def close(self, key: Any) -> None:
+        record = self._open.pop(key, None)
+        if record is not None:
+            record["open"] = False
+            record["closed"] = round(time.time(), 6)
+            self._notify()
+
+    def _notify(self) -> None:
+        if self._changed is None and _has_loop():
+            self._changed = asyncio.Event()
+        if self._changed is not None:
+            self._changed.set()
+
+    @property
+    def last_seq(self) -> int:
+        return self._records[-1]["seq"] if self._records else 0
+
+    def read(self, *, lane: int | None = None, after: int = 0) -> list[dict[str, Any]]:
+        """Records with ``seq > after``, optionally only those of one lane."""
+        # Records are appended in seq order, so the tail after the cursor is a slice.
+        lo = 0
+        hi = len(self._records)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._records[mid]["seq"] <= after:
+                lo = mid + 1
+            else:
+                hi = mid
+        return [r for r in self._records[lo:] if lane is None or r.get("lane") == lane]
+
+    def open_count(self, lane: int | None = None) -> int:
+        return sum(1 for r in self._open.values() if lane is None or r.get("lane") == lane)
+
+    async def settle(self, lane: int | None, timeout: float) -> bool:
+        """Wait until ``lane`` has no open record; False if ``timeout`` passed first."""
+        deadline = time.monotonic() + timeout
+        while self.open_count(lane):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            if self._changed is None:
+                self._changed = asyncio.Event()
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except asyncio.TimeoutError:
+                return False
+        return True
+
+
+def _has_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def admin_app(journal: Journal, *, name: str, extra: dict | None = None):
+    """An aiohttp application serving ``journal``: ``/healthz`` and ``/journal``.
+
+    ``GET /journal?lane=N&after=SEQ&settle=SECONDS`` returns
+    ``{"last_seq": ..., "settled": bool, "records": [...]}``.
+    """
+    from aiohttp import web
+
+    async def healthz(request):
+        return web.json_response({"ok": True, "name": name, **(extra or {})})
+
+    async def read(request):
+        q = request.query
+        try:
+            lane = int(q["lane"]) if "lane" in q else None
+            after = int(q.get("after", 0))
+            settle = min(float(q.get("settle", 0)), 30.0)
+        except ValueError:
+            return web.json_response({"error": "lane, after and settle must be numbers"}, status=400)
+        settled = await journal.settle(lane, settle) if settle > 0 else journal.open_count(lane) == 0
+        return web.json_response(
+            {"last_seq": journal.last_seq, "settled": settled, "records": journal.read(lane=lane, after=after)}
+        )
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/journal", read)
+    return app
+
+
+async def start_admin(journal: Journal, host: str, port: int, *, name: str, extra: dict | None = None):
+    """Start the admin endpoint; returns ``(runner, "http://host:port")``."""
+    from aiohttp import web
+
+    runner = web.AppRunner(admin_app(journal, name=name, extra=extra), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    sock = site._server.sockets[0]  # the only way aiohttp exposes an ephemeral port
+    actual_port = sock.getsockname()[1]
+    return runner, f"http://{_url_host(host)}:{actual_port}"
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+class JournalReader:
+    """Reads a journal from its admin endpoint (plain HTTP on loopback)."""
+
+    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"JournalReader({self.base_url!r})"
+
+    def _get(self, path: str, params: dict[str, Any], timeout: float) -> dict:
+        url = f"{self.base_url}{path}?{urllib.parse.urlencode(params)}"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                return json.load(resp)
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            raise LabError(
+                f"cannot read the journal at {self.base_url} ({e}); is the lab up? Start it with 'harness up'."
+            ) from None
+
+    def last_seq(self) -> int:
+        """The current end of the journal: pass it as ``after`` to see only newer records."""
+        return int(self._get("/journal", {"after": 1 << 62}, self.timeout)["last_seq"])
+
+    def read(self, *, lane: int | None = None, after: int = 0, settle: float = 0.0) -> list[dict]:
+        """Records after ``after``; with ``settle``, first wait for the lane's open records to close."""
+        params: dict[str, Any] = {"after": after}
+        if lane is not None:
+            params["lane"] = lane
+        if settle:
+            params["settle"] = settle
+        return self._get("/journal", params, self.timeout + settle)["records"]
+
+    def healthy(self, timeout: float = 1.0) -> bool:
+        try:
+            return bool(self._get("/healthz", {}, timeout).get("ok"))
+        except LabError:
+            return False

@@ -1,0 +1,145 @@
+"""Inspection policy as plain data: which connections the proxy decrypts.
+
+Nothing here knows about mitmproxy or sockets, so the decisions can be tested
+(and fuzzed) on their own; :mod:`harness.proxy` only wires them to hooks.
+
+Host patterns, as inspection products write exceptions:
+
+* ``api.screenmeet.com`` – that name only (case-insensitive, trailing dot ignored);
+* ``*.screenmeet.com``  – any name *below* screenmeet.com, at any depth, but not
+  the apex ``screenmeet.com`` itself (write both to cover both);
+* ``192.0.2.10``        – an IP literal: it only matches a connection whose
+  SNI / CONNECT host is that literal, which is why exceptions written for an
+  IP address miss clients that connect by name.
+
+Unlike mitmproxy's ``ignore_hosts`` (an unanchored regex search, where
+``screenmeet.com`` also matches ``notscreenmeet.com.evil``), matching here is
+anchored on label boundaries.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+
+INTERCEPT = "intercepted"
+PASS_THROUGH = "passed-through"
+
+MODES = ("tunnel", "inspect")
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def normalize_host(host: str) -> str:
+    """Lower-case a host name, strip one trailing dot and IPv6 brackets."""
+    h = host.strip().lower()
+    if h.startswith("[") and h.endswith("]"):
+        h = h[1:-1]
+    return h[:-1] if h.endswith(".") else h
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class HostPattern:
+    """One exception entry: an exact name, a ``*.`` wildcard, or an IP literal."""
+
+    text: str
+    suffix: str
+    wildcard: bool
+
+    @classmethod
+    def parse(cls, text: str) -> "HostPattern":
+        """Parse a pattern, raising :class:`ValueError` that says what is wrong."""
+        raw = text
+        h = normalize_host(text)
+        if not h:
+            raise ValueError("an exception pattern is empty; write a host such as '*.screenmeet.com'")
+        if _is_ip(h):
+            return cls(raw, str(ipaddress.ip_address(h)), False)
+        wildcard = h.startswith("*.")
+        name = h[2:] if wildcard else h
+        labels = name.split(".")
+        for label in labels:
+            if not _LABEL.match(label):
+                where = "'*' is only allowed as the whole leftmost label" if "*" in label else "labels are letters, digits and inner hyphens"
+                raise ValueError(f"exception pattern {raw!r} is not a host pattern ({where})")
+        if wildcard and len(labels) < 2:
+            raise ValueError(f"exception pattern {raw!r} is too broad; name a domain such as '*.screenmeet.com'")
+        return cls(raw, name, wildcard)
+
+    def matches(self, host: str) -> bool:
+        """True when ``host`` (an SNI or CONNECT host) falls under this pattern."""
+        h = normalize_host(host)
+        if _is_ip(h):
+            h = str(ipaddress.ip_address(h))
+        if self.wildcard:
+            return h.endswith("." + self.suffix) and len(h) > len(self.suffix) + 1
+        return h == self.suffix
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What one proxy listener does with the connections it receives.
+
+    ``tunnel`` never decrypts (an explicit proxy that only relays CONNECT);
+    ``inspect`` decrypts everything except hosts matching ``exceptions``.
+    """
+
+    name: str
+    mode: str = "inspect"
+    exceptions: tuple[HostPattern, ...] = field(default=())
+    description: str = ""
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"policy {self.name!r} has mode {self.mode!r}; valid modes: {', '.join(MODES)}")
+
+    @classmethod
+    def from_dict(cls, name: str, data: dict) -> "Policy":
+        """Build a policy from its TOML/JSON table; raises ValueError naming the bad value."""
+        unknown = set(data) - {"mode", "exceptions", "description"}
+        if unknown:
+            raise ValueError(f"policy {name!r} has unknown keys {sorted(unknown)}; known: mode, exceptions, description")
+        patterns = data.get("exceptions", [])
+        if not isinstance(patterns, list):
+            raise ValueError(f"policy {name!r}: 'exceptions' must be a list of host patterns")
+        return cls(
+            name=name,
+            mode=data.get("mode", "inspect"),
+            exceptions=tuple(HostPattern.parse(str(p)) for p in patterns),
+            description=str(data.get("description", "")),
+        )
+
+    def to_dict(self) -> dict:
+        return {"mode": self.mode, "exceptions": [p.text for p in self.exceptions], "description": self.description}
+
+    def exception_for(self, host: str | None) -> HostPattern | None:
+        """The first exception pattern that matches ``host``, if any."""
+        if not host:
+            return None
+        return next((p for p in self.exceptions if p.matches(host)), None)
+
+    def decide(self, host: str | None) -> str:
+        """Return :data:`INTERCEPT` or :data:`PASS_THROUGH` for a connection to ``host``."""
+        if self.mode == "tunnel":
+            return PASS_THROUGH
+        return PASS_THROUGH if self.exception_for(host) else INTERCEPT
+
+
+def is_lab_host(host: str | None, domains: tuple[str, ...]) -> bool:
+    """True when ``host`` is one of the lab's domains or below one (the proxy serves nothing else)."""
+    if not host:
+        return False
+    h = normalize_host(host)
+    return any(h == d or h.endswith("." + d) for d in domains)
