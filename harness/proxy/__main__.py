@@ -1,0 +1,3 @@
+from harness.proxy.run import main
+
+raise SystemExit(main())

@@ -1,0 +1,102 @@
+"""The proxy's configuration: listeners, policies, upstream mapping.  Plain data.
+
+Every (policy, lane) pair gets its own listener port, so several policies are
+served at once and parallel scenarios (one per lane) never share a listener:
+the listener a connection arrived on says which scenario it belongs to.
+
+The ScreenMeet names reach the mock server without DNS or /etc/hosts changes:
+the proxy rewrites the upstream address of lab hosts to ``upstream_host`` (or
+keeps the name, for compose where Docker's DNS resolves the aliases) and the
+lane's server port.  Hosts outside the lab's domains are refused, so the lab
+never sends traffic anywhere else.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import BadFileError
+from harness.policy import Policy, is_lab_host
+
+LAB_DOMAINS = ("screenmeet.com", "scrn.mt", "lab.test")
+
+
+@dataclass(frozen=True)
+class Listener:
+    policy: Policy
+    lane: int
+    port: int
+
+
+@dataclass
+class ProxyConfig:
+    """Everything the proxy process needs, readable from one JSON file."""
+
+    policies: dict[str, Policy]
+    lanes: int = 1
+    listen_host: str = "127.0.0.1"
+    ports: dict[str, list[int]] = field(default_factory=dict)  # policy -> port per lane; 0 = any free port
+    upstream_host: str | None = "127.0.0.1"  # None: keep the name (DNS resolves it)
+    upstream_ports: list[int] = field(default_factory=list)  # server port per lane
+    lab_domains: tuple[str, ...] = LAB_DOMAINS
+    admin: str = "127.0.0.1:0"
+    show_secrets: bool = False
+
+    def upstream_for(self, host: str, port: int, lane: int | None) -> tuple[str, int] | None:
+        """Where a connection to ``host:port`` really goes, or None if it is not a lab host."""
+        if not is_lab_host(host, self.lab_domains):
+            return None
+        if lane is None or not self.upstream_ports:
+            return (self.upstream_host or host, port)
+        return (self.upstream_host or host, self.upstream_ports[lane % len(self.upstream_ports)])
+
+    def to_dict(self) -> dict:
+        return {
+            "policies": {n: p.to_dict() for n, p in self.policies.items()},
+            "lanes": self.lanes,
+            "listen_host": self.listen_host,
+            "ports": self.ports,
+            "upstream_host": self.upstream_host,
+            "upstream_ports": self.upstream_ports,
+            "lab_domains": list(self.lab_domains),
+            "admin": self.admin,
+            "show_secrets": self.show_secrets,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ProxyConfig":
+        policies = {n: Policy.from_dict(n, d) for n, d in data["policies"].items()}
+        return cls(
+            policies=policies,
+            lanes=int(data.get("lanes", 1)),
+            listen_host=data.get("listen_host", "127.0.0.1"),
+            ports={k: [int(p) for p in v] for k, v in data.get("ports", {}).items()},
+            upstream_host=data.get("upstream_host", "127.0.0.1"),
+            upstream_ports=[int(p) for p in data.get("upstream_ports", [])],
+            lab_domains=tuple(data.get("lab_domains", LAB_DOMAINS)),
+            admin=data.get("admin", "127.0.0.1:0"),
+            show_secrets=bool(data.get("show_secrets", False)),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ProxyConfig":
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except FileNotFoundError:
+            raise BadFileError(f"proxy configuration {path} does not exist; start the proxy through 'harness up'.") from None
+        except (ValueError, KeyError, TypeError) as e:
+            raise BadFileError(f"proxy configuration {path} is invalid ({e}); regenerate it with 'harness up'.") from None
+
+    def listener_ports(self, policy: str) -> list[int]:
+        ports = self.ports.get(policy) or []
+        return ports + [0] * (self.lanes - len(ports))
+
+    def listeners(self) -> list[Listener]:
+        """Every (policy, lane) listener, policy-major; ports must be fixed (non-zero) by now."""
+        return [
+            Listener(policy, lane, port)
+            for name, policy in self.policies.items()
+            for lane, port in enumerate(self.listener_ports(name))
+        ]
