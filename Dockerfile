@@ -1,0 +1,43 @@
+# The lab's one image: the harness (mock server, inspection proxy, reference
+# clients) installed into a venv at /opt/venv.
+#
+# Online (a registry and PyPI reachable):
+#     docker build -t tls-lab:latest .
+# Offline (no registry, no PyPI inside the build): let the project build an
+# offline Debian base image and a host-side wheelhouse first:
+#     python -m harness.images build
+# which runs, in effect,
+#     docker build --network none --build-arg BASE_IMAGE=tls-lab-base:bookworm \
+#                  --build-arg PIP_OFFLINE=1 -t tls-lab:latest .
+# Both bases are Debian bookworm with Python 3.11, so host-built cp311 wheels fit.
+
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+
+FROM ${BASE_IMAGE} AS build
+# 1: install only from build/wheelhouse/ (no index); 0: install the source from PyPI.
+ARG PIP_OFFLINE=0
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore
+# The build context is filtered by .dockerignore; it may lack build/wheelhouse/
+# and fixtures/ (online builds, fresh clones), so copy it whole in this
+# throw-away stage rather than naming directories that might not exist.
+COPY . /ctx/
+# A venv, not the system interpreter: Debian's python3 refuses pip installs
+# into it (PEP 668, "externally-managed-environment").
+RUN python3 -m venv /opt/venv \
+ && if [ "$PIP_OFFLINE" = 1 ]; then \
+        /opt/venv/bin/pip install --no-index --find-links /ctx/build/wheelhouse tls-inspection-lab; \
+    else \
+        /opt/venv/bin/pip install /ctx; \
+    fi \
+ && mkdir -p /ctx/fixtures
+
+FROM ${BASE_IMAGE}
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build /ctx/fixtures /opt/lab/fixtures
+# Non-root by default; a compose service that needs iptables or raw sockets
+# sets `user: root` and the capability it needs.
+RUN useradd --create-home --uid 10001 --shell /bin/sh lab
+USER lab
+WORKDIR /opt/lab
+CMD ["harness", "--help"]

@@ -1,0 +1,186 @@
+"""What both reference clients share: exit codes, event output, options, the pinned connect."""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import json
+import sys
+import urllib.parse
+from dataclasses import dataclass
+from typing import TextIO
+
+from harness.clients.transport import (
+    NetworkError,
+    ProxyURL,
+    TlsConnection,
+    TlsVerificationError,
+    open_tls,
+    parse_proxy_url,
+    proxy_from_environment,
+    trust_context,
+)
+from harness.errors import LabError, UsageError
+from harness.pins import PinResult, check_pins, load_pins
+
+
+class ExitCode(enum.IntEnum):
+    """Exit codes of both clients (DESIGN.md section 3)."""
+
+    CONNECTED = 0
+    USAGE = 2
+    DECLINED = 3
+    TLS_FAILED = 4
+    PIN_REFUSED = 5
+    NETWORK = 6
+
+
+class Events:
+    """Prints events: one JSON object per line with ``--json``, else the human sentence."""
+
+    def __init__(self, out: TextIO, err: TextIO, *, as_json: bool) -> None:
+        self.out, self.err, self.as_json = out, err, as_json
+
+    def emit(self, event: str, message: str | None = None, *, error: bool = False, **fields) -> None:
+        if self.as_json:
+            self.out.write(json.dumps({"event": event, **fields}) + "\n")
+            self.out.flush()
+        elif message:
+            stream = self.err if error else self.out
+            stream.write(message + "\n")
+            stream.flush()
+
+
+def add_common_args(p: argparse.ArgumentParser, *, default_url: str) -> None:
+    p.add_argument("--url", default=default_url, help=f"server URL (default {default_url})")
+    p.add_argument("--proxy", help="explicit HTTP proxy, http://HOST:PORT (default: $HTTPS_PROXY)")
+    p.add_argument("--no-proxy", action="store_true", help="ignore $HTTPS_PROXY and connect directly")
+    p.add_argument("--connect-to", metavar="HOST:PORT", help="connect here instead of the URL's host (SNI and checks keep the URL's host)")
+    p.add_argument("--trust", metavar="PEM", help="CA bundle to validate against (default: the system store)")
+    p.add_argument("--pins", metavar="FILE", required=True, help="pins file: one sha256/<base64 SPKI digest> per line")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds for each network step (default 10)")
+    p.add_argument("--tls-min", choices=("1.2", "1.3"), help="lowest TLS version to offer")
+    p.add_argument("--tls-max", choices=("1.2", "1.3"), help="highest TLS version to offer")
+    p.add_argument("--json", action="store_true", help="print one JSON event per line")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a usage error raises instead of exiting (clients also run in-process)."""
+
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: {message}; see '{self.prog} --help'.")
+
+    def exit(self, status=0, message=None):
+        if message:
+            sys.stderr.write(message)
+        raise _ExitRequest(status)
+
+
+class _ExitRequest(Exception):
+    def __init__(self, status: int):
+        self.status = status
+
+
+@dataclass
+class Target:
+    host: str
+    port: int
+    proxy: ProxyURL | None
+    connect_to: tuple[str, int] | None
+
+
+def resolve_target(args) -> Target:
+    u = urllib.parse.urlsplit(args.url)
+    try:
+        port = u.port or 443
+    except ValueError:
+        port = None
+    if u.scheme != "https" or not u.hostname or port is None:
+        raise UsageError(f"server URL {args.url!r} is malformed; write it as https://HOST[:PORT].")
+    connect_to = None
+    if args.connect_to:
+        host, _, cport = args.connect_to.rpartition(":")
+        if not host or not cport.isdigit():
+            raise UsageError(f"--connect-to {args.connect_to!r} is malformed; write it as HOST:PORT.")
+        connect_to = (host.strip("[]"), int(cport))
+    if args.proxy:
+        proxy = parse_proxy_url(args.proxy)
+    elif args.no_proxy:
+        proxy = None
+    else:
+        proxy = proxy_from_environment(u.hostname)
+    return Target(u.hostname, port, proxy, connect_to)
+
+
+@dataclass
+class PinnedConnection:
+    conn: TlsConnection
+    pins: PinResult
+
+
+class Session:
+    """One client run: the target, trust, pins and the event printer."""
+
+    def __init__(self, args, events: Events) -> None:
+        self.args = args
+        self.events = events
+        self.target = resolve_target(args)
+        self.pins = load_pins(args.pins)
+        if args.trust:
+            from harness.pki import load_certificates
+
+            load_certificates(args.trust)  # one clear sentence if the bundle is missing or corrupt
+        self.context = trust_context(args.trust, tls_min=args.tls_min, tls_max=args.tls_max)
+
+    def connect(self, host: str | None = None) -> PinnedConnection:
+        """Open TLS to ``host`` (default: the URL's), validate, and check pins. No byte is written.
+
+        Raises NetworkError or TlsVerificationError; emits the ``tls`` event.
+        """
+        host = host or self.target.host
+        try:
+            conn = open_tls(
+                host, self.target.port, self.context,
+                proxy=self.target.proxy, connect_to=self.target.connect_to, timeout=self.args.timeout,
+            )
+        except TlsVerificationError as e:
+            e.host = host
+            self.events.emit("tls", host=host, chain_trusted=False, reason=e.reason,
+                             via_proxy=str(self.target.proxy) if self.target.proxy else None)
+            raise
+        result = check_pins(conn.chain_pins, self.pins)
+        self.events.emit(
+            "tls", host=host, chain_trusted=True, issuer=conn.issuer_cn, subject=conn.subject_cn,
+            pin_match=result.matched, chain_pins=conn.chain_pins, chain_length=conn.chain_length,
+            tls_version=conn.tls_version, via_proxy=conn.via_proxy,
+        )
+        return PinnedConnection(conn, result)
+
+
+def run_client(body, argv, *, stdout: TextIO | None, stderr: TextIO | None, stdin: TextIO | None, parser) -> int:
+    """Parse ``argv``, run ``body(args, events, stdin)`` and map every failure to an exit code."""
+    stdout, stderr, stdin = stdout or sys.stdout, stderr or sys.stderr, stdin or sys.stdin
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as e:
+        stderr.write(f"{e}\n")
+        return ExitCode.USAGE
+    except _ExitRequest as e:  # --help
+        return e.status
+    events = Events(stdout, stderr, as_json=args.json)
+    try:
+        return int(body(args, events, stdin))
+    except TlsVerificationError as e:
+        events.emit("error", f"ERROR: TLS verification failed for {e.host or 'the server'}: {e.reason}. "
+                    "This is not the pinning warning: the certificate itself is not valid here.",
+                    error=True, kind="tls", reason=e.reason)
+        return ExitCode.TLS_FAILED
+    except NetworkError as e:
+        events.emit("error", f"ERROR: network error: {e}.", error=True, kind="network", reason=str(e))
+        return ExitCode.NETWORK
+    except UsageError as e:
+        events.emit("error", f"ERROR: {e}", error=True, kind="usage", reason=str(e))
+        return ExitCode.USAGE
+    except LabError as e:
+        events.emit("error", f"ERROR: {e}", error=True, kind="usage", reason=str(e))
+        return ExitCode.USAGE

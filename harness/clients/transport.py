@@ -1,0 +1,222 @@
+"""Open a TLS connection directly or through an HTTP CONNECT proxy, and describe it.
+
+Nothing is written on the TLS channel here: :func:`open_tls` returns once the
+handshake is done, with the presented chain's pins and issuer, so the caller
+can check pins before its first application byte.  (The CONNECT request goes
+to the proxy in clear, as with every explicit proxy; it carries only the host.)
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import urllib.parse
+from dataclasses import dataclass, field
+
+import h11
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from harness.errors import UsageError
+from harness.pins import spki_sha256
+
+
+class NetworkError(Exception):
+    """The proxy or server could not be reached, or the proxy refused the tunnel."""
+
+
+class TlsVerificationError(Exception):
+    """The presented chain is not trusted, expired, for another host, or too weak."""
+
+    def __init__(self, reason: str, *, issuer_cn: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.issuer_cn = issuer_cn
+        self.host: str | None = None
+
+
+@dataclass(frozen=True)
+class ProxyURL:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+def parse_proxy_url(text: str) -> ProxyURL:
+    """Parse ``http://host:port``; raises :class:`UsageError` with the fix."""
+    u = urllib.parse.urlsplit(text if "://" in text else f"http://{text}")
+    try:
+        port = u.port
+    except ValueError:
+        port = None
+    if u.scheme != "http" or not u.hostname or port is None:
+        raise UsageError(
+            f"proxy URL {text!r} is malformed; write it as http://HOST:PORT (e.g. http://127.0.0.1:8080)."
+        )
+    return ProxyURL(u.hostname, port)
+
+
+def proxy_from_environment(host: str) -> ProxyURL | None:
+    """HTTPS_PROXY / https_proxy, unless NO_PROXY lists ``host`` (or ``*``)."""
+    value = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
+    if not value:
+        return None
+    no_proxy = os.environ.get("NO_PROXY") or os.environ.get("no_proxy") or ""
+    for entry in (e.strip().lower().lstrip(".") for e in no_proxy.split(",")):
+        if entry and (entry == "*" or host == entry or host.endswith("." + entry)):
+            return None
+    return parse_proxy_url(value)
+
+
+@dataclass
+class TlsConnection:
+    """A finished handshake: the socket and what the server presented."""
+
+    sock: ssl.SSLSocket
+    host: str
+    issuer_cn: str
+    subject_cn: str | None
+    chain_pins: list[str] = field(default_factory=list)
+    chain_length: int = 1
+    tls_version: str | None = None
+    via_proxy: str | None = None
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def trust_context(cafile: str | None, *, tls_min: str | None = None, tls_max: str | None = None) -> ssl.SSLContext:
+    """A verifying client context: the bundle file if given, else the system store."""
+    ctx = ssl.create_default_context(cafile=cafile) if cafile else ssl.create_default_context()
+    ctx.check_hostname = True
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    # Security level 2 rejects SHA-1 signatures and RSA keys under 2048 bits ("weak").
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=2")
+    ctx.set_alpn_protocols(["http/1.1"])
+    versions = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+    if tls_min:
+        ctx.minimum_version = versions[tls_min]
+    if tls_max:
+        ctx.maximum_version = versions[tls_max]
+    return ctx
+
+
+def _name_cn(name: x509.Name) -> str | None:
+    attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(attrs[0].value) if attrs else None
+
+
+def presented_chain(sock: ssl.SSLSocket) -> list[x509.Certificate]:
+    """The verified chain, leaf first, where this Python exposes it; else the leaf alone."""
+    ders: list[bytes] = []
+    getter = getattr(sock, "get_verified_chain", None)  # public from Python 3.13
+    if getter is None and getattr(sock, "_sslobj", None) is not None:
+        getter = getattr(sock._sslobj, "get_verified_chain", None)  # 3.10-3.12
+    if getter is not None:
+        try:
+            for c in getter() or []:
+                ders.append(c if isinstance(c, bytes) else c.public_bytes(ssl._ssl.ENCODING_DER))
+        except (AttributeError, ValueError, ssl.SSLError):
+            ders = []
+    if not ders:
+        leaf = sock.getpeercert(binary_form=True)
+        ders = [leaf] if leaf else []
+    return [x509.load_der_x509_certificate(d) for d in ders]
+
+
+def _connect_tcp(host: str, port: int, timeout: float) -> socket.socket:
+    try:
+        return socket.create_connection((host, port), timeout=timeout)
+    except socket.timeout:
+        raise NetworkError(f"timed out connecting to {host}:{port}") from None
+    except OSError as e:
+        raise NetworkError(f"cannot connect to {host}:{port} ({e.strerror or e})") from None
+
+
+def connect_tunnel(sock: socket.socket, host: str, port: int) -> None:
+    """Ask an HTTP proxy for a CONNECT tunnel to ``host:port`` (h11 does the HTTP)."""
+    conn = h11.Connection(h11.CLIENT)
+    target = f"{host}:{port}"
+    try:
+        sock.sendall(conn.send(h11.Request(method="CONNECT", target=target, headers=[("Host", target)])))
+        sock.sendall(conn.send(h11.EndOfMessage()))
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                data = sock.recv(65536)
+                conn.receive_data(data)
+                if not data and conn.their_state is not h11.SWITCHED_PROTOCOL:
+                    raise NetworkError(f"the proxy closed the connection before answering CONNECT {target}")
+                continue
+            if isinstance(event, h11.Response):
+                if not 200 <= event.status_code < 300:
+                    reason = event.reason.decode("latin-1", "replace")
+                    raise NetworkError(f"the proxy refused CONNECT {target}: {event.status_code} {reason}")
+                return
+            if isinstance(event, h11.ConnectionClosed):
+                raise NetworkError(f"the proxy closed the connection before answering CONNECT {target}")
+    except socket.timeout:
+        raise NetworkError(f"the proxy did not answer CONNECT {target} in time") from None
+    except h11.RemoteProtocolError as e:
+        raise NetworkError(f"the proxy answered CONNECT {target} with something that is not HTTP ({e})") from None
+    except OSError as e:
+        raise NetworkError(f"the proxy connection failed during CONNECT {target} ({e})") from None
+
+
+def open_tls(
+    host: str,
+    port: int,
+    context: ssl.SSLContext,
+    *,
+    proxy: ProxyURL | None = None,
+    connect_to: tuple[str, int] | None = None,
+    timeout: float = 10.0,
+) -> TlsConnection:
+    """Connect (through ``proxy`` if given), complete the TLS handshake, describe the chain.
+
+    ``connect_to`` sends the TCP connection elsewhere while keeping ``host`` for
+    SNI, certificate checks and the CONNECT target (like curl's ``--connect-to``).
+    Raises :class:`NetworkError` or :class:`TlsVerificationError`.
+    """
+    tunnel_host, tunnel_port = connect_to or (host, port)
+    if proxy is not None:
+        sock = _connect_tcp(proxy.host, proxy.port, timeout)
+        try:
+            connect_tunnel(sock, tunnel_host, tunnel_port)
+        except Exception:
+            sock.close()
+            raise
+    else:
+        sock = _connect_tcp(tunnel_host, tunnel_port, timeout)
+    try:
+        tls = context.wrap_socket(sock, server_hostname=host)
+    except ssl.SSLCertVerificationError as e:
+        sock.close()
+        raise TlsVerificationError(e.verify_message or str(e)) from None
+    except ssl.SSLError as e:
+        sock.close()
+        raise TlsVerificationError(f"TLS handshake failed: {e.reason or e}") from None
+    except socket.timeout:
+        sock.close()
+        raise NetworkError(f"TLS handshake with {host} timed out") from None
+    except OSError as e:
+        sock.close()
+        raise NetworkError(f"connection to {host} broke during the TLS handshake ({e})") from None
+    chain = presented_chain(tls)
+    leaf = chain[0]
+    return TlsConnection(
+        sock=tls,
+        host=host,
+        issuer_cn=_name_cn(leaf.issuer) or leaf.issuer.rfc4514_string(),
+        subject_cn=_name_cn(leaf.subject),
+        chain_pins=[spki_sha256(c) for c in chain],
+        chain_length=len(chain),
+        tls_version=tls.version(),
+        via_proxy=str(proxy) if proxy else None,
+    )
