@@ -44,6 +44,7 @@ BASE_TAG = "tls-lab-base:bookworm"
 IMAGE_TAG = "tls-lab:latest"
 SUITE = "bookworm"
 TARGET_PYTHON = (3, 11)  # Debian bookworm's python3
+TARGET_GLIBC_MINOR = 36  # bookworm's glibc 2.36
 BASE_PACKAGES = (
     "python3", "python3-venv", "python3-pip", "ca-certificates",
     "iproute2", "iptables", "curl", "procps",
@@ -60,6 +61,11 @@ STAMP_NAME = ".stamp"
 PROJECT_WHEEL_GLOB = "tls_inspection_lab-*.whl"
 
 Progress = Callable[[str], None]
+
+
+def _shown(path: Path) -> str:
+    """A path as a person wants to read it: relative to the repository when inside it."""
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
 def _run(cmd: list[str], *, timeout: float = 60, env: Mapping[str, str] | None = None
@@ -219,7 +225,7 @@ def _rootfs_tarball(progress: Progress) -> Path:
     key = hashlib.sha256(repr((SUITE, BASE_PACKAGES, SLIM_DPKG_OPTIONS, mirrors)).encode()).hexdigest()
     tarball = REPO_ROOT / "build" / "base" / f"{SUITE}-{key[:12]}.tar"
     if tarball.exists():
-        progress(f"reusing root file system {tarball.relative_to(REPO_ROOT)}")
+        progress(f"reusing root file system {_shown(tarball)}")
         return tarball
     tarball.parent.mkdir(parents=True, exist_ok=True)
     tool = _bootstrap_tool(progress)
@@ -302,19 +308,21 @@ def build_wheelhouse(dest: str | Path = "build/wheelhouse", progress: Progress =
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
     show = lambda line: line.startswith(("Collecting", "Building wheel", "ERROR"))
     same_python = sys.version_info[:2] == TARGET_PYTHON
+    started = time.monotonic()
     if wheelhouse_is_current(dest, stamp):
-        progress(f"dependency wheels in {dest.relative_to(REPO_ROOT)} are up to date")
+        progress(f"dependency wheels in {_shown(dest)} are up to date")
     else:
         for old in dest.glob("*.whl"):
             old.unlink()
-        progress(f"collecting wheels for {len(deps)} dependencies into {dest.relative_to(REPO_ROOT)}")
+        progress(f"collecting wheels for {len(deps)} dependencies into {_shown(dest)}")
         if same_python:  # this interpreter's wheels are the image's (cp311, glibc linux)
             cmd = [*pip, "wheel", "--wheel-dir", str(dest), *deps, *build_reqs]
         else:
+            # pip does not widen --platform to older manylinux tags: list them all.
+            platforms = [f"manylinux_2_{m}_x86_64" for m in range(TARGET_GLIBC_MINOR, 4, -1)]
             cmd = [*pip, "download", "--dest", str(dest), "--only-binary=:all:",
                    "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311",
-                   "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux2014_x86_64",
-                   "--platform", "linux_x86_64", *deps, *build_reqs]
+                   *(a for p in platforms for a in ("--platform", p)), *deps, *build_reqs]
         _stream(cmd, "collecting the dependency wheels", progress, show)
         (dest / STAMP_NAME).write_text(stamp + "\n")
     # The project's own wheel changes with every edit: rebuild it from a clean copy,
@@ -326,7 +334,8 @@ def build_wheelhouse(dest: str | Path = "build/wheelhouse", progress: Progress =
         _stream([*pip, "wheel", "--no-deps", "--no-index", "--find-links", str(dest),
                  "--wheel-dir", str(dest), str(src)],
                 "building the project's wheel", progress, show)
-    progress(f"wheelhouse ready: {len(list(dest.glob('*.whl')))} wheels")
+    progress(f"wheelhouse ready: {len(list(dest.glob('*.whl')))} wheels "
+             f"in {time.monotonic() - started:.0f}s")
     return dest
 
 

@@ -157,6 +157,27 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def announce_ready(report: dict, fd: int | None) -> None:
+    """Tell the lab launcher a component is up: one JSON line on ``fd`` (then closed) or stdout.
+
+    A dedicated descriptor lets the launcher wait on readiness without sleeping
+    and without parsing logs, while stdout and stderr go to log files.
+    """
+    line = (json.dumps(report) + "\n").encode()
+    if fd is None:
+        import sys
+
+        sys.stdout.write(line.decode())
+        sys.stdout.flush()
+        return
+    import os
+
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
 class JournalReader:
     """Reads a journal from its admin endpoint (plain HTTP on loopback)."""
 

@@ -41,7 +41,8 @@ DEFAULT_LAB_NETWORKS = tuple(
 SERVER_HOSTNAMES = ("screenmeet.com", "*.screenmeet.com", "scrn.mt", "*.scrn.mt")
 REGENERATE_HINT = "run 'harness pki' to generate a fresh lab PKI"
 
-_HASHES = {"sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+_HASHES = {"sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384,
+           "sha512": hashes.SHA512}
 _CURVES = {256: ec.SECP256R1, 384: ec.SECP384R1, 521: ec.SECP521R1}
 _KEY_USAGES = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
                "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only")
@@ -139,6 +140,19 @@ def _new_key(key_type: str, key_size: int | None):
     raise UsageError(f"unknown key type {key_type!r}; choose one of: ec, rsa.")
 
 
+def _pinnable_key() -> ec.EllipticCurvePrivateKey:
+    """An EC key whose pin does not read as curl's ``sha256//`` form.
+
+    One base64 digest in 64 starts with "/", and "sha256/" + "/..." is
+    ambiguous to any parser that also accepts curl's "sha256//<base64>".
+    The lab's own pins avoid that (a new P-256 key costs microseconds).
+    """
+    while True:
+        key = _new_key("ec", None)
+        if not spki_sha256(key).startswith("sha256//"):
+            return key
+
+
 def _key_pem(key) -> Blob:
     return Blob(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                   serialization.NoEncryption()))
@@ -169,7 +183,7 @@ def _general_name(name: str) -> x509.GeneralName:
     try:
         return x509.IPAddress(ipaddress.ip_address(name))
     except ValueError:
-        return x509.DNSName(name.lower() if name.isascii() else name.encode("idna").decode("ascii"))
+        return x509.DNSName(name.lower() if name.isascii() else name.encode("idna").decode())
 
 
 class CA:
@@ -182,8 +196,9 @@ class CA:
     private networks only).
     """
 
-    def __init__(self, *, common_name: str = "TLS-lab test CA", organization: str | None = None,
-                 key_type: str = "rsa", key_size: int | None = None, parent: CA | None = None,
+    def __init__(self, *, common_name: str = "TLS-lab test CA",
+                 organization: str | None = None, key_type: str = "rsa",
+                 key_size: int | None = None, parent: CA | None = None,
                  name_constraints: bool = True, permitted_domains=DEFAULT_LAB_DOMAINS,
                  permitted_networks=DEFAULT_LAB_NETWORKS, hash_algorithm: str = "sha256",
                  not_before: datetime | None = None, not_after: datetime | None = None,
@@ -245,12 +260,13 @@ class CA:
         return out
 
     def create_child_ca(self, **kwargs) -> CA:
-        """Create an intermediate CA signed by this one (same keyword arguments as :class:`CA`)."""
+        """Create an intermediate CA signed by this one (keyword arguments as :class:`CA`)."""
         return CA(parent=self, **kwargs)
 
-    def issue_cert(self, *hostnames: str, common_name: str | None = None, key_type: str = "ec",
-                   key_size: int | None = None, private_key=None, not_before: datetime | None = None,
-                   not_after: datetime | None = None, hash_algorithm: str = "sha256") -> LeafCert:
+    def issue_cert(self, *hostnames: str, common_name: str | None = None,
+                   key_type: str = "ec", key_size: int | None = None, private_key=None,
+                   not_before: datetime | None = None, not_after: datetime | None = None,
+                   hash_algorithm: str = "sha256") -> LeafCert:
         """Issue a server/client certificate for DNS names and/or IP addresses.
 
         ``private_key`` reuses a given key (e.g. to keep a pinned key across
@@ -275,7 +291,8 @@ class CA:
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_key_usage(*usages), critical=True)
             .add_extension(x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                critical=False)
         )
         if names:
             builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=not cn)
@@ -288,7 +305,7 @@ class CA:
         mitmproxy signs with the first certificate and serves all of them as
         the chain; ``include_root=False`` leaves the root out, as most servers do.
         """
-        certs = [ca.cert for ca in self.chain if include_root or ca is self or ca.parent is not None]
+        certs = [ca.cert for ca in self.chain if include_root or ca is self or ca.parent]
         return Blob(self.private_key_pem.bytes() + b"".join(_cert_pem(c).bytes() for c in certs))
 
     def configure_trust(self, ctx: ssl.SSLContext) -> None:
@@ -336,8 +353,12 @@ def _read(path: str | os.PathLike, what: str, hint: str) -> bytes:
         raise BadFileError(f"{what} {p} cannot be read ({e.strerror}); {hint}.") from None
 
 
-def load_certificates(path: str | os.PathLike, *, hint: str = REGENERATE_HINT) -> list[x509.Certificate]:
-    """Load every certificate of a PEM file (a DER file gives one); :class:`BadFileError` if none."""
+def load_certificates(path: str | os.PathLike, *,
+                      hint: str = REGENERATE_HINT) -> list[x509.Certificate]:
+    """Load every certificate of a PEM file (or the one of a DER file).
+
+    Raises :class:`BadFileError`, one sentence ending with ``hint``, if there is none.
+    """
     data = _read(path, "certificate file", hint)
     try:
         if b"-----BEGIN" not in data:
@@ -345,10 +366,12 @@ def load_certificates(path: str | os.PathLike, *, hint: str = REGENERATE_HINT) -
             return [x509.load_der_x509_certificate(data)]
         return x509.load_pem_x509_certificates(data)
     except ValueError:
-        raise BadFileError(f"certificate file {path} holds no valid PEM certificate; {hint}.") from None
+        raise BadFileError(
+            f"certificate file {path} holds no valid PEM certificate; {hint}.") from None
 
 
-def load_certificate(path: str | os.PathLike, *, hint: str = REGENERATE_HINT) -> x509.Certificate:
+def load_certificate(path: str | os.PathLike, *,
+                     hint: str = REGENERATE_HINT) -> x509.Certificate:
     """Load the first certificate of a PEM file, raising :class:`BadFileError` with advice."""
     return load_certificates(path, hint=hint)[0]
 
@@ -357,11 +380,13 @@ def load_private_key(path: str | os.PathLike, *, hint: str = REGENERATE_HINT):
     """Load an unencrypted PEM private key, raising :class:`BadFileError` with advice."""
     data = _read(path, "private key file", hint)
     if b"PRIVATE KEY-----" not in data:
-        raise BadFileError(f"{path} holds no private key (a certificate without its key?); {hint}.")
+        raise BadFileError(
+            f"{path} holds no private key (a certificate without its key?); {hint}.")
     try:
         return serialization.load_pem_private_key(data, password=None)
     except TypeError:  # cryptography's way of saying "encrypted"
-        raise BadFileError(f"private key {path} is encrypted; give the lab an unencrypted key.") from None
+        raise BadFileError(
+            f"private key {path} is encrypted; give the lab an unencrypted key.") from None
     except (ValueError, UnsupportedAlgorithm):
         raise BadFileError(f"private key file {path} is corrupt; {hint}.") from None
 
@@ -416,20 +441,20 @@ class LabPKI:
         pki = cls.at(state_dir)
         # EC everywhere speed matters (the lab regenerates on each start); RSA
         # only for the inspection CAs, because mitmproxy's cert store expects it.
-        root = CA(common_name="Lab Public Root CA", organization="TLS-lab Public Trust (test only)",
-                  key_type="ec")
+        public_o = "TLS-lab Public Trust (test only)"
+        root = CA(common_name="Lab Public Root CA", organization=public_o, key_type="ec")
         inter = root.create_child_ca(common_name="Lab Public Intermediate CA",
-                                     organization="TLS-lab Public Trust (test only)", key_type="ec")
-        server = inter.issue_cert(*server_hostnames)
+                                     organization=public_o, key_type="ec")
+        server = inter.issue_cert(*server_hostnames, private_key=_pinnable_key())
         # A backup key that no server uses, pinned too (as HPKP recommends), so a
         # key rotation does not lock clients out.
-        backup = _new_key("ec", None)
-        org = CA(common_name=org_common_name, organization=org_organization, key_type=org_key_type,
-                 name_constraints=name_constraints)
-        untrusted = CA(common_name="Acme Corp Untrusted Issuer CA", organization=org_organization,
-                       key_type="rsa", name_constraints=name_constraints)
+        backup = _pinnable_key()
+        org = CA(common_name=org_common_name, organization=org_organization,
+                 key_type=org_key_type, name_constraints=name_constraints)
+        untrusted = CA(common_name="Acme Corp Untrusted Issuer CA",
+                       organization=org_organization, name_constraints=name_constraints)
         pins = format_pins([server.spki_pin, spki_sha256(backup)],
-                           "TLS-lab ScreenMeet pins: server key, then backup key (test only)").encode()
+                           "TLS-lab ScreenMeet pins: server key, then backup key (test only)")
         files = [
             (pki.public_root, root.cert_pem, False),
             (pki.public_root.with_suffix(".key"), root.private_key_pem, True),
@@ -445,7 +470,7 @@ class LabPKI:
             (pki.untrusted_ca_key, untrusted.private_key_pem, True),
             (pki.trust_public, root.cert_pem, False),
             (pki.trust_public_org, Blob(root.cert_pem.bytes() + org.cert_pem.bytes()), False),
-            (pki.pins_file, Blob(pins), False),  # last: its presence marks a full set
+            (pki.pins_file, Blob(pins.encode()), False),  # last: its presence marks a full set
         ]
         try:
             for d in (pki.public_root.parent, pki.mitmproxy_confdir):
@@ -473,13 +498,16 @@ class LabPKI:
                      pki.trust_public, pki.trust_public_org):
             load_certificates(path)
         load_private_key(pki.server_backup_key)
-        for cert_path, key_path in ((pki.server_chain, pki.server_key), (pki.org_ca, pki.org_ca_key),
-                                    (pki.mitmproxy_confdir / "mitmproxy-ca.pem",) * 2):
-            _check_pair(load_certificate(cert_path), load_private_key(key_path), cert_path, key_path)
+        pairs = ((pki.server_chain, pki.server_key), (pki.org_ca, pki.org_ca_key),
+                 (pki.mitmproxy_confdir / "mitmproxy-ca.pem",) * 2)
+        for cert, key in pairs:
+            _check_pair(load_certificate(cert), load_private_key(key), cert, key)
         try:
-            parse_pins(_read(pki.pins_file, "pins file", REGENERATE_HINT).decode("utf-8", "replace"))
+            text = _read(pki.pins_file, "pins file", REGENERATE_HINT)
+            parse_pins(text.decode("utf-8", "replace"))
         except ValueError as e:
-            raise BadFileError(f"pins file {pki.pins_file} is malformed ({e}); {REGENERATE_HINT}.") from None
+            raise BadFileError(
+                f"pins file {pki.pins_file} is malformed ({e}); {REGENERATE_HINT}.") from None
         return pki
 
     @property

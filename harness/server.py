@@ -29,7 +29,7 @@ import sys
 
 from aiohttp import WSMsgType, web
 
-from harness.journal import Journal, start_admin
+from harness.journal import Journal, announce_ready, start_admin
 
 API_HOST = "api.screenmeet.com"
 BEAM_HOST = "beam.screenmeet.com"
@@ -178,7 +178,7 @@ async def serve(args: argparse.Namespace) -> None:
         ports.append(actual)
     admin_host, admin_port = args.admin.rsplit(":", 1)
     admin_runner, admin_url = await start_admin(server.journal, admin_host, int(admin_port), name="server")
-    print(json.dumps({"ready": {"ports": ports, "host": args.host, "admin": admin_url}}), flush=True)
+    announce_ready({"ready": {"ports": ports, "host": args.host, "admin": admin_url}}, args.ready_fd)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -206,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1", help="address the TLS ports bind to")
     p.add_argument("--ports", type=parse_ports, default=[0], help="one TLS port per lane, comma-separated (0 = free port)")
     p.add_argument("--admin", default="127.0.0.1:0", help="HOST:PORT of the journal endpoint (keep it loopback)")
+    p.add_argument("--ready-fd", type=int, help="write the ready report to this file descriptor instead of stdout")
     p.add_argument("--show-secrets", action="store_true", help="journal session codes and tokens instead of redacting them")
     args = p.parse_args(argv)
     try:

@@ -14,11 +14,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from harness.errors import BadFileError, EnvironmentProblem, UsageError
 from harness.pins import load_pins, spki_sha256
-from harness.pki import CA, DEFAULT_LAB_NETWORKS, Blob, LabPKI, load_certificate, \
-    load_certificates, load_private_key
+from harness.pki import (CA, DEFAULT_LAB_NETWORKS, Blob, LabPKI, _key_pem, load_certificate,
+                         load_certificates, load_private_key)
 
 
-def handshake(server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, hostname: str) -> ssl.SSLObject:
+def handshake(server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext,
+              hostname: str) -> ssl.SSLObject:
     """Run a TLS handshake between two contexts in memory; return the client side."""
     c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
     client = client_ctx.wrap_bio(c_in, c_out, server_hostname=hostname)
@@ -39,11 +40,12 @@ def handshake(server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, hostname: 
     raise AssertionError("handshake did not finish")
 
 
-def client_ctx(cafile=None, ca: CA | None = None) -> ssl.SSLContext:
+def client_ctx(cafile=None, ca: CA | None = None, seclevel: int | None = None) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cafile=str(cafile) if cafile else None)
     if ca is not None:
-        ctx = ssl.create_default_context()
-        ctx.load_verify_locations(cadata=ca.cert_pem.bytes().decode())
+        ca.configure_trust(ctx)
+    if seclevel is not None:
+        ctx.set_ciphers(f"DEFAULT:@SECLEVEL={seclevel}")
     # Python 3.13 turns strict checking on by default: the lab's certs must pass it.
     ctx.verify_flags |= ssl.VERIFY_X509_STRICT
     return ctx
@@ -55,8 +57,10 @@ def server_ctx(chain, key) -> ssl.SSLContext:
     return ctx
 
 
-def leaf_server_ctx(leaf) -> ssl.SSLContext:
+def leaf_server_ctx(leaf, seclevel: int | None = None) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    if seclevel is not None:  # a hostile server loads weak certs; OpenSSL's default refuses
+        ctx.set_ciphers(f"DEFAULT:@SECLEVEL={seclevel}")
     leaf.configure_cert(ctx)
     return ctx
 
@@ -76,12 +80,14 @@ def test_server_handshake_with_public_trust(lab):
     assert ("DNS", "*.screenmeet.com") in chain["subjectAltName"]
 
 
-@pytest.mark.parametrize("host", ["screenmeet.com", "beam.screenmeet.com", "scrn.mt", "x.scrn.mt"])
+@pytest.mark.parametrize("host",
+                         ["screenmeet.com", "beam.screenmeet.com", "scrn.mt", "x.scrn.mt"])
 def test_server_serves_all_screenmeet_names(lab, host):
     handshake(server_ctx(lab.server_chain, lab.server_key), client_ctx(lab.trust_public_org), host)
 
 
-@pytest.mark.parametrize("host", ["api.example.com", "a.b.screenmeet.com", "screenmeet.com.evil.test"])
+@pytest.mark.parametrize("host",
+                         ["api.example.com", "a.b.screenmeet.com", "screenmeet.com.evil.test"])
 def test_server_handshake_wrong_hostname_fails(lab, host):
     with pytest.raises(ssl.SSLCertVerificationError, match="[Hh]ostname mismatch"):
         handshake(server_ctx(lab.server_chain, lab.server_key), client_ctx(lab.trust_public), host)
@@ -137,6 +143,7 @@ def test_pins_file(lab):
     assert pins[0] == spki_sha256(load_certificate(lab.server_chain))
     assert pins[1] == spki_sha256(load_private_key(lab.server_backup_key))
     assert pins[0] != pins[1]
+    assert not any(p.startswith("sha256//") for p in pins)  # unambiguous next to curl's form
     # The inspection CA's key (which mitmproxy puts in every forged leaf) is not pinned.
     assert spki_sha256(load_certificate(lab.org_ca)) not in pins
 
@@ -158,14 +165,13 @@ def test_mitmproxy_loads_confdir_and_forges_for_lab_names_only(lab):
     assert dict(x[0] for x in conn.getpeercert()["issuer"])["commonName"] == lab.org_issuer_cn
     # Name constraints: the org CA cannot be abused for names outside the lab.
     with pytest.raises(ssl.SSLCertVerificationError, match="name constraint|permitted"):
-        handshake(forged_ctx("www.example.com"), client_ctx(lab.trust_public_org), "www.example.com")
+        handshake(forged_ctx("www.example.com"), client_ctx(lab.trust_public_org),
+                  "www.example.com")
 
 
 def _write_entry(tmp: Path, entry) -> tuple[str, str]:
     chain = Blob(entry.cert.to_pem() + b"".join(c.to_pem() for c in entry.chain_certs))
-    key = load_private_key(LabPKI.at(tmp).org_ca_key)
-    from harness.pki import _key_pem
-
+    key = load_private_key(LabPKI.at(tmp).org_ca_key)  # mitmproxy forges with the CA's key
     return (str(chain.write_to_path(tmp / "forged.pem")),
             str(_key_pem(key).write_to_path(tmp / "forged.key", private=True)))
 
@@ -201,7 +207,8 @@ def test_load_empty_dir_fails_with_one_sentence(tmp_path):
         LabPKI.load(tmp_path)
 
 
-@pytest.mark.parametrize("name", ["server.pem", "org-ca.key", "pins.txt", "mitmproxy/mitmproxy-ca.pem"])
+@pytest.mark.parametrize("name", ["server.pem", "org-ca.key", "trust-public.pem", "pins.txt",
+                                  "mitmproxy/mitmproxy-ca.pem"])
 def test_load_corrupt_or_missing_file_fails(tmp_path, name):
     pki = LabPKI.generate(tmp_path)
     path = pki.public_root.parent / name
@@ -252,7 +259,8 @@ def test_load_private_key_ok_and_bad(tmp_path):
     assert spki_sha256(key) == spki_sha256(ca.cert)
     with pytest.raises(BadFileError, match="holds no private key"):
         load_private_key(ca.cert_pem.write_to_path(tmp_path / "ca.pem"))
-    (tmp_path / "corrupt.key").write_text("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+    (tmp_path / "corrupt.key").write_text(
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
     with pytest.raises(BadFileError, match="is corrupt"):
         load_private_key(tmp_path / "corrupt.key")
 
@@ -262,8 +270,11 @@ def test_ca_load_without_key_is_clear(tmp_path):
     cert = ca.cert_pem.write_to_path(tmp_path / "ca.pem")
     with pytest.raises(BadFileError, match="without its key"):
         CA.load(cert)
-    both = Blob(ca.private_key_pem.bytes() + ca.cert_pem.bytes()).write_to_path(tmp_path / "both.pem")
-    assert CA.load(both).cert == ca.cert
+    both = ca.mitmproxy_pem().write_to_path(tmp_path / "both.pem", private=True)
+    loaded = CA.load(both)
+    assert loaded.cert == ca.cert and loaded.chain == [loaded]
+    leaf = loaded.issue_cert("api.lab.test")
+    handshake(leaf_server_ctx(leaf), client_ctx(ca=ca), "api.lab.test")
     with pytest.raises(BadFileError, match="does not belong"):
         CA.load(cert, CA(key_type="ec").private_key_pem.write_to_path(tmp_path / "other.key"))
 
@@ -289,7 +300,12 @@ def test_name_constraints_off_allows_any_name():
 
 def test_name_constraints_ip_addresses():
     ca = CA(key_type="ec")
-    handshake(leaf_server_ctx(ca.issue_cert("127.0.0.1")), client_ctx(ca=ca), "127.0.0.1")
+    ip_leaf = ca.issue_cert("127.0.0.1")
+    # No CN: OpenSSL would check an IP-looking CN against the DNS constraints.
+    assert ip_leaf.cert.subject == x509.Name([])
+    assert ip_leaf.cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).critical
+    handshake(leaf_server_ctx(ip_leaf), client_ctx(ca=ca), "127.0.0.1")
+    handshake(leaf_server_ctx(ca.issue_cert("::1")), client_ctx(ca=ca), "::1")
     with pytest.raises(ssl.SSLCertVerificationError, match="name constraint|permitted"):
         handshake(leaf_server_ctx(ca.issue_cert("8.8.8.8")), client_ctx(ca=ca), "8.8.8.8")
 
@@ -297,9 +313,11 @@ def test_name_constraints_ip_addresses():
 def test_name_constraints_inherited_by_unconstrained_child():
     root = CA(key_type="ec")
     child = root.create_child_ca(key_type="ec", name_constraints=False, common_name="child")
-    handshake(leaf_server_ctx(child.issue_cert("screenmeet.com")), client_ctx(ca=root), "screenmeet.com")
+    ok = child.issue_cert("screenmeet.com")
+    handshake(leaf_server_ctx(ok), client_ctx(ca=root), "screenmeet.com")
+    bad = child.issue_cert("evil.example")
     with pytest.raises(ssl.SSLCertVerificationError, match="name constraint|permitted"):
-        handshake(leaf_server_ctx(child.issue_cert("evil.example")), client_ctx(ca=root), "evil.example")
+        handshake(leaf_server_ctx(bad), client_ctx(ca=root), "evil.example")
 
 
 def test_expired_cert_fails():
@@ -313,16 +331,23 @@ def test_expired_cert_fails():
     handshake(leaf_server_ctx(fresh), client_ctx(ca=ca), "screenmeet.com")
 
 
-def test_sha1_variant():
-    ca = CA(key_type="rsa", hash_algorithm="sha1")
+@pytest.mark.parametrize("key_type", ["rsa", "ec"])
+def test_sha1_variant(key_type):
+    ca = CA(key_type=key_type, hash_algorithm="sha1")
     assert isinstance(ca.cert.signature_hash_algorithm, hashes.SHA1)
-    leaf = ca.issue_cert("screenmeet.com", hash_algorithm="sha1", key_type="rsa")
+    leaf = ca.issue_cert("screenmeet.com", hash_algorithm="sha1")
     assert isinstance(leaf.cert.signature_hash_algorithm, hashes.SHA1)
-    assert isinstance(CA(key_type="ec").cert.signature_hash_algorithm, hashes.SHA256)
-    # A default client context (security level 2) refuses a SHA-1 signed leaf.
-    with pytest.raises(ssl.SSLError):
-        handshake(leaf_server_ctx(leaf), client_ctx(ca=ca), "screenmeet.com")
-    handshake(leaf_server_ctx(ca.issue_cert("screenmeet.com")), client_ctx(ca=ca), "screenmeet.com")
+    assert leaf.cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    # A default client (security level 2) refuses the SHA-1 signature ...
+    with pytest.raises(ssl.SSLCertVerificationError, match="too weak"):
+        handshake(leaf_server_ctx(leaf, seclevel=0), client_ctx(ca=ca), "screenmeet.com")
+    # ... and only that: a client that allows SHA-1 accepts the same well-formed cert,
+    # and the default client accepts the SHA-256 sibling.
+    handshake(leaf_server_ctx(leaf, seclevel=0), client_ctx(ca=ca, seclevel=0), "screenmeet.com")
+    sha256 = ca.issue_cert("screenmeet.com")
+    assert isinstance(sha256.cert.signature_hash_algorithm, hashes.SHA256)
+    # (A trust anchor's own self-signature is not checked, SHA-1 or not.)
+    handshake(leaf_server_ctx(sha256), client_ctx(ca=ca), "screenmeet.com")
 
 
 def test_bad_variants_are_usage_errors():

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -30,7 +29,7 @@ from mitmproxy.connection import Client
 from mitmproxy.proxy import server_hooks
 from mitmproxy.tls import ClientHelloData, TlsData
 
-from harness.journal import Journal, start_admin
+from harness.journal import Journal, announce_ready, start_admin
 from harness.policy import INTERCEPT, PASS_THROUGH
 from harness.proxy.config import Listener, ProxyConfig
 
@@ -98,7 +97,10 @@ class InspectionAddon:
         report = {"ready": {"admin": self.admin_url, "listeners": [
             {"policy": l.policy.name, "lane": l.lane, "port": l.port} for l in self.listeners.values()
         ]}}
-        (self.announce or _print_ready)(report)
+        if self.announce is not None:
+            self.announce(report)
+        else:
+            announce_ready(report, None)
 
     async def done(self) -> None:
         if self._admin_runner is not None:
@@ -249,7 +251,3 @@ class InspectionAddon:
             entry["text"] = message.content[:MAX_SHOWN_BODY].decode("utf-8", "replace")
         record["websocket"].append(entry)
 
-
-def _print_ready(report: dict) -> None:
-    print(json.dumps(report), flush=True)
-    sys.stdout.flush()

@@ -20,6 +20,7 @@ import socket
 import sys
 
 from harness.errors import LabError
+from harness.journal import announce_ready
 from harness.proxy.config import ProxyConfig
 
 
@@ -71,14 +72,14 @@ def build_options(config: ProxyConfig, confdir: str, upstream_trust: str | None)
     return opts, update
 
 
-async def run(config: ProxyConfig, confdir: str, upstream_trust: str | None) -> None:
+async def run(config: ProxyConfig, confdir: str, upstream_trust: str | None, ready_fd: int | None = None) -> None:
     from mitmproxy.tools.dump import DumpMaster
 
     from harness.proxy.addon import InspectionAddon
 
     opts, update = build_options(config, confdir, upstream_trust)
     master = DumpMaster(opts, with_termlog=True, with_dumper=False)
-    addon = InspectionAddon(config)
+    addon = InspectionAddon(config, announce=lambda report: announce_ready(report, ready_fd))
     master.addons.add(addon)
     opts.update(**update)
     loop = asyncio.get_running_loop()
@@ -92,11 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", required=True, help="proxy configuration JSON (written by 'harness up')")
     p.add_argument("--confdir", required=True, help="mitmproxy confdir holding mitmproxy-ca.pem (the org CA)")
     p.add_argument("--upstream-trust", help="CA bundle the proxy trusts for upstream servers")
+    p.add_argument("--ready-fd", type=int, help="write the ready report to this file descriptor instead of stdout")
     args = p.parse_args(argv)
     try:
         config = ProxyConfig.load(args.config)
         fix_ports(config)
-        asyncio.run(run(config, args.confdir, args.upstream_trust))
+        asyncio.run(run(config, args.confdir, args.upstream_trust, args.ready_fd))
     except LabError as e:
         print(f"proxy: {e}", file=sys.stderr)
         return e.exit_code

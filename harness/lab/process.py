@@ -1,0 +1,146 @@
+"""Child processes that announce readiness on a pipe, and die with their parent.
+
+Each lab component is started with ``--ready-fd N``: it writes one JSON line to
+that descriptor when it is really listening.  The launcher waits on the pipe
+(no sleeps, no log scraping) with a deadline; if the child dies first, the last
+line of its log explains why.  On Linux children also get ``PR_SET_PDEATHSIG``
+so a crashed launcher never leaves a proxy behind.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import LabStartError
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen
+    ready_fd: int
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+
+def spawn(name: str, argv: list[str], log: Path, *, env: dict | None = None, die_with_parent: bool = True) -> Child:
+    """Start ``argv`` with ``--ready-fd`` appended; stdout and stderr go to ``log``."""
+    r, w = os.pipe()
+    os.set_inheritable(w, True)
+    with open(log, "ab") as logf:
+        proc = subprocess.Popen(
+            [*argv, "--ready-fd", str(w)],
+            stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+            pass_fds=(w,), env=env, close_fds=True,
+            preexec_fn=_die_with_parent if die_with_parent and sys.platform == "linux" else None,
+        )
+    os.close(w)
+    return Child(name, proc, r, log)
+
+
+def _log_tail(log: Path) -> str:
+    try:
+        lines = [l for l in log.read_text(errors="replace").splitlines() if l.strip()]
+    except OSError:
+        return ""
+    return lines[-1].strip() if lines else ""
+
+
+def wait_ready(children: list[Child], timeout: float) -> dict[str, dict]:
+    """Wait until every child announced readiness; return ``{name: report}``."""
+    deadline = time.monotonic() + timeout
+    pending = {c.ready_fd: c for c in children}
+    buffers: dict[int, bytes] = {fd: b"" for fd in pending}
+    reports: dict[str, dict] = {}
+    try:
+        while pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                names = ", ".join(c.name for c in pending.values())
+                raise LabStartError(f"the {names} did not become ready within {timeout:.0f}s; see the logs in {children[0].log.parent}.")
+            readable, _, _ = select.select(list(pending), [], [], remaining)
+            for fd in readable:
+                chunk = os.read(fd, 65536)
+                child = pending[fd]
+                if chunk:
+                    buffers[fd] += chunk
+                    continue
+                # EOF: either the full report arrived, or the child died.
+                del pending[fd]
+                os.close(fd)
+                text = buffers[fd].decode(errors="replace").strip()
+                if not text:
+                    child.proc.wait(timeout=5)
+                    why = _log_tail(child.log) or f"exit code {child.proc.returncode}"
+                    raise LabStartError(f"the {child.name} failed to start: {why} (log: {child.log}).")
+                reports[child.name] = json.loads(text)["ready"]
+    finally:
+        for fd in pending:
+            os.close(fd)
+    return reports
+
+
+def stop(children: list[Child], timeout: float = 5.0) -> None:
+    """SIGTERM every child, then SIGKILL what is still alive after ``timeout``."""
+    for c in children:
+        if c.proc.poll() is None:
+            c.proc.terminate()
+    deadline = time.monotonic() + timeout
+    for c in children:
+        try:
+            c.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            c.proc.kill()
+            c.proc.wait()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def terminate_pids(pids: list[int], timeout: float = 5.0) -> list[int]:
+    """SIGTERM, wait, SIGKILL: for ``harness down`` (the processes are not our children)."""
+    for pid in pids:
+        if pid_alive(pid):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + timeout
+    while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)  # not our children: polling is the only portable wait
+    survivors = [p for p in pids if pid_alive(p)]
+    for pid in survivors:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return survivors

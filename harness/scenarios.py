@@ -1,0 +1,131 @@
+"""Scenarios and policies as data: loading and validating ``fixtures/*.toml``.
+
+A :class:`Scenario` is a network condition plus the outcome expected of each
+client.  The files are validated on load so a typo is reported as one sentence
+naming the file, the scenario and the bad value.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import BadFileError, UnknownNameError
+from harness.policy import Policy
+
+OUTCOMES = ("connected", "warned-continued", "declined", "refused", "tls-error", "network-error")
+NETWORKS = ("direct", "proxy")
+TRUSTS = ("public", "public+org")
+CLIENTS = ("attended", "beam")
+
+
+def fixtures_dir() -> Path:
+    """Where the scenario data lives: ``$HARNESS_FIXTURES``, else the project's ``fixtures/``."""
+    env = os.environ.get("HARNESS_FIXTURES")
+    candidates = [Path(env)] if env else []
+    candidates += [Path(__file__).resolve().parent.parent / "fixtures", Path.cwd() / "fixtures"]
+    for c in candidates:
+        if (c / "scenarios.toml").is_file():
+            return c
+    raise BadFileError(
+        "cannot find the lab's fixtures (scenarios.toml); run from the project checkout or set HARNESS_FIXTURES."
+    )
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise BadFileError(f"{path} does not exist; pass an existing scenario file.") from None
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise BadFileError(f"{path} is not valid TOML ({e}); fix the file.") from None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One row of the matrix."""
+
+    name: str
+    network: str
+    expect: dict[str, str]
+    policy: str | None = None
+    trust: str = "public"
+    attended_on_warning: str = "abort"
+    description: str = ""
+    tags: tuple[str, ...] = field(default=())
+
+    @property
+    def via_proxy(self) -> bool:
+        return self.network == "proxy"
+
+
+def load_policies(path: str | Path | None = None) -> dict[str, Policy]:
+    """Load ``policies.toml``: ``{name: Policy}``."""
+    path = Path(path) if path else fixtures_dir() / "policies.toml"
+    data = _read_toml(path).get("policy", {})
+    try:
+        return {name: Policy.from_dict(name, table) for name, table in data.items()}
+    except ValueError as e:
+        raise BadFileError(f"{path}: {e}.") from None
+
+
+def _scenario(path: Path, table: dict, policies: dict[str, Policy]) -> Scenario:
+    name = table.get("name")
+    where = f"{path}: scenario {name!r}"
+    if not isinstance(name, str) or not name:
+        raise BadFileError(f"{path}: every [[scenario]] needs a name.")
+    known = {"name", "network", "expect", "policy", "trust", "attended_on_warning", "description", "tags"}
+    if unknown := set(table) - known:
+        raise BadFileError(f"{where} has unknown keys {sorted(unknown)}; known keys: {', '.join(sorted(known))}.")
+    network = table.get("network")
+    if network not in NETWORKS:
+        raise BadFileError(f"{where}: network {network!r} is not one of {', '.join(NETWORKS)}.")
+    policy = table.get("policy")
+    if network == "proxy" and policy not in policies:
+        raise BadFileError(f"{where}: policy {policy!r} is not defined; known: {', '.join(sorted(policies))}.")
+    trust = table.get("trust", "public")
+    if trust not in TRUSTS:
+        raise BadFileError(f"{where}: trust {trust!r} is not one of {', '.join(TRUSTS)}.")
+    expect = table.get("expect")
+    if not isinstance(expect, dict) or not expect:
+        raise BadFileError(f"{where}: 'expect' must map clients to outcomes, e.g. {{ beam = \"refused\" }}.")
+    for client, outcome in expect.items():
+        if outcome not in OUTCOMES:
+            raise BadFileError(f"{where}: outcome {outcome!r} for {client} is not one of {', '.join(OUTCOMES)}.")
+    on_warning = table.get("attended_on_warning", "abort")
+    if on_warning not in ("continue", "abort"):
+        raise BadFileError(f"{where}: attended_on_warning must be 'continue' or 'abort'.")
+    return Scenario(
+        name=name, network=network, expect=dict(expect), policy=policy if network == "proxy" else None,
+        trust=trust, attended_on_warning=on_warning, description=str(table.get("description", "")),
+        tags=tuple(table.get("tags", ())),
+    )
+
+
+def load_scenarios(path: str | Path | None = None, *, policies: dict[str, Policy] | None = None) -> list[Scenario]:
+    """Load and validate ``scenarios.toml``."""
+    path = Path(path) if path else fixtures_dir() / "scenarios.toml"
+    policies = policies if policies is not None else load_policies(path.parent / "policies.toml")
+    tables = _read_toml(path).get("scenario", [])
+    scenarios = [_scenario(path, t, policies) for t in tables]
+    names = [s.name for s in scenarios]
+    if dupes := {n for n in names if names.count(n) > 1}:
+        raise BadFileError(f"{path}: scenario names must be unique; repeated: {', '.join(sorted(dupes))}.")
+    return scenarios
+
+
+def select(scenarios: list[Scenario], names: list[str] | None = None, tags: list[str] | None = None) -> list[Scenario]:
+    """Pick scenarios by name (unknown names are an error) and/or tag."""
+    by_name = {s.name: s for s in scenarios}
+    chosen = scenarios
+    if names:
+        for n in names:
+            if n not in by_name:
+                raise UnknownNameError("scenario", n, list(by_name))
+        chosen = [by_name[n] for n in names]
+    if tags:
+        chosen = [s for s in chosen if set(tags) & set(s.tags)]
+    return chosen
