@@ -295,6 +295,31 @@ def _project_source(tmp: Path) -> Path:
     return src
 
 
+def _collect_dependency_wheels(dest: Path, reqs: list[str], progress: Progress,
+                               show: Callable[[str], bool]) -> None:
+    """Put cp311 manylinux x86_64 wheels for ``reqs`` and everything they need into ``dest``."""
+    python = (sys.executable if sys.version_info[:2] == TARGET_PYTHON
+              else shutil.which("python%d.%d" % TARGET_PYTHON))
+    if python:  # its wheels are the image's (cp311, glibc linux)
+        _stream([python, "-m", "pip", "wheel", "--wheel-dir", str(dest), *reqs],
+                "collecting the dependency wheels", progress, show)
+        return
+    progress(f"no Python {TARGET_PYTHON[0]}.{TARGET_PYTHON[1]} here: downloading binary wheels for it")
+    # pip does not widen --platform to older manylinux tags: list them all.
+    platforms = [f"manylinux_2_{m}_x86_64" for m in range(TARGET_GLIBC_MINOR, 4, -1)]
+    try:
+        _stream([sys.executable, "-m", "pip", "download", "--dest", str(dest), "--only-binary=:all:",
+                 "--python-version", "%d.%d" % TARGET_PYTHON, "--implementation", "cp",
+                 "--abi", "cp%d%d" % TARGET_PYTHON, *(a for p in platforms for a in ("--platform", p)),
+                 *reqs], "downloading the dependency wheels", progress, show)
+    except LabError as exc:
+        # pip cannot build an sdist-only dependency (mitmproxy 11 pins pyperclip 1.9.0) for
+        # another interpreter; a real 3.11 can.
+        raise EnvironmentProblem(f"{exc}; a dependency may exist only as source, so install "
+                                 "python3.11 (Debian: apt-get install python3.11 python3-pip) "
+                                 "and retry.") from None
+
+
 def build_wheelhouse(dest: str | Path = "build/wheelhouse", progress: Progress = print) -> Path:
     """Fill ``dest`` (relative to the repository) with cp311 linux x86_64 wheels of the
     project and all its dependencies; the dependencies are skipped when up to date."""
@@ -307,7 +332,6 @@ def build_wheelhouse(dest: str | Path = "build/wheelhouse", progress: Progress =
     stamp = wheelhouse_stamp(pyproject)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
     show = lambda line: line.startswith(("Collecting", "Building wheel", "ERROR"))
-    same_python = sys.version_info[:2] == TARGET_PYTHON
     started = time.monotonic()
     if wheelhouse_is_current(dest, stamp):
         progress(f"dependency wheels in {_shown(dest)} are up to date")
@@ -315,15 +339,7 @@ def build_wheelhouse(dest: str | Path = "build/wheelhouse", progress: Progress =
         for old in dest.glob("*.whl"):
             old.unlink()
         progress(f"collecting wheels for {len(deps)} dependencies into {_shown(dest)}")
-        if same_python:  # this interpreter's wheels are the image's (cp311, glibc linux)
-            cmd = [*pip, "wheel", "--wheel-dir", str(dest), *deps, *build_reqs]
-        else:
-            # pip does not widen --platform to older manylinux tags: list them all.
-            platforms = [f"manylinux_2_{m}_x86_64" for m in range(TARGET_GLIBC_MINOR, 4, -1)]
-            cmd = [*pip, "download", "--dest", str(dest), "--only-binary=:all:",
-                   "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311",
-                   *(a for p in platforms for a in ("--platform", p)), *deps, *build_reqs]
-        _stream(cmd, "collecting the dependency wheels", progress, show)
+        _collect_dependency_wheels(dest, [*deps, *build_reqs], progress, show)
         (dest / STAMP_NAME).write_text(stamp + "\n")
     # The project's own wheel changes with every edit: rebuild it from a clean copy,
     # offline, using the build requirements the wheelhouse already holds.

@@ -15,7 +15,7 @@ from pathlib import Path
 from harness.errors import BadFileError, UnknownNameError
 from harness.policy import Policy
 
-OUTCOMES = ("connected", "warned-continued", "declined", "refused", "tls-error", "network-error")
+OUTCOMES = ("connected", "warned-continued", "accepted-inspection", "declined", "refused", "tls-error", "network-error")
 NETWORKS = ("direct", "proxy")
 TRUSTS = ("public", "public+org")
 CLIENTS = ("attended", "beam")
