@@ -58,6 +58,7 @@ class Blob:
         self._data = bytes(data)
 
     def bytes(self) -> bytes:
+        """The PEM bytes."""
         return self._data
 
     def __repr__(self) -> str:
@@ -248,6 +249,7 @@ class CA:
 
     @property
     def common_name(self) -> str:
+        """The CA's subject common name (what a client shows as the issuer)."""
         return _common_name(self.cert)
 
     @property
@@ -327,6 +329,7 @@ class LeafCert:
         return f"<LeafCert {_common_name(self.cert)!r} pin={self.spki_pin}>"
 
     def chain_pem(self) -> Blob:
+        """The leaf and its intermediates in one PEM, as a server's certificate file."""
         return Blob(b"".join(b.bytes() for b in self.cert_chain_pems))
 
     def configure_cert(self, ctx: ssl.SSLContext) -> None:
