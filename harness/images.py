@@ -26,6 +26,7 @@ import argparse
 import collections
 import hashlib
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -68,12 +69,10 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
-def _run(cmd: list[str], *, timeout: float = 60, env: Mapping[str, str] | None = None
-         ) -> subprocess.CompletedProcess[str]:
+def _run(cmd: list[str], *, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run a short command and capture its output; a missing program gives exit 127."""
     try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              env=None if env is None else dict(env))
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except FileNotFoundError:
         return subprocess.CompletedProcess(cmd, 127, "", f"{cmd[0]}: not found")
     except subprocess.TimeoutExpired:
@@ -81,12 +80,12 @@ def _run(cmd: list[str], *, timeout: float = 60, env: Mapping[str, str] | None =
 
 
 def _stream(cmd: list[str], what: str, progress: Progress, show: Callable[[str], bool],
-            *, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> None:
+            *, env: Mapping[str, str] | None = None) -> None:
     """Run a long command, pass the lines ``show`` accepts to ``progress``, raise on failure."""
     tail: collections.deque[str] = collections.deque(maxlen=20)
     try:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=None if env is None else dict(env), cwd=cwd, bufsize=1)
+                                env=None if env is None else dict(env), bufsize=1)
     except FileNotFoundError:
         raise EnvironmentProblem(f"{what} needs {cmd[0]!r}, which is not installed.") from None
     assert proc.stdout is not None
@@ -98,8 +97,10 @@ def _stream(cmd: list[str], what: str, progress: Progress, show: Callable[[str],
                 if show(line):
                     progress(line)
     if proc.returncode != 0:
-        last = next((t for t in reversed(tail) if "error" in t.lower()), tail[-1] if tail else "")
-        raise LabError(f"{what} failed (exit {proc.returncode}): {last.strip() or 'no output'}")
+        # pip, apt and mmdebstrap put the cause first ("ERROR: ...", "E: ..."), docker last.
+        why = next((t for t in tail if t.startswith(("ERROR", "E:"))), tail[-1] if tail else "")
+        raise LabError(f"{what} failed (exit {proc.returncode}): "
+                       f"{why.strip().rstrip('.') or 'no output'}.")
 
 
 # --- Docker ------------------------------------------------------------------
@@ -300,7 +301,8 @@ def _collect_dependency_wheels(dest: Path, reqs: list[str], progress: Progress,
     """Put cp311 manylinux x86_64 wheels for ``reqs`` and everything they need into ``dest``."""
     python = (sys.executable if sys.version_info[:2] == TARGET_PYTHON
               else shutil.which("python%d.%d" % TARGET_PYTHON))
-    if python:  # its wheels are the image's (cp311, glibc linux)
+    if python and sys.platform == "linux" and platform.machine() == "x86_64":
+        # This host's wheels are the image's: cp311, glibc (Debian here and there), x86_64.
         _stream([python, "-m", "pip", "wheel", "--wheel-dir", str(dest), *reqs],
                 "collecting the dependency wheels", progress, show)
         return
@@ -315,7 +317,7 @@ def _collect_dependency_wheels(dest: Path, reqs: list[str], progress: Progress,
     except LabError as exc:
         # pip cannot build an sdist-only dependency (mitmproxy 11 pins pyperclip 1.9.0) for
         # another interpreter; a real 3.11 can.
-        raise EnvironmentProblem(f"{exc}; a dependency may exist only as source, so install "
+        raise EnvironmentProblem(f"{str(exc).rstrip('.')}; a dependency may exist only as source, so install "
                                  "python3.11 (Debian: apt-get install python3.11 python3-pip) "
                                  "and retry.") from None
 

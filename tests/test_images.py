@@ -14,7 +14,7 @@ def _fake_runner(ok: set[tuple[str, ...]]):
     """A stand-in for images._run: commands whose prefix is in ``ok`` succeed."""
     calls: list[list[str]] = []
 
-    def run(cmd, *, timeout=60, env=None):
+    def run(cmd, *, timeout=60):
         calls.append(cmd)
         code = 0 if any(tuple(cmd[: len(p)]) == p for p in ok) else 1
         return subprocess.CompletedProcess(cmd, code, "", "")

@@ -1,0 +1,245 @@
+"""The ``harness`` command line.
+
+::
+
+    harness up [--detach]        start the lab (local processes by default) and say where everything is
+    harness down                 stop it, leaving no process behind
+    harness run                  start a lab, run the scenario matrix, print the table, exit 1 on a mismatch
+    harness pki                  generate a lab PKI into the state directory
+    harness attended | beam ...  the reference clients
+
+Every :class:`harness.errors.LabError` is printed as its one sentence with its
+exit code; there is no traceback for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from harness.errors import LabError, UsageError
+from harness.lab import BACKENDS, LabInfo, default_state_dir
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: {message}; see '{self.prog} --help'.")
+
+
+def _lab_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lab", choices=BACKENDS, default=os.environ.get("HARNESS_LAB", "local"),
+                   help="where the lab runs: local processes (default) or Docker Compose")
+    p.add_argument("--state-dir", type=Path, default=None, help="where PKI, logs and lab.json go (default .lab)")
+    p.add_argument("--lanes", type=int, default=4, help="parallel lanes: listeners per policy (default 4)")
+    p.add_argument("--show-secrets", action="store_true", help="journal credentials in clear (never in shared reports)")
+    p.add_argument("--org-cn", default="Acme Corp TLS Inspection Root CA", help="common name of the organisation's inspection CA")
+    p.add_argument("--org-o", default="Acme Corp", help="organisation of the inspection CA")
+    p.add_argument("--no-name-constraints", action="store_true",
+                   help="do not name-constrain the lab CAs to the lab's domains (only to inspect other apps)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="harness", description="A lab that reproduces enterprise TLS inspection against pinned ScreenMeet clients.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    up = sub.add_parser("up", help="start the lab and print where everything is")
+    _lab_options(up)
+    up.add_argument("--detach", action="store_true", help="return once the lab is up; stop it with 'harness down'")
+    up.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+
+    down = sub.add_parser("down", help="stop the lab started by 'harness up'")
+    down.add_argument("--lab", choices=BACKENDS, default=os.environ.get("HARNESS_LAB", "local"))
+    down.add_argument("--state-dir", type=Path, default=None)
+
+    run = sub.add_parser("run", help="run the scenario matrix on a fresh lab and judge it from the journals")
+    _lab_options(run)
+    run.add_argument("--scenario", action="append", help="run only this scenario (repeatable)")
+    run.add_argument("--tag", action="append", help="run only scenarios with this tag (e.g. core)")
+    run.add_argument("--client", action="append", choices=("attended", "beam"), help="run only this client (repeatable)")
+    run.add_argument("--scenarios-file", type=Path, help="scenario TOML (default fixtures/scenarios.toml)")
+    run.add_argument("--subprocess", action="store_true", help="run the reference clients as subprocesses")
+    run.add_argument("--json", action="store_true", help="print the results as one JSON document")
+
+    pki = sub.add_parser("pki", help="generate the lab PKI (CAs, server certificate, pins, trust bundles)")
+    pki.add_argument("--state-dir", type=Path, default=None)
+    pki.add_argument("--org-cn", default="Acme Corp TLS Inspection Root CA")
+    pki.add_argument("--org-o", default="Acme Corp")
+    pki.add_argument("--no-name-constraints", action="store_true")
+
+    for name in ("attended", "beam"):
+        c = sub.add_parser(name, help=f"the reference {name} client (see 'harness {name} --help')", add_help=False)
+        c.add_argument("args", nargs=argparse.REMAINDER)
+    return p
+
+
+def _state_dir(args) -> Path:
+    return args.state_dir or default_state_dir()
+
+
+def _make_lab(args, state_dir: Path):
+    from harness.scenarios import load_policies
+
+    if args.lab == "compose":
+        from harness.lab.compose import ComposeLab as Lab
+    else:
+        from harness.lab.local import LocalLab as Lab
+    return Lab(
+        state_dir, policies=load_policies(), lanes=args.lanes, show_secrets=args.show_secrets,
+        org_common_name=args.org_cn, org_organization=args.org_o, name_constraints=not args.no_name_constraints,
+    )
+
+
+def describe_lab(info: LabInfo) -> str:
+    """The human summary printed by ``harness up``."""
+    pki = info.pki
+    lane0 = {policy: urls[0] for policy, urls in info.proxies.items()}
+    width = max(len(p) for p in lane0)
+    lines = [
+        f"TLS-inspection lab is up ({info.backend}, {info.lanes} lane(s)). Stop it with Ctrl-C or 'harness down'.",
+        f"  inspection CA     CN={info.org_issuer_cn}  ({pki['org_ca']})",
+        f"  trust bundles     public only: {pki['trust_public']}",
+        f"                    public + org CA: {pki['trust_public_org']}",
+        f"  pins              {pki['pins_file']}",
+        "  proxies (lane 0)",
+        *[f"    {policy.ljust(width)}  {url}" for policy, url in lane0.items()],
+        f"  server (direct)   {info.server_connect[0]}  (SNI/Host must be a ScreenMeet name)",
+        f"  journals          proxy {info.proxy_admin}/journal   server {info.server_admin}/journal",
+        "  try",
+        f"    curl --proxy {lane0.get('inspect', '')} --cacert {pki['trust_public_org']} -v https://api.screenmeet.com/",
+        f"    harness beam --proxy {lane0.get('inspect', '')} --trust {pki['trust_public_org']} --pins {pki['pins_file']} --once",
+        f"    harness attended --proxy {lane0.get('exception-wildcard', '')} --trust {pki['trust_public_org']} --pins {pki['pins_file']}",
+        f"  written to        {Path(info.state_dir) / 'lab.json'}",
+    ]
+    return "\n".join(lines)
+
+
+def cmd_up(args) -> int:
+    state_dir = _state_dir(args)
+    if args.detach:
+        return _up_detached(args, state_dir)
+    lab = _make_lab(args, state_dir)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    info = lab.start()
+    try:
+        info.pids["up"] = os.getpid()
+        info.write()
+        print(describe_lab(info), flush=True)
+        if args.ready_fd is not None:
+            from harness.journal import announce_ready
+
+            announce_ready({"ready": {"state_dir": str(state_dir)}}, args.ready_fd)
+        while not stop.wait(0.5):
+            if lab.backend == "local" and any(c.proc.poll() is not None for c in lab.children):
+                print("harness: a lab process exited unexpectedly; stopping the lab (see the logs).", file=sys.stderr)
+                return 1
+    finally:
+        lab.stop()
+        (state_dir / "lab.json").unlink(missing_ok=True)
+        print("Lab stopped.", file=sys.stderr)
+    return 0
+
+
+def _up_detached(args, state_dir: Path) -> int:
+    from harness.lab import prepare_state_dir
+    from harness.lab.process import spawn, wait_ready
+
+    prepare_state_dir(state_dir)
+    argv = [a for a in sys.argv[1:] if a != "--detach"] if sys.argv[1:2] == ["up"] else ["up"]
+    if "--state-dir" not in argv:
+        argv += ["--state-dir", str(state_dir)]
+    child = spawn("lab", [sys.executable, "-m", "harness", *argv], state_dir / "up.log", die_with_parent=False)
+    wait_ready([child], 120)
+    print(describe_lab(LabInfo.read(state_dir)))
+    return 0
+
+
+def cmd_down(args) -> int:
+    from harness.lab.process import terminate_pids
+
+    state_dir = _state_dir(args)
+    if args.lab == "compose":
+        from harness.lab.compose import compose_down
+
+        compose_down(state_dir)
+        return 0
+    try:
+        info = LabInfo.read(state_dir)
+    except LabError:
+        print(f"No lab is running in {state_dir}.")
+        return 0
+    pids = [info.pids[k] for k in ("up", "proxy", "server") if k in info.pids]
+    survivors = terminate_pids(pids)
+    (state_dir / "lab.json").unlink(missing_ok=True)
+    print(f"Lab in {state_dir} stopped" + (f" (killed {survivors})." if survivors else "."))
+    return 0
+
+
+def cmd_run(args) -> int:
+    from harness.report import summary_line, table, to_json
+    from harness.runner import MatrixRunner
+    from harness.scenarios import load_scenarios, select
+
+    scenarios = select(load_scenarios(args.scenarios_file), args.scenario, args.tag)
+    if not scenarios:
+        raise UsageError("no scenario matches the --scenario/--tag selection; see fixtures/scenarios.toml.")
+    state_dir = (args.state_dir or default_state_dir()) / "run"
+    start = time.perf_counter()
+    progress_on = not args.json
+    if progress_on:
+        print(f"Starting the {args.lab} lab...", file=sys.stderr, flush=True)
+    with _make_lab(args, state_dir) as info:
+        runner = MatrixRunner(info, in_process=not args.subprocess)
+
+        def progress(r, done, total):
+            if progress_on:
+                print(f"[{done:>2}/{total}] {r.scenario.name}/{r.client}: {r.verdict.label}", file=sys.stderr, flush=True)
+
+        results = runner.run(scenarios, args.client, progress=progress)
+        lab_doc = json.loads(info.to_json())
+    seconds = time.perf_counter() - start
+    if args.json:
+        print(to_json(results, lab=lab_doc, seconds=seconds))
+    else:
+        print(table(results, color=sys.stdout.isatty()))
+        print(summary_line(results, seconds))
+    return 0 if all(r.passed for r in results) else 1
+
+
+def cmd_pki(args) -> int:
+    from harness.lab import prepare_state_dir
+    from harness.pki import LabPKI
+
+    state_dir = prepare_state_dir(_state_dir(args))
+    pki = LabPKI.generate(state_dir, org_common_name=args.org_cn, org_organization=args.org_o,
+                          name_constraints=not args.no_name_constraints)
+    for name, path in pki.describe().items():
+        print(f"{name:20} {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("attended", "beam"):
+        from harness.clients import attended, beam
+
+        return (attended if argv[0] == "attended" else beam).main(argv[1:])
+    try:
+        args = build_parser().parse_args(argv)
+        if not args.command:
+            build_parser().print_help()
+            return 2
+        handler = {"up": cmd_up, "down": cmd_down, "run": cmd_run, "pki": cmd_pki}[args.command]
+        return handler(args)
+    except LabError as e:
+        print(f"harness: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
