@@ -29,12 +29,13 @@ RUN python3 -m venv /opt/venv \
     else \
         /opt/venv/bin/pip install /ctx; \
     fi \
- && mkdir -p /ctx/fixtures
+ && mkdir -p /opt/lab/fixtures \
+ && if [ -d /ctx/fixtures ]; then cp -R /ctx/fixtures/. /opt/lab/fixtures/; fi
 
 FROM ${BASE_IMAGE}
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-COPY --from=build /opt/venv /opt/venv
-COPY --from=build /ctx/fixtures /opt/lab/fixtures
+# /opt/venv (the installed lab) and /opt/lab/fixtures, in one layer.
+COPY --from=build /opt /opt
 # Non-root by default; a compose service that needs iptables or raw sockets
 # sets `user: root` and the capability it needs.
 RUN useradd --create-home --uid 10001 --shell /bin/sh lab

@@ -27,8 +27,6 @@ from cryptography.hazmat.primitives import serialization
 
 from harness.errors import BadFileError
 
-_PREFIXES = ("sha256//", "sha256/")
-
 
 def spki_sha256(obj) -> str:
     """Return the ``sha256/<base64>`` pin of a certificate, public key or private key.
@@ -56,20 +54,24 @@ def parse_pin(text: str) -> bytes:
     Raises :class:`ValueError` with a precise reason for anything else.
     """
     s = text.strip()
-    for prefix in _PREFIXES:
-        if s.startswith(prefix):
-            body = s[len(prefix):]
-            break
-    else:
+    if not s.startswith("sha256/"):
         raise ValueError(f"pin {s[:60]!r} does not start with 'sha256/'")
+    body = s[len("sha256/"):]
+    # A base64 digest may itself start with '/', so 'sha256//x' is ambiguous:
+    # read it as OkHttp's form first and as curl's 'sha256//' form second.
+    candidates = [body, body[1:]] if body.startswith("/") else [body]
+    for candidate in candidates:
+        try:
+            digest = base64.b64decode(candidate, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        if len(digest) == 32:
+            return digest
     try:
-        digest = base64.b64decode(body, validate=True)
+        digest = base64.b64decode(candidates[-1], validate=True)
     except (binascii.Error, ValueError):
         raise ValueError(f"pin {s[:60]!r} is not valid base64") from None
-    if len(digest) != 32:
-        raise ValueError(
-            f"pin {s[:60]!r} decodes to {len(digest)} bytes, a SHA-256 pin has 32"
-        )
+    raise ValueError(f"pin {s[:60]!r} decodes to {len(digest)} bytes, a SHA-256 pin has 32")
     return digest
 
 

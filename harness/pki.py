@@ -141,19 +141,6 @@ def _new_key(key_type: str, key_size: int | None):
     raise UsageError(f"unknown key type {key_type!r}; choose one of: ec, rsa.")
 
 
-def _pinnable_key() -> ec.EllipticCurvePrivateKey:
-    """An EC key whose pin does not read as curl's ``sha256//`` form.
-
-    One base64 digest in 64 starts with "/", and "sha256/" + "/..." is
-    ambiguous to any parser that also accepts curl's "sha256//<base64>".
-    The lab's own pins avoid that (a new P-256 key costs microseconds).
-    """
-    while True:
-        key = _new_key("ec", None)
-        if not spki_sha256(key).startswith("sha256//"):
-            return key
-
-
 def _key_pem(key) -> Blob:
     return Blob(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                   serialization.NoEncryption()))
@@ -451,10 +438,10 @@ class LabPKI:
         root = CA(common_name="Lab Public Root CA", organization=public_o, key_type="ec")
         inter = root.create_child_ca(common_name="Lab Public Intermediate CA",
                                      organization=public_o, key_type="ec")
-        server = inter.issue_cert(*server_hostnames, private_key=_pinnable_key())
+        server = inter.issue_cert(*server_hostnames, private_key=_new_key("ec", None))
         # A backup key that no server uses, pinned too (as HPKP recommends), so a
         # key rotation does not lock clients out.
-        backup = _pinnable_key()
+        backup = _new_key("ec", None)
         org = CA(common_name=org_common_name, organization=org_organization,
                  key_type=org_key_type, name_constraints=name_constraints)
         untrusted = CA(common_name="Acme Corp Untrusted Issuer CA",
