@@ -347,11 +347,14 @@ def build_wheelhouse(dest: str | Path = "build/wheelhouse", progress: Progress =
     # offline, using the build requirements the wheelhouse already holds.
     for old in dest.glob(PROJECT_WHEEL_GLOB):
         old.unlink()
+    # A fixed SOURCE_DATE_EPOCH makes the wheel byte-identical for identical sources,
+    # so docker build's cache still hits when nothing changed.
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "315532800"}
     with tempfile.TemporaryDirectory() as tmp:
         src = _project_source(Path(tmp))
         _stream([*pip, "wheel", "--no-deps", "--no-index", "--find-links", str(dest),
                  "--wheel-dir", str(dest), str(src)],
-                "building the project's wheel", progress, show)
+                "building the project's wheel", progress, show, env=env)
     progress(f"wheelhouse ready: {len(list(dest.glob('*.whl')))} wheels "
              f"in {time.monotonic() - started:.0f}s")
     return dest

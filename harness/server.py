@@ -185,7 +185,7 @@ async def serve(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    await admin_runner.cleanup()
+    await admin_runner.close()
     await runner.cleanup()
 
 
@@ -208,7 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--admin", default="127.0.0.1:0", help="HOST:PORT of the journal endpoint (keep it loopback)")
     p.add_argument("--ready-fd", type=int, help="write the ready report to this file descriptor instead of stdout")
     p.add_argument("--show-secrets", action="store_true", help="journal session codes and tokens instead of redacting them")
+    p.add_argument("--start-gate", action="store_true", help="wait for a line on stdin before reading files")
     args = p.parse_args(argv)
+    if args.start_gate:
+        sys.stdin.readline()
     try:
         asyncio.run(serve(args))
     except OSError as e:

@@ -60,10 +60,7 @@ class LocalLab:
 
     def start(self) -> LabInfo:
         prepare_state_dir(self.state_dir)
-        pki = LabPKI.generate(
-            self.state_dir, org_common_name=self.org_common_name,
-            org_organization=self.org_organization, name_constraints=self.name_constraints,
-        )
+        pki_paths = LabPKI.at(self.state_dir)
         server_ports = reserve_ports(LOOPBACK, self.lanes)
         config = ProxyConfig(
             policies=self.policies, lanes=self.lanes, listen_host=LOOPBACK,
@@ -75,20 +72,28 @@ class LocalLab:
         logs = self.state_dir / "logs"
         logs.mkdir(exist_ok=True)
         server_argv = [
-            self.python, "-m", "harness.server", "--cert", str(pki.server_chain), "--key", str(pki.server_key),
-            "--host", LOOPBACK, "--ports", ",".join(map(str, server_ports)), "--admin", f"{LOOPBACK}:0",
+            self.python, "-m", "harness.server", "--cert", str(pki_paths.server_chain),
+            "--key", str(pki_paths.server_key), "--host", LOOPBACK,
+            "--ports", ",".join(map(str, server_ports)), "--admin", f"{LOOPBACK}:0",
         ]
         if self.show_secrets:
             server_argv.append("--show-secrets")
         proxy_argv = [
             self.python, "-m", "harness.proxy", "--config", str(config_path),
-            "--confdir", str(pki.mitmproxy_confdir), "--upstream-trust", str(pki.trust_public),
+            "--confdir", str(pki_paths.mitmproxy_confdir), "--upstream-trust", str(pki_paths.trust_public),
         ]
         try:
+            # Interpreter and mitmproxy start-up (most of the time) overlap with key generation.
             self.children = [
-                spawn("mock server", server_argv, logs / "server.log"),
-                spawn("inspection proxy", proxy_argv, logs / "proxy.log"),
+                spawn("mock server", server_argv, logs / "server.log", gate=True),
+                spawn("inspection proxy", proxy_argv, logs / "proxy.log", gate=True),
             ]
+            pki = LabPKI.generate(
+                self.state_dir, org_common_name=self.org_common_name,
+                org_organization=self.org_organization, name_constraints=self.name_constraints,
+            )
+            for child in self.children:
+                child.open_gate()
             ready = wait_ready(self.children, self.start_timeout)
         except BaseException:
             self.stop()

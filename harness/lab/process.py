@@ -44,15 +44,30 @@ class Child:
     def pid(self) -> int:
         return self.proc.pid
 
+    def open_gate(self) -> None:
+        """Let a child started with ``gate=True`` go on past its imports."""
+        if self.proc.stdin is not None:
+            try:
+                self.proc.stdin.write(b"go\n")
+                self.proc.stdin.close()
+            except BrokenPipeError:
+                pass  # it died; wait_ready reports why
 
-def spawn(name: str, argv: list[str], log: Path, *, env: dict | None = None, die_with_parent: bool = True) -> Child:
-    """Start ``argv`` with ``--ready-fd`` appended; stdout and stderr go to ``log``."""
+
+def spawn(name: str, argv: list[str], log: Path, *, env: dict | None = None, die_with_parent: bool = True,
+          gate: bool = False) -> Child:
+    """Start ``argv`` with ``--ready-fd`` appended; stdout and stderr go to ``log``.
+
+    With ``gate``, the child also gets ``--start-gate``: it does its slow imports
+    at once, then waits for :meth:`Child.open_gate` before reading its files, so
+    the launcher can prepare those files (the PKI) while the child starts.
+    """
     r, w = os.pipe()
     os.set_inheritable(w, True)
     with open(log, "ab") as logf:
         proc = subprocess.Popen(
-            [*argv, "--ready-fd", str(w)],
-            stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+            [*argv, "--ready-fd", str(w), *(["--start-gate"] if gate else [])],
+            stdin=subprocess.PIPE if gate else subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
             pass_fds=(w,), env=env, close_fds=True,
             preexec_fn=_die_with_parent if die_with_parent and sys.platform == "linux" else None,
         )

@@ -68,7 +68,7 @@ class InspectionAddon:
         self.journal = Journal()
         self.listeners: dict[int, Listener] = {}
         self.admin_url: str | None = None
-        self._admin_runner = None
+        self._admin = None
         # Called with the ready report once listeners and admin endpoint are up.
         self.announce = announce
 
@@ -93,7 +93,7 @@ class InspectionAddon:
             return
         self._map_listeners()
         host, port = self.config.admin.rsplit(":", 1)
-        self._admin_runner, self.admin_url = await start_admin(self.journal, host, int(port), name="proxy")
+        self._admin, self.admin_url = await start_admin(self.journal, host, int(port), name="proxy")
         report = {"ready": {"admin": self.admin_url, "listeners": [
             {"policy": l.policy.name, "lane": l.lane, "port": l.port} for l in self.listeners.values()
         ]}}
@@ -103,8 +103,8 @@ class InspectionAddon:
             announce_ready(report, None)
 
     async def done(self) -> None:
-        if self._admin_runner is not None:
-            await self._admin_runner.cleanup()
+        if self._admin is not None:
+            await self._admin.close()
 
     def _map_listeners(self) -> None:
         """Which port serves which (policy, lane): run.py fixed every port before start."""

@@ -94,7 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--confdir", required=True, help="mitmproxy confdir holding mitmproxy-ca.pem (the org CA)")
     p.add_argument("--upstream-trust", help="CA bundle the proxy trusts for upstream servers")
     p.add_argument("--ready-fd", type=int, help="write the ready report to this file descriptor instead of stdout")
+    p.add_argument("--start-gate", action="store_true", help="import mitmproxy, then wait for a line on stdin")
     args = p.parse_args(argv)
+    if args.start_gate:
+        import mitmproxy.tools.dump  # noqa: F401  (the slow part, done while the launcher writes the PKI)
+
+        import harness.proxy.addon  # noqa: F401
+
+        sys.stdin.readline()
     try:
         config = ProxyConfig.load(args.config)
         fix_ports(config)
