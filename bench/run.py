@@ -1,0 +1,288 @@
+#!/usr/bin/env python3
+"""Benchmark the lab against a bare mitmdump, measured in the same run.
+
+    ./lab bench [--repeat 3] [--handshakes 300] [--concurrency 8] [--compose auto|yes|no]
+
+Prints a table and writes JSON to bench/results/latest.json.  Every figure is a
+ratio against something measured here, now, on this machine, so the targets
+hold on any machine:
+
+* lab start-up (``harness up`` until ready) <= 1.5 x bare ``mitmdump`` start-up;
+* the core matrix with start-up (``harness run --tag core``) <= 3 x bare start-up;
+* inspected TLS handshakes/s through the lab proxy >= 80 % of bare mitmdump's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from harness.clients.transport import connect_tunnel  # noqa: E402
+from harness.lab.local import LocalLab  # noqa: E402
+from harness.proxy.run import reserve_ports  # noqa: E402
+from harness.scenarios import load_policies  # noqa: E402
+
+PY = sys.executable
+ROUNDS = 5
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def mitmdump_path() -> str:
+    candidate = Path(PY).with_name("mitmdump")
+    return str(candidate) if candidate.exists() else (shutil.which("mitmdump") or "mitmdump")
+
+
+# -- start-up ------------------------------------------------------------------------------
+def bare_mitmdump_startup(confdir: str) -> float:
+    """Seconds from spawning ``mitmdump`` until it says it is listening."""
+    port = reserve_ports("127.0.0.1", 1)[0]
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [mitmdump_path(), "--listen-host", "127.0.0.1", "-p", str(port), "--set", f"confdir={confdir}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
+    )
+    try:
+        for line in proc.stdout:
+            if "listening at" in line:
+                return time.perf_counter() - start
+        raise RuntimeError("mitmdump exited without listening")
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def lab_startup(state_dir: Path) -> float:
+    """Seconds from spawning ``harness up`` until it announces the lab is ready."""
+    r, w = os.pipe()
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [PY, "-m", "harness", "up", "--state-dir", str(state_dir), "--ready-fd", str(w)],
+        pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, cwd=ROOT,
+    )
+    os.close(w)
+    try:
+        data = os.read(r, 65536)
+        elapsed = time.perf_counter() - start
+        if not data:
+            raise RuntimeError("harness up exited before the lab was ready")
+        return elapsed
+    finally:
+        os.close(r)
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def matrix_with_startup(state_dir: Path, lanes: int) -> tuple[float, dict]:
+    """Wall time of ``harness run --tag core`` (start-up included) and its result document."""
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [PY, "-m", "harness", "run", "--tag", "core", "--json", "--lanes", str(lanes), "--state-dir", str(state_dir)],
+        capture_output=True, text=True, cwd=ROOT, stdin=subprocess.DEVNULL,
+    )
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"harness run failed ({proc.returncode}): {proc.stderr[-500:]}")
+    return elapsed, json.loads(proc.stdout)
+
+
+# -- handshakes ----------------------------------------------------------------------------
+def handshake_load(target, n: int, concurrency: int) -> dict:
+    """Run ``n`` TLS handshakes with ``concurrency`` threads; ``target()`` does one and returns."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    counter = iter(range(n))
+
+    def worker():
+        while True:
+            with lock:
+                if next(counter, None) is None:
+                    return
+            t = time.perf_counter()
+            try:
+                target()
+            except Exception as e:  # counted and reported, never hidden
+                with lock:
+                    errors.append(repr(e))
+                continue
+            with lock:
+                latencies.append(time.perf_counter() - t)
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    wall = time.perf_counter() - start
+    lat = sorted(latencies)
+    pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000 if lat else None  # noqa: E731
+    return {"handshakes": len(lat), "errors": len(errors), "first_error": errors[0] if errors else None,
+            "per_second": len(lat) / wall if wall else 0.0, "p50_ms": pct(0.50), "p99_ms": pct(0.99)}
+
+
+def tls_via_proxy(proxy_port: int, connect_target: tuple[str, int], ctx: ssl.SSLContext, sni: str):
+    def one():
+        sock = socket.create_connection(("127.0.0.1", proxy_port), timeout=10)
+        try:
+            connect_tunnel(sock, *connect_target)
+            ctx.wrap_socket(sock, server_hostname=sni).close()
+        finally:
+            sock.close()
+    return one
+
+
+def tls_direct(port: int, ctx: ssl.SSLContext, sni: str):
+    def one():
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        try:
+            ctx.wrap_socket(sock, server_hostname=sni).close()
+        finally:
+            sock.close()
+    return one
+
+
+def start_bare_mitmdump(confdir: str, upstream_trust: str) -> tuple[subprocess.Popen, int]:
+    port = reserve_ports("127.0.0.1", 1)[0]
+    proc = subprocess.Popen(
+        [mitmdump_path(), "--listen-host", "127.0.0.1", "-p", str(port), "--set", f"confdir={confdir}",
+         "--set", f"ssl_verify_upstream_trusted_ca={upstream_trust}", "--set", "http2=false", "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # -q hides the banner: wait until the port accepts
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("bare mitmdump did not start")
+
+
+def handshake_benchmarks(state_dir: Path, n: int, concurrency: int) -> dict:
+    with LocalLab(state_dir, policies=load_policies(), lanes=1) as info:
+        org = ssl.create_default_context(cafile=info.pki["trust_public_org"])
+        public = ssl.create_default_context(cafile=info.pki["trust_public"])
+        server_port = int(info.server_connect[0].rsplit(":", 1)[1])
+        lab_port = int(info.proxies["inspect"][0].rsplit(":", 1)[1])
+        bare, bare_port = start_bare_mitmdump(info.pki["mitmproxy_confdir"], info.pki["trust_public"])
+        try:
+            sni = "api.screenmeet.com"
+            targets = {
+                "direct": tls_direct(server_port, public, sni),
+                "bare mitmdump": tls_via_proxy(bare_port, ("127.0.0.1", server_port), org, sni),
+                "lab proxy": tls_via_proxy(lab_port, (sni, 443), org, sni),
+            }
+            for target in targets.values():
+                handshake_load(target, 20, concurrency)  # warm caches (forged-cert cache, imports)
+            rounds: dict[str, list[dict]] = {name: [] for name in targets}
+            order = list(targets)
+            for i in range(ROUNDS):
+                # Interleave and rotate, so machine noise hits every target alike.
+                for name in order[i % len(order):] + order[:i % len(order)]:
+                    rounds[name].append(handshake_load(targets[name], max(1, n // ROUNDS), concurrency))
+                log(f"handshake round {i + 1}/{ROUNDS}: " + ", ".join(
+                    f"{k} {v[-1]['per_second']:.0f}/s" for k, v in rounds.items()))
+            results = {}
+            for name, runs in rounds.items():
+                best = sorted(runs, key=lambda r: r["per_second"])[len(runs) // 2]  # the median round
+                results[name] = {**best, "rounds_per_second": [round(r["per_second"], 1) for r in runs],
+                                 "errors": sum(r["errors"] for r in runs),
+                                 "handshakes": sum(r["handshakes"] for r in runs)}
+            return results
+        finally:
+            bare.terminate()
+            bare.wait()
+
+
+# -- report ----------------------------------------------------------------------------
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--repeat", type=int, default=3, help="start-up measurements per kind (median is used)")
+    p.add_argument("--handshakes", type=int, default=500, help="handshakes per target, split over rounds")
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json")
+    args = p.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="tls-lab-bench-"))
+    try:
+        # A confdir with a CA already in it, so bare mitmdump does not pay CA generation.
+        seed = LocalLab(tmp / "seed", policies=load_policies(), lanes=1)
+        from harness.pki import LabPKI
+
+        confdir = str(LabPKI.generate(tmp / "seed").mitmproxy_confdir)
+        del seed
+
+        bare, lab = [], []
+        for i in range(args.repeat):  # interleaved, so drift affects both alike
+            log(f"start-up round {i + 1}/{args.repeat}")
+            bare.append(bare_mitmdump_startup(confdir))
+            lab.append(lab_startup(tmp / f"up{i}"))
+        seq, _ = matrix_with_startup(tmp / "seq", lanes=1)
+        log(f"core matrix, sequential: {seq:.2f}s")
+        par, doc = matrix_with_startup(tmp / "par", lanes=4)
+        log(f"core matrix, 4 lanes: {par:.2f}s")
+        hs = handshake_benchmarks(tmp / "hs", args.handshakes, args.concurrency)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    bare_s, lab_s = statistics.median(bare), statistics.median(lab)
+    ratios = {
+        "lab_startup_vs_bare": lab_s / bare_s,
+        "matrix_with_startup_vs_bare_startup": par / bare_s,
+        "lab_handshakes_vs_bare": hs["lab proxy"]["per_second"] / hs["bare mitmdump"]["per_second"],
+    }
+    targets = {"lab_startup_vs_bare": ("<=", 1.5), "matrix_with_startup_vs_bare_startup": ("<=", 3.0),
+               "lab_handshakes_vs_bare": (">=", 0.8)}
+    met = {k: (ratios[k] <= v if op == "<=" else ratios[k] >= v) for k, (op, v) in targets.items()}
+    result = {
+        "machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]},
+        "startup_s": {"bare_mitmdump": bare, "lab": lab, "bare_median": bare_s, "lab_median": lab_s},
+        "core_matrix_s": {"sequential_1_lane": seq, "parallel_4_lanes": par, "cells": len(doc["cells"]),
+                          "all_passed": doc["failed"] == 0},
+        "handshakes": hs,
+        "ratios": ratios,
+        "targets_met": met,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+
+    rows = [
+        ("bare mitmdump start-up (median)", f"{bare_s:.3f} s", ""),
+        ("lab start-up, harness up (median)", f"{lab_s:.3f} s", f"{ratios['lab_startup_vs_bare']:.2f}x bare (target <= 1.5x)"),
+        ("core matrix + start-up, 1 lane", f"{seq:.3f} s", f"{seq / bare_s:.2f}x bare start-up"),
+        ("core matrix + start-up, 4 lanes", f"{par:.3f} s", f"{ratios['matrix_with_startup_vs_bare_startup']:.2f}x bare start-up (target <= 3x)"),
+    ]
+    for name, h in hs.items():
+        rows.append((f"TLS handshakes via {name}", f"{h['per_second']:.0f}/s",
+                     f"p50 {h['p50_ms']:.1f} ms, p99 {h['p99_ms']:.1f} ms, errors {h['errors']}"))
+    rows.append(("lab proxy vs bare mitmdump handshakes/s", f"{ratios['lab_handshakes_vs_bare']:.0%}", "target >= 80%"))
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    for r in rows:
+        print(f"{r[0].ljust(w0)}  {r[1].rjust(w1)}  {r[2]}")
+    print("targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in met.items()))
+    print(f"JSON: {args.out}")
+    return 0 if all(met.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
