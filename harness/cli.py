@@ -32,11 +32,21 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}; see '{self.prog} --help'.")
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
 def _lab_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lab", choices=BACKENDS, default=os.environ.get("HARNESS_LAB", "local"),
                    help="where the lab runs: local processes (default) or Docker Compose")
     p.add_argument("--state-dir", type=Path, default=None, help="where PKI, logs and lab.json go (default .lab)")
-    p.add_argument("--lanes", type=int, default=4, help="parallel lanes: listeners per policy (default 4)")
+    p.add_argument("--lanes", type=positive_int, default=4, help="parallel lanes: listeners per policy (default 4)")
     p.add_argument("--show-secrets", action="store_true", help="journal credentials in clear (never in shared reports)")
     p.add_argument("--org-cn", default="Acme Corp TLS Inspection Root CA", help="common name of the organisation's inspection CA")
     p.add_argument("--org-o", default="Acme Corp", help="organisation of the inspection CA")

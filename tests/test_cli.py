@@ -1,0 +1,118 @@
+"""The harness command line as a user runs it: real subprocesses, exit codes, no tracebacks."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def harness(*args, timeout=120, **kw):
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, stdin=subprocess.DEVNULL, **kw)
+
+
+def assert_one_sentence_error(proc, code):
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    # Progress lines ("Starting the local lab...") may precede it; the error is one line.
+    lines = [l for l in proc.stderr.splitlines() if l.strip() and not l.startswith("Starting ")]
+    assert len(lines) == 1, proc.stderr
+
+
+def test_run_core_matrix_passes_and_reports_json(tmp_path):
+    proc = harness("run", "--tag", "core", "--json", "--state-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["failed"] == 0 and doc["passed"] == 14
+    assert {c["scenario"] for c in doc["cells"]} >= {"direct", "inspected-continue", "exception-partial"}
+
+
+def test_run_exits_nonzero_on_a_mismatch(tmp_path):
+    """Negative: a scenario file that expects the wrong outcome makes 'harness run' fail."""
+    fixtures = ROOT / "fixtures"
+    bad = tmp_path / "scenarios.toml"
+    (tmp_path / "policies.toml").write_text((fixtures / "policies.toml").read_text())
+    bad.write_text('[[scenario]]\nname = "wrong"\nnetwork = "proxy"\npolicy = "inspect"\n'
+                   'trust = "public+org"\nexpect = { beam = "connected" }\n')
+    proc = harness("run", "--scenarios-file", str(bad), "--state-dir", str(tmp_path / "s"))
+    assert proc.returncode == 1
+    assert "FAIL" in proc.stdout and "expected connected" in proc.stdout
+
+
+def test_run_subprocess_clients(tmp_path):
+    proc = harness("run", "--scenario", "inspected-continue", "--subprocess", "--state-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "warned-continued" in proc.stdout
+
+
+@pytest.mark.parametrize("args,code", [
+    (["run", "--scenario", "no-such-scenario"], 2),
+    (["run", "--lanes", "0"], 2),
+    (["frobnicate"], 2),
+    (["beam", "--pins", "/nonexistent/pins.txt"], 2),
+    (["beam", "--pins", "README.md"], 2),
+    (["attended", "--pins", "README.md", "--proxy", "ftp://x"], 2),
+    (["attended", "--url", "http://plain"], 2),
+])
+def test_bad_input_is_one_sentence(args, code, tmp_path):
+    proc = harness(*args, "--state-dir", str(tmp_path)) if args[0] == "run" else harness(*args)
+    assert_one_sentence_error(proc, code)
+
+
+def test_unwritable_state_dir(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    proc = harness("run", "--state-dir", str(blocker / "sub"))
+    assert_one_sentence_error(proc, 1)
+    assert "not writable" in proc.stderr
+
+
+def test_up_detach_then_down_leaves_no_process(tmp_path):
+    proc = harness("up", "--detach", "--state-dir", str(tmp_path), "--lanes", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "inspection CA" in proc.stdout and "curl --proxy" in proc.stdout
+    info = json.loads((tmp_path / "lab.json").read_text())
+    pids = list(info["pids"].values())
+    assert len(pids) == 3 and all(_alive(p) for p in pids)
+    # The lab really serves: Beam refuses through the inspect listener.
+    beam = harness("beam", "--proxy", info["proxies"]["inspect"][0], "--trust", info["pki"]["trust_public_org"],
+                   "--pins", info["pki"]["pins_file"], "--once")
+    assert beam.returncode == 5, beam.stderr
+    down = harness("down", "--state-dir", str(tmp_path))
+    assert down.returncode == 0
+    assert not any(_alive(p) for p in pids)
+    assert not (tmp_path / "lab.json").exists()
+    assert harness("down", "--state-dir", str(tmp_path)).returncode == 0  # idempotent
+
+
+def test_killed_up_takes_its_children_along(tmp_path):
+    """A crashed 'harness up' leaves no proxy or server behind (PR_SET_PDEATHSIG)."""
+    proc = harness("up", "--detach", "--state-dir", str(tmp_path), "--lanes", "1")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads((tmp_path / "lab.json").read_text())
+    os.kill(info["pids"]["up"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while any(_alive(info["pids"][k]) for k in ("proxy", "server")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(info["pids"][k]) for k in ("proxy", "server"))
+    assert harness("down", "--state-dir", str(tmp_path)).returncode == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); it is dead for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
