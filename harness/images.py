@@ -344,17 +344,21 @@ def build_wheelhouse(dest: str | Path = "build/wheelhouse", progress: Progress =
         _collect_dependency_wheels(dest, [*deps, *build_reqs], progress, show)
         (dest / STAMP_NAME).write_text(stamp + "\n")
     # The project's own wheel changes with every edit: rebuild it from a clean copy,
-    # offline, using the build requirements the wheelhouse already holds.
-    for old in dest.glob(PROJECT_WHEEL_GLOB):
-        old.unlink()
-    # A fixed SOURCE_DATE_EPOCH makes the wheel byte-identical for identical sources,
-    # so docker build's cache still hits when nothing changed.
+    # offline, from the build requirements in the wheelhouse.  A fixed
+    # SOURCE_DATE_EPOCH makes it byte-identical for identical sources, and an
+    # unchanged wheel is left in place (mtime included) so docker's cache still hits.
     env = {**os.environ, "SOURCE_DATE_EPOCH": "315532800"}
     with tempfile.TemporaryDirectory() as tmp:
-        src = _project_source(Path(tmp))
+        out = Path(tmp, "out")
         _stream([*pip, "wheel", "--no-deps", "--no-index", "--find-links", str(dest),
-                 "--wheel-dir", str(dest), str(src)],
+                 "--wheel-dir", str(out), str(_project_source(Path(tmp)))],
                 "building the project's wheel", progress, show, env=env)
+        (new,) = out.glob(PROJECT_WHEEL_GLOB)
+        old = list(dest.glob(PROJECT_WHEEL_GLOB))
+        if [p.read_bytes() for p in old] != [new.read_bytes()]:
+            for p in old:
+                p.unlink()
+            shutil.copy2(new, dest / new.name)
     progress(f"wheelhouse ready: {len(list(dest.glob('*.whl')))} wheels "
              f"in {time.monotonic() - started:.0f}s")
     return dest
