@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from harness.clients.transport import connect_tunnel  # noqa: E402
 from harness.lab.local import LocalLab  # noqa: E402
-from harness.proxy.run import reserve_ports  # noqa: E402
+from harness.netaddr import reserve_ports  # noqa: E402
 from harness.scenarios import load_policies  # noqa: E402
 
 PY = sys.executable

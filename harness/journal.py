@@ -198,21 +198,28 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def announce_ready(report: dict, fd: int | None) -> None:
+def announce_ready(report: dict, fd: int | None, path: str | None = None) -> None:
     """Tell the lab launcher a component is up: one JSON line on ``fd`` (then closed) or stdout.
 
     A dedicated descriptor lets the launcher wait on readiness without sleeping
-    and without parsing logs, while stdout and stderr go to log files.
+    and without parsing logs, while stdout and stderr go to log files.  With
+    ``path`` the report is also written (atomically) to a file, which is what a
+    container healthcheck looks for.
     """
-    line = (json.dumps(report) + "\n").encode()
-    if fd is None:
-        import sys
-
-        sys.stdout.write(line.decode())
-        sys.stdout.flush()
-        return
     import os
+    import sys
 
+    line = (json.dumps(report) + "\n").encode()
+    if path:
+        tmp = f"{path}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(line)
+        os.replace(tmp, path)
+    if fd is None:
+        if not path:
+            sys.stdout.write(line.decode())
+            sys.stdout.flush()
+        return
     try:
         os.write(fd, line)
     finally:

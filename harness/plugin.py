@@ -20,7 +20,6 @@ fails with expected vs observed and what the proxy and server saw.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import pytest

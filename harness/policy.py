@@ -28,7 +28,7 @@ PASS_THROUGH = "passed-through"
 
 MODES = ("tunnel", "inspect")
 
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
 
 def normalize_host(host: str) -> str:
@@ -68,7 +68,7 @@ class HostPattern:
         name = h[2:] if wildcard else h
         labels = name.split(".")
         for label in labels:
-            if not _LABEL.match(label):
+            if not _LABEL.fullmatch(label):
                 where = "'*' is only allowed as the whole leftmost label" if "*" in label else "labels are letters, digits and inner hyphens"
                 raise ValueError(f"exception pattern {raw!r} is not a host pattern ({where})")
         if wildcard and len(labels) < 2:
@@ -79,7 +79,8 @@ class HostPattern:
         """True when ``host`` (an SNI or CONNECT host) falls under this pattern."""
         h = normalize_host(host)
         if _is_ip(h):
-            h = str(ipaddress.ip_address(h))
+            # An address only ever matches an IP exception, never a name pattern.
+            return not self.wildcard and str(ipaddress.ip_address(h)) == self.suffix
         if self.wildcard:
             return h.endswith("." + self.suffix) and len(h) > len(self.suffix) + 1
         return h == self.suffix

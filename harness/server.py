@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import os
 import secrets
 import signal
 import ssl
@@ -30,6 +30,7 @@ import sys
 from aiohttp import WSMsgType, web
 
 from harness.journal import Journal, announce_ready, start_admin
+from harness.netaddr import parse_ports, resolve_bind
 
 API_HOST = "api.screenmeet.com"
 BEAM_HOST = "beam.screenmeet.com"
@@ -165,7 +166,7 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    server = MockScreenMeet(show_secrets=args.show_secrets)
+    server = MockScreenMeet(show_secrets=args.show_secrets or os.environ.get("LAB_SHOW_SECRETS") == "1")
     runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
     await runner.setup()
     ctx = tls_context(args.cert, args.key)
@@ -176,9 +177,9 @@ async def serve(args: argparse.Namespace) -> None:
         actual = site._server.sockets[0].getsockname()[1]
         server.lane_of_port[actual] = lane
         ports.append(actual)
-    admin_host, admin_port = args.admin.rsplit(":", 1)
-    admin_runner, admin_url = await start_admin(server.journal, admin_host, int(admin_port), name="server")
-    announce_ready({"ready": {"ports": ports, "host": args.host, "admin": admin_url}}, args.ready_fd)
+    admin_host, admin_port = resolve_bind(args.admin)
+    admin_runner, admin_url = await start_admin(server.journal, admin_host, admin_port, name="server")
+    announce_ready({"ready": {"ports": ports, "host": args.host, "admin": admin_url}}, args.ready_fd, args.ready_file)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -189,14 +190,11 @@ async def serve(args: argparse.Namespace) -> None:
     await runner.cleanup()
 
 
-def parse_ports(text: str) -> list[int]:
+def _ports_arg(text: str) -> list[int]:
     try:
-        ports = [int(p) for p in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of ports") from None
-    if not ports or any(not 0 <= p < 65536 for p in ports):
-        raise argparse.ArgumentTypeError(f"{text!r}: ports are 0-65535 (0 = any free port)")
-    return ports
+        return parse_ports(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,9 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cert", required=True, help="certificate chain PEM (leaf first)")
     p.add_argument("--key", required=True, help="private key PEM")
     p.add_argument("--host", default="127.0.0.1", help="address the TLS ports bind to")
-    p.add_argument("--ports", type=parse_ports, default=[0], help="one TLS port per lane, comma-separated (0 = free port)")
+    p.add_argument("--ports", type=_ports_arg, default=[0], help="one TLS port per lane: 8443,8444 or 8443+2 (0 = free port)")
     p.add_argument("--admin", default="127.0.0.1:0", help="HOST:PORT of the journal endpoint (keep it loopback)")
     p.add_argument("--ready-fd", type=int, help="write the ready report to this file descriptor instead of stdout")
+    p.add_argument("--ready-file", help="also write the ready report to this file (for container healthchecks)")
     p.add_argument("--show-secrets", action="store_true", help="journal session codes and tokens instead of redacting them")
     p.add_argument("--start-gate", action="store_true", help="wait for a line on stdin before reading files")
     args = p.parse_args(argv)

@@ -18,7 +18,7 @@ from harness.lab.process import Child, spawn, stop, wait_ready
 from harness.pki import LabPKI
 from harness.policy import Policy
 from harness.proxy.config import ProxyConfig
-from harness.proxy.run import reserve_ports
+from harness.netaddr import reserve_ports
 
 LOOPBACK = "127.0.0.1"
 

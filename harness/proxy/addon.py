@@ -30,6 +30,7 @@ from mitmproxy.proxy import server_hooks
 from mitmproxy.tls import ClientHelloData, TlsData
 
 from harness.journal import Journal, announce_ready, start_admin
+from harness.netaddr import resolve_bind
 from harness.policy import INTERCEPT, PASS_THROUGH
 from harness.proxy.config import Listener, ProxyConfig
 
@@ -92,8 +93,8 @@ class InspectionAddon:
         if self.config is None:
             return
         self._map_listeners()
-        host, port = self.config.admin.rsplit(":", 1)
-        self._admin, self.admin_url = await start_admin(self.journal, host, int(port), name="proxy")
+        host, port = resolve_bind(self.config.admin)
+        self._admin, self.admin_url = await start_admin(self.journal, host, port, name="proxy")
         report = {"ready": {"admin": self.admin_url, "listeners": [
             {"policy": l.policy.name, "lane": l.lane, "port": l.port} for l in self.listeners.values()
         ]}}

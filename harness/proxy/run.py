@@ -14,39 +14,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
-import json
+import os
 import signal
-import socket
 import sys
 
 from harness.errors import LabError
 from harness.journal import announce_ready
+from harness.netaddr import parse_ports, reserve_ports
 from harness.proxy.config import ProxyConfig
 
 
-def reserve_ports(host: str, count: int) -> list[int]:
-    """Ask the kernel for ``count`` free ports on ``host``.
+def fix_ports(config: ProxyConfig) -> None:
+    """Replace every 0 (any free port) in the listener table by a real free port.
 
     mitmproxy refuses two listeners with the same ``host:0`` spec, so ports are
-    chosen here, all sockets held open until every port is known (no
-    duplicates), then released just before mitmproxy binds them.
+    chosen here, just before mitmproxy binds them.
     """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket(family, socket.SOCK_STREAM)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind((host, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def fix_ports(config: ProxyConfig) -> None:
-    """Replace every 0 (any free port) in the listener table by a real free port."""
     wanted = sum(p == 0 for name in config.policies for p in config.listener_ports(name))
     free = iter(reserve_ports(config.listen_host, wanted))
     config.ports = {
@@ -72,14 +55,15 @@ def build_options(config: ProxyConfig, confdir: str, upstream_trust: str | None)
     return opts, update
 
 
-async def run(config: ProxyConfig, confdir: str, upstream_trust: str | None, ready_fd: int | None = None) -> None:
+async def run(config: ProxyConfig, confdir: str, upstream_trust: str | None, ready_fd: int | None = None,
+              ready_file: str | None = None) -> None:
     from mitmproxy.tools.dump import DumpMaster
 
     from harness.proxy.addon import InspectionAddon
 
     opts, update = build_options(config, confdir, upstream_trust)
     master = DumpMaster(opts, with_termlog=True, with_dumper=False)
-    addon = InspectionAddon(config, announce=lambda report: announce_ready(report, ready_fd))
+    addon = InspectionAddon(config, announce=lambda report: announce_ready(report, ready_fd, ready_file))
     master.addons.add(addon)
     opts.update(**update)
     loop = asyncio.get_running_loop()
@@ -88,12 +72,42 @@ async def run(config: ProxyConfig, confdir: str, upstream_trust: str | None, rea
     await master.run()
 
 
+def config_from_args(args) -> ProxyConfig:
+    """The configuration: a JSON file (local lab), or flags (compose, where the policies
+    file ships in the image and ports are fixed: listener = base + policy index * lanes + lane)."""
+    if args.config:
+        config = ProxyConfig.load(args.config)
+    else:
+        from harness.scenarios import load_policies
+
+        policies = load_policies(args.policies)
+        ports = {name: [args.base_port + i * args.lanes + lane for lane in range(args.lanes)]
+                 for i, name in enumerate(policies)}
+        config = ProxyConfig(
+            policies=policies, lanes=args.lanes, listen_host=args.listen_host, ports=ports,
+            upstream_host=args.upstream_host, upstream_ports=parse_ports(args.upstream_ports) if args.upstream_ports else [],
+            admin=args.admin,
+        )
+    if os.environ.get("LAB_SHOW_SECRETS") == "1":
+        config.show_secrets = True
+    return config
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m harness.proxy", description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", required=True, help="proxy configuration JSON (written by 'harness up')")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--config", help="proxy configuration JSON (written by 'harness up')")
+    src.add_argument("--policies", help="policies TOML; with --lanes, --base-port, --upstream-ports")
+    p.add_argument("--lanes", type=int, default=1)
+    p.add_argument("--listen-host", default="127.0.0.1")
+    p.add_argument("--base-port", type=int, default=8100)
+    p.add_argument("--upstream-host", default=None, help="send lab hosts here (default: resolve their names)")
+    p.add_argument("--upstream-ports", help="server port per lane: 8443,8444 or 8443+2")
+    p.add_argument("--admin", default="127.0.0.1:0", help="journal endpoint: HOST:PORT or via:NAME:PORT")
     p.add_argument("--confdir", required=True, help="mitmproxy confdir holding mitmproxy-ca.pem (the org CA)")
     p.add_argument("--upstream-trust", help="CA bundle the proxy trusts for upstream servers")
     p.add_argument("--ready-fd", type=int, help="write the ready report to this file descriptor instead of stdout")
+    p.add_argument("--ready-file", help="also write the ready report to this file (for container healthchecks)")
     p.add_argument("--start-gate", action="store_true", help="import mitmproxy, then wait for a line on stdin")
     args = p.parse_args(argv)
     if args.start_gate:
@@ -103,12 +117,15 @@ def main(argv: list[str] | None = None) -> int:
 
         sys.stdin.readline()
     try:
-        config = ProxyConfig.load(args.config)
+        config = config_from_args(args)
         fix_ports(config)
-        asyncio.run(run(config, args.confdir, args.upstream_trust, args.ready_fd))
+        asyncio.run(run(config, args.confdir, args.upstream_trust, args.ready_fd, args.ready_file))
     except LabError as e:
         print(f"proxy: {e}", file=sys.stderr)
         return e.exit_code
+    except ValueError as e:
+        print(f"proxy: {e}.", file=sys.stderr)
+        return 2
     except OSError as e:
         hint = "choose free ports or stop what uses them" if e.errno == errno.EADDRINUSE else "check the addresses"
         print(f"proxy: cannot listen ({e}); {hint}.", file=sys.stderr)

@@ -1,0 +1,63 @@
+"""Ports and listen addresses: parsing port lists, reserving free ports, choosing admin binds."""
+
+from __future__ import annotations
+
+import socket
+
+
+def parse_ports(text: str) -> list[int]:
+    """``"8443,8444"`` or ``"8443+4"`` (four consecutive ports) -> list of ports; 0 = any free port.
+
+    Raises :class:`ValueError` with a sentence that shows the accepted forms.
+    """
+    text = text.strip()
+    try:
+        if "+" in text:
+            base, count = (int(x) for x in text.split("+", 1))
+            if count < 1:
+                raise ValueError
+            ports = list(range(base, base + count))
+        else:
+            ports = [int(p) for p in text.split(",")]
+    except ValueError:
+        raise ValueError(f"{text!r} is not a port list; write '8443,8444' or '8443+4'") from None
+    if not ports or any(not 0 <= p < 65536 for p in ports):
+        raise ValueError(f"{text!r}: ports are 0-65535 (0 = any free port)")
+    return ports
+
+
+def reserve_ports(host: str, count: int) -> list[int]:
+    """Ask the kernel for ``count`` distinct free ports on ``host``.
+
+    All sockets stay open until every port is known (so none repeats), then are
+    released for the caller to bind right away.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket(family, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def resolve_bind(spec: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``via:NAME:PORT`` -> (address, port).
+
+    ``via:NAME`` binds the local address this host uses to reach ``NAME``: in
+    compose, the proxy's admin endpoint binds its leg on the server's network
+    only, so clients on the corp network cannot reach it.
+    """
+    if spec.startswith("via:"):
+        _, name, port = spec.split(":", 2)
+        target = socket.getaddrinfo(name, 9, socket.AF_INET, socket.SOCK_DGRAM)[0][4][0]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((target, 9))  # UDP connect sends nothing; it only picks the route
+            return s.getsockname()[0], int(port)
+    host, _, port = spec.rpartition(":")
+    return host.strip("[]"), int(port)
