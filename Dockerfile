@@ -17,18 +17,21 @@ FROM ${BASE_IMAGE} AS build
 # 1: install only from build/wheelhouse/ (no index); 0: install the source from PyPI.
 ARG PIP_OFFLINE=0
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore
-# The build context is filtered by .dockerignore; it may lack build/wheelhouse/
-# and fixtures/ (online builds, fresh clones), so copy it whole in this
-# throw-away stage rather than naming directories that might not exist.
-COPY . /ctx/
+# Offline: dependencies first, from the wheelhouse only, so that edits to tests
+# or docs do not redo this layer.  The [d]/[e] globs let the COPY succeed when
+# build/wheelhouse/ is absent (online builds, fresh clones): pyproject.toml is
+# there only so the instruction always has one source.
+COPY pyproject.toml buil[d]/wheelhous[e] /wheels/
 # A venv, not the system interpreter: Debian's python3 refuses pip installs
 # into it (PEP 668, "externally-managed-environment").
 RUN python3 -m venv /opt/venv \
  && if [ "$PIP_OFFLINE" = 1 ]; then \
-        /opt/venv/bin/pip install --no-index --find-links /ctx/build/wheelhouse tls-inspection-lab; \
-    else \
-        /opt/venv/bin/pip install /ctx; \
-    fi \
+        /opt/venv/bin/pip install --no-index --find-links /wheels tls-inspection-lab; \
+    fi
+# Online: the project's source from the (.dockerignore-filtered) context. It is
+# copied whole because fixtures/ may not exist yet in a fresh clone.
+COPY . /ctx/
+RUN if [ "$PIP_OFFLINE" != 1 ]; then /opt/venv/bin/pip install /ctx; fi \
  && mkdir -p /opt/lab/fixtures \
  && if [ -d /ctx/fixtures ]; then cp -R /ctx/fixtures/. /opt/lab/fixtures/; fi
 

@@ -233,6 +233,7 @@ def _rootfs_tarball(progress: Progress) -> Path:
     progress(f"bootstrapping Debian {SUITE} with {tool} from "
              f"{', '.join(sorted({m.split()[1] for m in mirrors})) or 'the default mirror'}")
     partial = tarball.with_suffix(".partial.tar")
+    partial.unlink(missing_ok=True)  # left by an interrupted run
     show = lambda line: line.startswith(("I: running", "I: downloading", "I: creating", "I: success",
                                          "I: Retrieving", "I: Base system", "E:", "W:"))
     if tool == "mmdebstrap":
