@@ -39,7 +39,8 @@ class Journal:
 
     def add(self, record: dict[str, Any]) -> dict[str, Any]:
         """Append a finished record and return it (with its ``seq``)."""
-        record = {"seq": next(self._seq), "time": round(time.time(), 6), **record}
+        # The journal's own sequence number wins over any "seq" the caller passed.
+        record = {**record, "seq": next(self._seq), "time": round(time.time(), 6)}
         self._records.append(record)
         return record
 

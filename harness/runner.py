@@ -113,8 +113,16 @@ def parse_events(output: str) -> list[dict]:
     return events
 
 
-def run_reference(client: ReferenceClient, argv: list[str], *, in_process: bool) -> tuple[int, str]:
-    """Run a reference client; returns (exit code, combined output)."""
+def run_reference(client: ReferenceClient, argv: list[str], *, in_process: bool,
+                  prefix: list[str] | None = None) -> tuple[int, str]:
+    """Run a reference client; returns (exit code, combined output).
+
+    ``prefix`` runs ``harness`` elsewhere (``docker exec CONTAINER`` in the compose lab).
+    """
+    if prefix:
+        proc = subprocess.run([*prefix, "harness", client.name, *argv], stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=120)
+        return proc.returncode, proc.stdout + proc.stderr
     if in_process:
         out, err = io.StringIO(), io.StringIO()
         code = client.main()(argv, stdout=out, stderr=err, stdin=io.StringIO())
@@ -147,7 +155,11 @@ class MatrixRunner:
             proxy_cursor = self.proxy_journal.last_seq()
             server_cursor = self.server_journal.last_seq()
             secret = f"lab-secret-{secrets.token_hex(8)}"
-            code, output = run_reference(client, client.argv(scenario, self.lab, lane, secret), in_process=self.in_process)
+            # Compose: the client runs in its container (corp), or at "home" for the direct scenario.
+            where = "home" if not scenario.via_proxy else client_name
+            prefix = self.lab.extra.get("client_exec", {}).get(where)
+            code, output = run_reference(client, client.argv(scenario, self.lab, lane, secret),
+                                         in_process=self.in_process, prefix=prefix)
             proxy = self.proxy_journal.read(lane=lane, after=proxy_cursor, settle=self.settle)
             server = self.server_journal.read(lane=lane, after=server_cursor)
             seconds = time.perf_counter() - start

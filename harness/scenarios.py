@@ -66,6 +66,11 @@ def load_policies(path: str | Path | None = None) -> dict[str, Policy]:
     """Load ``policies.toml``: ``{name: Policy}``."""
     path = Path(path) if path else fixtures_dir() / "policies.toml"
     data = _read_toml(path).get("policy", {})
+    if not isinstance(data, dict):
+        raise BadFileError(f"{path}: write policies as [policy.NAME] tables.")
+    for name, table in data.items():
+        if not isinstance(table, dict):
+            raise BadFileError(f"{path}: policy {name!r} must be a [policy.{name}] table.")
     try:
         return {name: Policy.from_dict(name, table) for name, table in data.items()}
     except ValueError as e:
@@ -73,6 +78,8 @@ def load_policies(path: str | Path | None = None) -> dict[str, Policy]:
 
 
 def _scenario(path: Path, table: dict, policies: dict[str, Policy]) -> Scenario:
+    if not isinstance(table, dict):
+        raise BadFileError(f"{path}: every scenario must be a [[scenario]] table.")
     name = table.get("name")
     where = f"{path}: scenario {name!r}"
     if not isinstance(name, str) or not name:
@@ -93,15 +100,20 @@ def _scenario(path: Path, table: dict, policies: dict[str, Policy]) -> Scenario:
     if not isinstance(expect, dict) or not expect:
         raise BadFileError(f"{where}: 'expect' must map clients to outcomes, e.g. {{ beam = \"refused\" }}.")
     for client, outcome in expect.items():
+        if client not in CLIENTS:
+            raise BadFileError(f"{where}: 'expect' names client {client!r}; known clients: {', '.join(CLIENTS)}.")
         if outcome not in OUTCOMES:
             raise BadFileError(f"{where}: outcome {outcome!r} for {client} is not one of {', '.join(OUTCOMES)}.")
+    tags = table.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise BadFileError(f"{where}: tags must be a list of strings, e.g. tags = [\"core\"].")
     on_warning = table.get("attended_on_warning", "abort")
     if on_warning not in ("continue", "abort"):
         raise BadFileError(f"{where}: attended_on_warning must be 'continue' or 'abort'.")
     return Scenario(
         name=name, network=network, expect=dict(expect), policy=policy if network == "proxy" else None,
         trust=trust, attended_on_warning=on_warning, description=str(table.get("description", "")),
-        tags=tuple(table.get("tags", ())),
+        tags=tuple(tags),
     )
 
 

@@ -47,8 +47,6 @@ def test_add_does_not_keep_the_callers_dict():
     assert "seq" not in original and record is not original
 
 
-@pytest.mark.xfail(strict=True, reason="Journal.add builds {'seq': n, **record}, so a record that already has a "
-                                        "'seq' key keeps it: the journal's sequence (and read(after=...)) breaks")
 def test_add_assigns_its_own_seq_even_if_the_record_has_one():
     j = Journal()
     first = j.add({"kind": "http", "seq": 99})
