@@ -41,7 +41,10 @@ ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY --from=build /opt /opt
 # Non-root by default; a compose service that needs iptables or raw sockets
 # sets `user: root` and the capability it needs.
-RUN useradd --create-home --uid 10001 --shell /bin/sh lab
+# /lab is where the compose lab's state volume mounts: owned by the lab user, so
+# a fresh named volume inherits that ownership and the one-shot PKI service can write it.
+RUN useradd --create-home --uid 10001 --shell /bin/sh lab \
+ && mkdir -p /lab && chown lab:lab /lab && chmod 0700 /lab
 USER lab
 WORKDIR /opt/lab
 CMD ["harness", "--help"]
