@@ -120,7 +120,9 @@ def describe_lab(info: LabInfo) -> str:
         *[f"    {policy.ljust(width)}  {url}" for policy, url in lane0.items()],
         f"  server (direct)   {info.server_connect[0]}  (SNI/Host must be a ScreenMeet name)",
         f"  journals          proxy {info.proxy_admin}/journal   server {info.server_admin}/journal",
-        "  try",
+        *([f"  corp shell        docker exec -it {info.extra['client_exec']['beam'][-1][:12]} sh   (a machine on the corp network)"]
+          if info.backend == "compose" else []),
+        "  try" + (" (inside a corp container)" if info.backend == "compose" else ""),
         f"    curl --proxy {lane0.get('inspect', '')} --cacert {pki['trust_public_org']} -v https://api.screenmeet.com/",
         f"    harness beam --proxy {lane0.get('inspect', '')} --trust {pki['trust_public_org']} --pins {pki['pins_file']} --once",
         f"    harness attended --proxy {lane0.get('exception-wildcard', '')} --trust {pki['trust_public_org']} --pins {pki['pins_file']}",
@@ -175,20 +177,25 @@ def cmd_down(args) -> int:
     from harness.lab.process import terminate_pids
 
     state_dir = _state_dir(args)
-    if args.lab == "compose":
-        from harness.lab.compose import compose_down
-
-        compose_down(state_dir)
-        return 0
     try:
         info = LabInfo.read(state_dir)
     except LabError:
+        info = None
+    if info is not None:
+        # The 'up' process stops its own lab on SIGTERM; its children too, should it be gone.
+        pids = [info.pids[k] for k in ("up", "proxy", "server") if k in info.pids]
+        survivors = terminate_pids(pids)
+        (state_dir / "lab.json").unlink(missing_ok=True)
+        if survivors:
+            print(f"harness: killed {survivors} that did not stop on SIGTERM.", file=sys.stderr)
+    if args.lab == "compose" or (info is not None and info.backend == "compose"):
+        from harness.lab.compose import compose_down
+
+        compose_down(state_dir)
+    elif info is None:
         print(f"No lab is running in {state_dir}.")
-        return 0
-    pids = [info.pids[k] for k in ("up", "proxy", "server") if k in info.pids]
-    survivors = terminate_pids(pids)
-    (state_dir / "lab.json").unlink(missing_ok=True)
-    print(f"Lab in {state_dir} stopped" + (f" (killed {survivors})." if survivors else "."))
+    else:
+        print(f"Lab in {state_dir} stopped.")
     return 0
 
 

@@ -52,7 +52,7 @@ class Compose:
                               timeout=timeout, cwd=ROOT, stdin=subprocess.DEVNULL)
         if check and proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-            raise LabError(f"'{' '.join(self.base[:2])} {' '.join(args)}' failed: {' / '.join(tail) or 'no output'}.")
+            raise LabError(f"'{self.base[0]} ... {' '.join(args)}' failed: {' / '.join(tail) or 'no output'}.")
         return proc
 
     def container(self, service: str) -> str:
@@ -116,8 +116,10 @@ class ComposeLab:
         self.compose.run("down", "-v", "--remove-orphans", timeout=120)
         started = time.monotonic()
         try:
-            self.compose.run("up", "-d", "--no-build", timeout=self.start_timeout)
-            self._wait_healthy(started)
+            up = self.compose.run("up", "-d", "--no-build", timeout=self.start_timeout, check=False)
+            self._wait_healthy(started)  # names the service that died, if one did
+            if up.returncode != 0:
+                self.compose.run("up", "-d", "--no-build", timeout=self.start_timeout)
             self.info = self._describe()
         except BaseException:
             self.stop()
