@@ -42,6 +42,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def port_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+    return value
+
+
 def _lab_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lab", choices=BACKENDS, default=os.environ.get("HARNESS_LAB", "local"),
                    help="where the lab runs: local processes (default) or Docker Compose")
@@ -52,6 +62,9 @@ def _lab_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--org-o", default="Acme Corp", help="organisation of the inspection CA")
     p.add_argument("--no-name-constraints", action="store_true",
                    help="do not name-constrain the lab CAs to the lab's domains (only to inspect other apps)")
+    p.add_argument("--base-port", type=port_number, default=None,
+                   help="local lab: fixed ports from here (proxy listeners, then server, then journals) "
+                        "instead of ephemeral ones")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,9 +112,15 @@ def _make_lab(args, state_dir: Path):
         from harness.lab.compose import ComposeLab as Lab
     else:
         from harness.lab.local import LocalLab as Lab
+    extra = {}
+    if getattr(args, "base_port", None) is not None:
+        if args.lab != "local":
+            raise UsageError("--base-port applies to the local lab only; compose.yaml fixes the compose ports.")
+        extra["base_port"] = args.base_port
     return Lab(
         state_dir, policies=load_policies(), lanes=args.lanes, show_secrets=args.show_secrets,
         org_common_name=args.org_cn, org_organization=args.org_o, name_constraints=not args.no_name_constraints,
+        **extra,
     )
 
 
@@ -174,7 +193,7 @@ def _up_detached(args, state_dir: Path) -> int:
 
 
 def cmd_down(args) -> int:
-    from harness.lab.process import terminate_pids
+    from harness.lab.process import is_lab_process, terminate_pids
 
     state_dir = _state_dir(args)
     try:
@@ -184,7 +203,8 @@ def cmd_down(args) -> int:
     if info is not None:
         # The 'up' process stops its own lab on SIGTERM; its children too, should it be gone.
         pids = [info.pids[k] for k in ("up", "proxy", "server") if k in info.pids]
-        survivors = terminate_pids(pids)
+        # A pid from a stale lab.json may since belong to an unrelated process: never signal that.
+        survivors = terminate_pids([p for p in pids if is_lab_process(p)])
         (state_dir / "lab.json").unlink(missing_ok=True)
         if survivors:
             print(f"harness: killed {survivors} that did not stop on SIGTERM.", file=sys.stderr)

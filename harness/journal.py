@@ -31,10 +31,12 @@ from harness.errors import LabError
 class Journal:
     """An in-memory, append-only list of records, some of which may still be open."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, first_seq: int = 1) -> None:
+        # A restarted component starts its journal above the old one's numbers
+        # (``first_seq``), so readers' cursors stay valid across the restart.
         self._records: list[dict[str, Any]] = []
         self._open: dict[Any, dict[str, Any]] = {}
-        self._seq = itertools.count(1)
+        self._seq = itertools.count(first_seq)
         self._changed = asyncio.Event() if _has_loop() else None
 
     def add(self, record: dict[str, Any]) -> dict[str, Any]:

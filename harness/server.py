@@ -46,8 +46,8 @@ def request_host(request: web.Request) -> str:
 class MockScreenMeet:
     """Request handlers plus the journal; the I/O setup lives in :func:`serve`."""
 
-    def __init__(self, *, show_secrets: bool = False) -> None:
-        self.journal = Journal()
+    def __init__(self, *, show_secrets: bool = False, journal_first_seq: int = 1) -> None:
+        self.journal = Journal(first_seq=journal_first_seq)
         self.show_secrets = show_secrets
         self.lane_of_port: dict[int, int] = {}
 
@@ -166,7 +166,8 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    server = MockScreenMeet(show_secrets=args.show_secrets or os.environ.get("LAB_SHOW_SECRETS") == "1")
+    server = MockScreenMeet(show_secrets=args.show_secrets or os.environ.get("LAB_SHOW_SECRETS") == "1",
+                            journal_first_seq=args.journal_first_seq)
     runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
     await runner.setup()
     ctx = tls_context(args.cert, args.key)
@@ -208,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ready-file", help="also write the ready report to this file (for container healthchecks)")
     p.add_argument("--show-secrets", action="store_true", help="journal session codes and tokens instead of redacting them")
     p.add_argument("--start-gate", action="store_true", help="wait for a line on stdin before reading files")
+    p.add_argument("--journal-first-seq", type=int, default=1,
+                   help="number of the first journal record (a restarted server continues above the old ones)")
     args = p.parse_args(argv)
     if args.start_gate:
         sys.stdin.readline()

@@ -4,23 +4,76 @@ Start-up is paid once: a fresh PKI (fast EC keys where realism allows), then
 the server and the proxy start *in parallel* (their ports are reserved up
 front so neither waits for the other), and readiness is signalled on a pipe.
 Everything binds loopback; the admin endpoints too.
+
+Ports are ephemeral by default; ``base_port`` fixes them (``harness up
+--base-port``), laid out as in compose: proxy listener ``base + policy index *
+lanes + lane``, then one server port per lane, then the proxy's and the
+server's journal endpoints.  A port already taken is one clear sentence.
+
+Faults, for reliability tests: :meth:`LocalLab.kill_proxy` / :meth:`kill_server`
+(a crash), :meth:`restart_proxy` / :meth:`restart_server` (same ports, same
+PKI; the proxy optionally with changed policies, which is how a listener's
+policy changes at runtime), and :meth:`rotate_org_ca`.  A restarted component
+starts a new journal whose numbers continue above the old one's (readers'
+cursors stay valid); what the killed process held in memory is gone.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import socket
 import sys
+import urllib.parse
 from pathlib import Path
 
-from harness.errors import EnvironmentProblem
+from harness.errors import EnvironmentProblem, LabError, UsageError
 from harness.lab import LabInfo, prepare_state_dir
-from harness.lab.process import Child, spawn, stop, wait_ready
-from harness.pki import LabPKI
+from harness.lab.process import Child, kill, spawn, stop, wait_ready
+from harness.netaddr import reserve_ports
+from harness.pki import CA, Blob, LabPKI
 from harness.policy import Policy
 from harness.proxy.config import ProxyConfig
-from harness.netaddr import reserve_ports
 
 LOOPBACK = "127.0.0.1"
+SERVER, PROXY = "mock server", "inspection proxy"
+_PID_KEYS = {SERVER: "server", PROXY: "proxy"}
+# A restarted component's journal starts at restarts * RESTART_SEQ_STEP + 1.
+RESTART_SEQ_STEP = 1_000_000_000
+
+
+def plan_ports(base: int, policies: list[str], lanes: int) -> dict:
+    """The fixed-port layout for ``base``: ``{"proxy": {policy: [port per lane]}, "server": [...],
+    "proxy_admin": port, "server_admin": port}``."""
+    proxy = {name: [base + i * lanes + lane for lane in range(lanes)] for i, name in enumerate(policies)}
+    after = base + len(policies) * lanes
+    return {"proxy": proxy, "server": list(range(after, after + lanes)),
+            "proxy_admin": after + lanes, "server_admin": after + lanes + 1}
+
+
+def check_ports_free(host: str, wanted: list[tuple[int, str]]) -> None:
+    """Raise one clear sentence for the first port in ``wanted`` ((port, role) pairs) that
+    cannot be bound on ``host`` the way the lab binds it (SO_REUSEADDR, as asyncio does)."""
+    for port, role in wanted:
+        if not 1 <= port <= 65535:
+            raise UsageError(f"port {port} ({role}) is outside 1-65535; choose a lower --base-port.")
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host, port))
+            except OSError as e:
+                if e.errno == errno.EADDRINUSE:
+                    raise EnvironmentProblem(
+                        f"port {port} on {host} ({role}) is already in use; stop what uses it "
+                        "or choose another --base-port.") from None
+                if e.errno == errno.EACCES:
+                    raise EnvironmentProblem(
+                        f"port {port} on {host} ({role}) needs privileges; choose --base-port 1024 or above.") from None
+                raise EnvironmentProblem(f"cannot bind port {port} on {host} ({role}): {e.strerror or e}.") from None
+
+
+def _port_of(url: str) -> int:
+    return urllib.parse.urlsplit(url).port or 0
 
 
 class LocalLab:
@@ -39,54 +92,86 @@ class LocalLab:
         org_organization: str = "Acme Corp",
         name_constraints: bool = True,
         start_timeout: float = 30.0,
+        base_port: int | None = None,
         python: str = sys.executable,
     ) -> None:
         if lanes < 1:
             raise EnvironmentProblem("the lab needs at least one lane; pass --lanes 1 or more.")
         self.state_dir = Path(state_dir)
-        self.policies = policies
+        self.policies = dict(policies)
         self.lanes = lanes
         self.show_secrets = show_secrets
         self.org_common_name = org_common_name
         self.org_organization = org_organization
         self.name_constraints = name_constraints
         self.start_timeout = start_timeout
+        self.base_port = base_port
         self.python = python
         self.children: list[Child] = []
         self.info: LabInfo | None = None
+        self.pki = LabPKI.at(self.state_dir)
+        self.restarts = 0
+        # The ports in use, fixed after the first start so restarts reuse them.
+        self._proxy_ports: dict[str, list[int]] = {}
+        self._proxy_admin = 0
+        self._server_ports: list[int] = []
+        self._server_admin = 0
 
     def __repr__(self) -> str:
         return f"LocalLab(state_dir={str(self.state_dir)!r}, lanes={self.lanes}, policies={list(self.policies)})"
 
-    def start(self) -> LabInfo:
-        prepare_state_dir(self.state_dir)
-        pki_paths = LabPKI.at(self.state_dir)
-        server_ports = reserve_ports(LOOPBACK, self.lanes)
+    # -- argv and configuration ------------------------------------------------------
+    @property
+    def _logs(self) -> Path:
+        return self.state_dir / "logs"
+
+    def _first_seq(self) -> int:
+        return self.restarts * RESTART_SEQ_STEP + 1
+
+    def _server_argv(self) -> list[str]:
+        argv = [
+            self.python, "-m", "harness.server", "--cert", str(self.pki.server_chain),
+            "--key", str(self.pki.server_key), "--host", LOOPBACK,
+            "--ports", ",".join(map(str, self._server_ports)), "--admin", f"{LOOPBACK}:{self._server_admin}",
+            "--journal-first-seq", str(self._first_seq()),
+        ]
+        return argv + (["--show-secrets"] if self.show_secrets else [])
+
+    def _proxy_argv(self) -> list[str]:
         config = ProxyConfig(
-            policies=self.policies, lanes=self.lanes, listen_host=LOOPBACK,
-            upstream_host=LOOPBACK, upstream_ports=server_ports,
-            admin=f"{LOOPBACK}:0", show_secrets=self.show_secrets,
+            policies=self.policies, lanes=self.lanes, listen_host=LOOPBACK, ports=self._proxy_ports,
+            upstream_host=LOOPBACK, upstream_ports=self._server_ports,
+            admin=f"{LOOPBACK}:{self._proxy_admin}", show_secrets=self.show_secrets,
+            journal_first_seq=self._first_seq(),
         )
         config_path = self.state_dir / "proxy.json"
         config_path.write_text(json.dumps(config.to_dict(), indent=2))
-        logs = self.state_dir / "logs"
-        logs.mkdir(exist_ok=True)
-        server_argv = [
-            self.python, "-m", "harness.server", "--cert", str(pki_paths.server_chain),
-            "--key", str(pki_paths.server_key), "--host", LOOPBACK,
-            "--ports", ",".join(map(str, server_ports)), "--admin", f"{LOOPBACK}:0",
-        ]
-        if self.show_secrets:
-            server_argv.append("--show-secrets")
-        proxy_argv = [
+        return [
             self.python, "-m", "harness.proxy", "--config", str(config_path),
-            "--confdir", str(pki_paths.mitmproxy_confdir), "--upstream-trust", str(pki_paths.trust_public),
+            "--confdir", str(self.pki.mitmproxy_confdir), "--upstream-trust", str(self.pki.trust_public),
         ]
+
+    # -- start and stop ----------------------------------------------------------------
+    def start(self) -> LabInfo:
+        prepare_state_dir(self.state_dir)
+        if self.base_port is not None:
+            plan = plan_ports(self.base_port, list(self.policies), self.lanes)
+            check_ports_free(LOOPBACK, [
+                *[(p, f"proxy listener {name} lane {lane}") for name, ports in plan["proxy"].items()
+                  for lane, p in enumerate(ports)],
+                *[(p, f"mock server lane {lane}") for lane, p in enumerate(plan["server"])],
+                (plan["proxy_admin"], "proxy journal endpoint"), (plan["server_admin"], "server journal endpoint"),
+            ])
+            self._proxy_ports, self._server_ports = plan["proxy"], plan["server"]
+            self._proxy_admin, self._server_admin = plan["proxy_admin"], plan["server_admin"]
+        else:
+            self._server_ports = reserve_ports(LOOPBACK, self.lanes)
+        self._logs.mkdir(exist_ok=True)
         try:
             # Interpreter and mitmproxy start-up (most of the time) overlap with key generation.
             self.children = [
-                spawn("mock server", server_argv, logs / "server.log", gate=True),
-                spawn("inspection proxy", proxy_argv, logs / "proxy.log", gate=True),
+                spawn(SERVER, self._server_argv(), self._logs / "server.log", gate=True),
+                spawn(PROXY, self._proxy_argv(), self._logs / "proxy.log", gate=True),
             ]
             pki = LabPKI.generate(
                 self.state_dir, org_common_name=self.org_common_name,
@@ -98,16 +183,16 @@ class LocalLab:
         except BaseException:
             self.stop()
             raise
-        server, proxy = ready["mock server"], ready["inspection proxy"]
-        proxies: dict[str, list[str]] = {name: [""] * self.lanes for name in self.policies}
-        for listener in proxy["listeners"]:
-            proxies[listener["policy"]][listener["lane"]] = f"http://{LOOPBACK}:{listener['port']}"
+        server, proxy = ready[SERVER], ready[PROXY]
+        self._remember_ports(server=server, proxy=proxy)
+        proxies: dict[str, list[str]] = {name: [f"http://{LOOPBACK}:{p}" for p in ports]
+                                         for name, ports in self._proxy_ports.items()}
         self.info = LabInfo(
             backend=self.backend,
             state_dir=str(self.state_dir),
             lanes=self.lanes,
             proxies=proxies,
-            server_connect=[f"{LOOPBACK}:{p}" for p in server["ports"]],
+            server_connect=[f"{LOOPBACK}:{p}" for p in self._server_ports],
             proxy_admin=proxy["admin"],
             server_admin=server["admin"],
             pki={k: v for k, v in pki.describe().items()},
@@ -115,6 +200,17 @@ class LocalLab:
             pids={"server": self.children[0].pid, "proxy": self.children[1].pid},
         )
         return self.info
+
+    def _remember_ports(self, *, server: dict | None = None, proxy: dict | None = None) -> None:
+        if server is not None:
+            self._server_ports = list(server["ports"])
+            self._server_admin = _port_of(server["admin"])
+        if proxy is not None:
+            ports: dict[str, list[int]] = {name: [0] * self.lanes for name in self.policies}
+            for listener in proxy["listeners"]:
+                ports[listener["policy"]][listener["lane"]] = listener["port"]
+            self._proxy_ports = ports
+            self._proxy_admin = _port_of(proxy["admin"])
 
     def stop(self) -> None:
         stop(self.children)
@@ -125,3 +221,103 @@ class LocalLab:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    # -- faults ------------------------------------------------------------------------
+    def _running(self) -> LabInfo:
+        if self.info is None or not self.children:
+            raise LabError("the local lab is not running; start it first.")
+        return self.info
+
+    def _child(self, name: str) -> Child:
+        return next(c for c in self.children if c.name == name)
+
+    def kill_proxy(self) -> None:
+        """SIGKILL the proxy (a crash): every connection through it breaks at once."""
+        self._running()
+        kill(self._child(PROXY))
+
+    def kill_server(self) -> None:
+        """SIGKILL the mock server (a crash)."""
+        self._running()
+        kill(self._child(SERVER))
+
+    def _replace(self, name: str, argv_for) -> dict:
+        """Stop ``name`` if it still runs, start it again (same ports) and wait until it is ready."""
+        info = self._running()
+        index = next(i for i, c in enumerate(self.children) if c.name == name)
+        stop([self.children[index]])
+        self.restarts += 1
+        log = self._logs / ("proxy.log" if name == PROXY else "server.log")
+        child = spawn(name, argv_for(), log)
+        self.children[index] = child
+        report = wait_ready([child], self.start_timeout)[name]  # on failure the caller's stop() reaps it
+        info.pids[_PID_KEYS[name]] = child.pid
+        if (self.state_dir / "lab.json").exists():
+            info.write()  # 'harness down' must find the new pid
+        return report
+
+    def restart_server(self) -> LabInfo:
+        """Start the mock server again (stopping it first if it still runs), on the same ports."""
+        report = self._replace(SERVER, self._server_argv)
+        if report["ports"] != self._server_ports:
+            raise LabError(f"the restarted mock server listens on {report['ports']}, not {self._server_ports}.")
+        return self._running()
+
+    def restart_proxy(self, *, policies: dict[str, Policy] | None = None) -> LabInfo:
+        """Start the proxy again (stopping it first if it still runs) on the same ports, with the
+        same PKI (or the rotated one); ``policies`` changes what the listeners do.
+
+        ``policies`` must have the same names as the running ones: each name owns
+        its listener ports, so a proxy URL keeps serving the policy of that name,
+        now with its new content (an exception added by IT, for instance).
+        """
+        self._running()
+        if policies is not None:
+            if list(policies) != list(self.policies):
+                raise UsageError(
+                    f"restart_proxy keeps the listeners, so give the same policy names in the same order "
+                    f"({', '.join(self.policies)}); got {', '.join(policies)}.")
+            self.policies = dict(policies)
+        # One clear sentence (not a proxy traceback) if the CA file is broken.
+        CA.load(self.pki.mitmproxy_confdir / "mitmproxy-ca.pem")
+        report = self._replace(PROXY, self._proxy_argv)
+        old = self._proxy_ports
+        self._remember_ports(proxy=report)
+        if self._proxy_ports != old:
+            raise LabError(f"the restarted proxy listens on {self._proxy_ports}, not {old}.")
+        return self._running()
+
+    def set_policy(self, name: str, policy: Policy) -> LabInfo:
+        """Change what the listeners of policy ``name`` do (restarts the proxy on the same ports)."""
+        if name not in self.policies:
+            from harness.errors import UnknownNameError
+
+            raise UnknownNameError("policy", name, list(self.policies))
+        return self.restart_proxy(policies={**self.policies, name: policy})
+
+    def rotate_org_ca(self, *, common_name: str | None = None, organization: str | None = None) -> LabInfo:
+        """Replace the organisation's inspection CA by a fresh key (and optionally a new name),
+        then restart the proxy with it.
+
+        Done the way IT rotates an inspection root: the new root is deployed to
+        the clients' trust bundle (``trust-public-org.pem``, next to the old one)
+        before the proxy switches, and the old root is retired once it has, so a
+        client that re-reads the bundle never meets an untrusted chain.
+        """
+        info = self._running()
+        cn = common_name or self.org_common_name
+        org = organization or self.org_organization
+        new = CA(common_name=cn, organization=org, key_type="rsa", name_constraints=self.name_constraints)
+        public = self.pki.trust_public.read_bytes()
+        old = self.pki.org_ca.read_bytes()
+        Blob(public + old + new.cert_pem.bytes()).write_to_path(self.pki.trust_public_org)
+        new.cert_pem.write_to_path(self.pki.org_ca)
+        new.private_key_pem.write_to_path(self.pki.org_ca_key, private=True)
+        new.mitmproxy_pem().write_to_path(self.pki.mitmproxy_confdir / "mitmproxy-ca.pem", private=True)
+        self.restart_proxy()
+        Blob(public + new.cert_pem.bytes()).write_to_path(self.pki.trust_public_org)
+        self.org_common_name, self.org_organization = cn, org
+        info.org_issuer_cn = cn
+        if (self.state_dir / "lab.json").exists():
+            info.write()
+        return info

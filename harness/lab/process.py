@@ -118,10 +118,12 @@ def wait_ready(children: list[Child], timeout: float) -> dict[str, dict]:
 
 
 def stop(children: list[Child], timeout: float = 5.0) -> None:
-    """SIGTERM every child, then SIGKILL what is still alive after ``timeout``."""
+    """SIGTERM (and SIGCONT, so a stopped child can act on it) every child, then SIGKILL
+    what is still alive after ``timeout``."""
     for c in children:
         if c.proc.poll() is None:
             c.proc.terminate()
+            _signal(c.pid, signal.SIGCONT)
     deadline = time.monotonic() + timeout
     for c in children:
         try:
@@ -131,31 +133,100 @@ def stop(children: list[Child], timeout: float = 5.0) -> None:
             c.proc.wait()
 
 
+def kill(child: Child, timeout: float = 5.0) -> None:
+    """SIGKILL a child and reap it: what a crash looks like to everyone else."""
+    if child.proc.poll() is None:
+        child.proc.kill()
+    child.proc.wait(timeout=timeout)
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie (exited, not yet reaped) counts as gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except (FileNotFoundError, IndexError):
+        return not os.path.isdir("/proc/self")  # no procfs: trust kill(0)
+    except OSError:
+        return True
+
+
+def is_lab_process(pid: int) -> bool:
+    """True if ``pid`` runs one of the lab's programs (``python -m harness...``).
+
+    ``harness down`` reads pids from ``lab.json``; after a crash and a reboot or
+    a long time, such a pid may belong to an unrelated process, which must not
+    be signalled.  Without procfs there is no way to tell, so it says True.
+    """
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except FileNotFoundError:
+        return not os.path.isdir("/proc/self")
+    except OSError:
+        return False
+    return any(a == b"harness" or a.startswith(b"harness.") or a.endswith(b"/harness") for a in argv)
+
+
+def wait_gone(pids: list[int], timeout: float) -> bool:
+    """Wait until none of ``pids`` is alive; False if ``timeout`` passed first.
+
+    On Linux this waits on pidfds (an event, no polling); elsewhere, and for
+    zombies nobody reaps, it falls back to checking every 50 ms.
+    """
+    deadline = time.monotonic() + timeout
+    fds = []
+    try:
+        for pid in pids:
+            try:
+                fds.append(os.pidfd_open(pid))
+            except ProcessLookupError:
+                continue
+            except (AttributeError, OSError):
+                break  # no pidfds here: poll below
+        else:
+            remaining = deadline - time.monotonic()
+            while fds and remaining > 0:
+                readable, _, _ = select.select(fds, [], [], remaining)
+                for fd in readable:
+                    fds.remove(fd)
+                    os.close(fd)
+                remaining = deadline - time.monotonic()
+    finally:
+        for fd in fds:
+            os.close(fd)
+    while any(pid_alive(p) for p in pids):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)  # only reached without pidfds (or for an unreaped zombie's last instant)
     return True
 
 
 def terminate_pids(pids: list[int], timeout: float = 5.0) -> list[int]:
-    """SIGTERM, wait, SIGKILL: for ``harness down`` (the processes are not our children)."""
+    """SIGTERM (+ SIGCONT), wait, SIGKILL: for ``harness down`` (the processes are not our children).
+
+    Returns the pids that had to be killed.
+    """
     for pid in pids:
         if pid_alive(pid):
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-    deadline = time.monotonic() + timeout
-    while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)  # not our children: polling is the only portable wait
+            _signal(pid, signal.SIGTERM)
+            _signal(pid, signal.SIGCONT)  # a stopped (Ctrl-Z'd, hung) process acts on SIGTERM only once continued
+    wait_gone(pids, timeout)
     survivors = [p for p in pids if pid_alive(p)]
     for pid in survivors:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _signal(pid, signal.SIGKILL)
+    wait_gone(survivors, timeout)
     return survivors

@@ -66,7 +66,7 @@ class InspectionAddon:
 
     def __init__(self, config: ProxyConfig | None = None, *, announce=None) -> None:
         self.config = config
-        self.journal = Journal()
+        self.journal = Journal(first_seq=config.journal_first_seq if config else 1)
         self.listeners: dict[int, Listener] = {}
         self.admin_url: str | None = None
         self._admin = None

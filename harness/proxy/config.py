@@ -43,6 +43,7 @@ class ProxyConfig:
     lab_domains: tuple[str, ...] = LAB_DOMAINS
     admin: str = "127.0.0.1:0"
     show_secrets: bool = False
+    journal_first_seq: int = 1  # above the previous journal's numbers when the lab restarts the proxy
 
     def upstream_for(self, host: str, port: int, lane: int | None) -> tuple[str, int] | None:
         """Where a connection to ``host:port`` really goes, or None if it is not a lab host."""
@@ -63,6 +64,7 @@ class ProxyConfig:
             "lab_domains": list(self.lab_domains),
             "admin": self.admin,
             "show_secrets": self.show_secrets,
+            "journal_first_seq": self.journal_first_seq,
         }
 
     @classmethod
@@ -78,6 +80,7 @@ class ProxyConfig:
             lab_domains=tuple(data.get("lab_domains", LAB_DOMAINS)),
             admin=data.get("admin", "127.0.0.1:0"),
             show_secrets=bool(data.get("show_secrets", False)),
+            journal_first_seq=int(data.get("journal_first_seq", 1)),
         )
 
     @classmethod
