@@ -7,3 +7,14 @@ import pytest
 @pytest.fixture(scope="session")
 def lab_options(pytestconfig) -> dict:
     return {"lanes": pytestconfig.getoption("--lab-lanes") or 4, "show_secrets": True}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Compose-only tests are skipped (with the reason) on the local lab, and local-only
+    modules are skipped on the compose lab: 'pytest --lab=compose' runs the shared suite."""
+    backend = config.getoption("--lab") or "local"
+    shared = {"test_matrix.py", "test_secrets.py", "test_compose.py"}
+    for item in items:
+        name = item.path.name
+        if backend == "compose" and name not in shared:
+            item.add_marker(pytest.mark.skip(reason="runs on the local lab; the compose run covers the shared scenario suite"))
