@@ -5,7 +5,9 @@
     harness up [--detach]        start the lab (local processes by default) and say where everything is
     harness down                 stop it, leaving no process behind
     harness run                  start a lab, run the scenario matrix, print the table, exit 1 on a mismatch
+    harness probe HOST           connect as the clients do and say whether (and how) TLS is inspected
     harness pki                  generate a lab PKI into the state directory
+    harness images build         build the lab image (offline Debian base + wheelhouse if no registry answers)
     harness attended | beam ...  the reference clients
 
 Every :class:`harness.errors.LabError` is printed as its one sentence with its
@@ -84,7 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     _lab_options(run)
     run.add_argument("--scenario", action="append", help="run only this scenario (repeatable)")
     run.add_argument("--tag", action="append", help="run only scenarios with this tag (e.g. core)")
-    run.add_argument("--client", action="append", choices=("attended", "beam"), help="run only this client (repeatable)")
+    run.add_argument("--client", action="append", metavar="NAME",
+                     help="run this client (repeatable): attended, beam, or a definition from fixtures/clients.toml "
+                          "or --client-file")
+    run.add_argument("--client-file", action="append", type=Path, metavar="TOML",
+                     help="client definitions ([client.NAME] tables); without --client, runs all of them (repeatable)")
+    run.add_argument("--report", type=Path, metavar="DIR",
+                     help="write report.html, junit.xml and report.json to DIR (credentials redacted unless --show-secrets)")
     run.add_argument("--scenarios-file", type=Path, help="scenario TOML (default fixtures/scenarios.toml)")
     run.add_argument("--subprocess", action="store_true", help="run the reference clients as subprocesses")
     run.add_argument("--json", action="store_true", help="print the results as one JSON document")
@@ -95,6 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
     pki.add_argument("--org-o", default="Acme Corp")
     pki.add_argument("--no-name-constraints", action="store_true")
 
+    probe = sub.add_parser("probe", help="connect to HOST as the clients do and diagnose TLS inspection (no application bytes)")
+    probe.add_argument("host", metavar="HOST", help="host name, HOST:PORT or https:// URL, e.g. beam.screenmeet.com")
+    probe.add_argument("--proxy", help="explicit HTTP proxy, http://HOST:PORT (default: $HTTPS_PROXY)")
+    probe.add_argument("--no-proxy", action="store_true", help="ignore $HTTPS_PROXY and connect directly")
+    probe.add_argument("--pins", metavar="FILE", help="pins file (sha256/<base64> per line): tells inspection from the real server")
+    probe.add_argument("--trust", metavar="PEM", help="CA bundle to validate against (default: the system store)")
+    probe.add_argument("--connect-to", metavar="HOST:PORT", help="connect here instead (SNI and checks keep HOST)")
+    probe.add_argument("--timeout", type=float, default=10.0, help="seconds for each network step (default 10)")
+    probe.add_argument("--json", action="store_true", help="print one JSON object")
+
+    sub.add_parser("images", help="build the compose lab's image (see 'harness images --help')", add_help=False)
     for name in ("attended", "beam"):
         c = sub.add_parser(name, help=f"the reference {name} client (see 'harness {name} --help')", add_help=False)
         c.add_argument("args", nargs=argparse.REMAINDER)
@@ -219,34 +238,66 @@ def cmd_down(args) -> int:
     return 0
 
 
+def resolve_clients(names: list[str] | None, files: list[Path] | None) -> list | None:
+    """``--client``/``--client-file`` -> reference names and ClientDefs (None: the scenarios' own clients)."""
+    from harness.clientdefs import builtin_clients, load_clients
+    from harness.errors import UnknownNameError
+    from harness.runner import REFERENCE_CLIENTS
+
+    if not names and not files:
+        return None
+    definitions = builtin_clients()
+    from_files: dict = {}
+    for path in files or []:
+        from_files.update(load_clients(path))
+    definitions.update(from_files)
+    chosen = []
+    for name in names or list(from_files):
+        if name in REFERENCE_CLIENTS:
+            chosen.append(name)
+        elif name in definitions:
+            chosen.append(definitions[name])
+        else:
+            raise UnknownNameError("client", name, [*REFERENCE_CLIENTS, *definitions])
+    return chosen
+
+
 def cmd_run(args) -> int:
-    from harness.report import summary_line, table, to_json
+    from harness.report import summary_line, table, to_json, write_reports
     from harness.runner import MatrixRunner
-    from harness.scenarios import load_scenarios, select
+    from harness.scenarios import load_policies, load_scenarios, select
 
     scenarios = select(load_scenarios(args.scenarios_file), args.scenario, args.tag)
     if not scenarios:
         raise UsageError("no scenario matches the --scenario/--tag selection; see fixtures/scenarios.toml.")
+    clients = resolve_clients(args.client, args.client_file)
+    if args.report is not None:
+        from harness.report import prepare_report_dir
+
+        prepare_report_dir(args.report)  # an unwritable report directory fails before the lab starts
     state_dir = (args.state_dir or default_state_dir()) / "run"
     start = time.perf_counter()
     progress_on = not args.json
     if progress_on:
         print(f"Starting the {args.lab} lab...", file=sys.stderr, flush=True)
     with _make_lab(args, state_dir) as info:
-        runner = MatrixRunner(info, in_process=not args.subprocess)
+        runner = MatrixRunner(info, in_process=not args.subprocess, policies=load_policies())
 
         def progress(r, done, total):
             if progress_on:
                 print(f"[{done:>2}/{total}] {r.scenario.name}/{r.client}: {r.verdict.label}", file=sys.stderr, flush=True)
 
-        results = runner.run(scenarios, args.client, progress=progress)
+        results = runner.run(scenarios, clients, progress=progress)
         lab_doc = json.loads(info.to_json())
     seconds = time.perf_counter() - start
     if args.json:
-        print(to_json(results, lab=lab_doc, seconds=seconds))
+        print(to_json(results, lab=lab_doc, seconds=seconds, show_secrets=args.show_secrets))
     else:
         print(table(results, color=sys.stdout.isatty()))
         print(summary_line(results, seconds))
+    if args.report is not None:
+        written = write_reports(args.report, results, lab=lab_doc, seconds=seconds, show_secrets=args.show_secrets)
+        print(f"Reports: {', '.join(str(p) for p in written)}", file=sys.stderr)
     return 0 if all(r.passed for r in results) else 1
 
 
@@ -262,8 +313,21 @@ def cmd_pki(args) -> int:
     return 0
 
 
+def cmd_probe(args) -> int:
+    from harness.probe import probe, render_text
+
+    result = probe(args.host, proxy=args.proxy, no_proxy=args.no_proxy, pins_file=args.pins, trust=args.trust,
+                   connect_to=args.connect_to, timeout=args.timeout)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else render_text(result))
+    return result.exit_code
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "images":
+        from harness import images
+
+        return images.main(argv[1:])
     if argv and argv[0] in ("attended", "beam"):
         from harness.clients import attended, beam
 
@@ -273,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.command:
             build_parser().print_help()
             return 2
-        handler = {"up": cmd_up, "down": cmd_down, "run": cmd_run, "pki": cmd_pki}[args.command]
+        handler = {"up": cmd_up, "down": cmd_down, "run": cmd_run, "pki": cmd_pki, "probe": cmd_probe}[args.command]
         return handler(args)
     except LabError as e:
         print(f"harness: {e}", file=sys.stderr)
