@@ -14,6 +14,7 @@ from typing import TextIO
 
 from harness.clients.common import ArgumentParser, Events, ExitCode, Session, add_common_args, run_client
 from harness.clients.decision import ON_WARNING_CHOICES, attended_warning, decide_on_warning
+from harness.clients.transport import NetworkError
 from harness.clients.wire import ProtocolError, WebSocket, http_request
 
 DEFAULT_URL = "https://api.screenmeet.com"
@@ -59,6 +60,8 @@ def _body(args, events: Events, stdin: TextIO) -> int:
         accepted_chain = first.conn.chain_pins
     try:
         resp = http_request(first.conn.sock, "POST", host, "/api/v1/sessions/join", json_body={"code": code})
+    except NetworkError as e:
+        raise session.lost(e, "the session join") from None
     finally:
         first.conn.close()
     if resp.status != 200:
@@ -84,6 +87,8 @@ def _body(args, events: Events, stdin: TextIO) -> int:
             reply = ws.receive_text()
             events.emit("ws", None, sent=n, reply=reply)
         ws.close()
+    except NetworkError as e:
+        raise session.lost(e, f"support session {session_id}") from None
     finally:
         second.conn.close()
     state = "secure" if secure else "NOT secure (certificate mismatch accepted)"

@@ -3,7 +3,10 @@
 Beam never connects through TLS inspection: when the chain is trusted but no
 pin matches, it refuses, says why (host, issuer, the fix), and sends nothing,
 least of all its agent token.  Network errors are retried with capped
-exponential backoff and jitter (``--once`` tries once).  Once connected it
+exponential backoff and jitter (``--once`` tries once); with ``--retry-refused``
+a refusal is retried the same way, for an agent waiting for IT's exception.
+Every retry reads the trust bundle again, so a CA that IT deployed or rotated
+meanwhile is picked up without restarting the agent.  Once connected it
 registers with its bearer token and keeps a heartbeat WebSocket.
 """
 
@@ -53,6 +56,8 @@ def _attempt(session: Session, events: Events, token: str, args) -> int:
     try:
         resp = http_request(first.conn.sock, "POST", host, "/beam/v1/agents/register",
                             headers={"Authorization": f"Bearer {token}"})
+    except NetworkError as e:
+        raise session.lost(e, "the agent registration") from None
     finally:
         first.conn.close()
     if resp.status != 200:
@@ -78,6 +83,8 @@ def _attempt(session: Session, events: Events, token: str, args) -> int:
             if args.interval and n < args.heartbeats:
                 time.sleep(args.interval)
         ws.close()
+    except NetworkError as e:
+        raise session.lost(e, "the heartbeat") from None
     finally:
         second.conn.close()
     events.emit("connected", f"Beam connected to {host} as agent {agent}; heartbeats OK.",
@@ -91,6 +98,8 @@ def _body(args, events: Events, stdin: TextIO) -> int:
     delays = backoff_delays(0 if args.once else max(args.retries, 0),
                             base=args.backoff_base, cap=args.backoff_cap, rand=random.random)
     for attempt in range(len(delays) + 1):
+        if attempt:
+            session.reload_trust()
         try:
             return _attempt(session, events, token, args)
         except Refused as r:
@@ -98,6 +107,8 @@ def _body(args, events: Events, stdin: TextIO) -> int:
                         host=r.host, issuer=r.issuer, reason="pin-mismatch", fix="*.screenmeet.com")
             if not args.retry_refused or attempt == len(delays):
                 return ExitCode.PIN_REFUSED
+            events.emit("retry", f"Beam: waiting for the exception; retrying in {delays[attempt]:.1f}s.",
+                        error=True, reason="pin-mismatch", delay=round(delays[attempt], 3), attempt=attempt + 1)
         except NetworkError as e:
             if attempt == len(delays):
                 raise

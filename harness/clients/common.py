@@ -20,6 +20,7 @@ from harness.clients.transport import (
     proxy_from_environment,
     trust_context,
 )
+from harness.clients.wire import ProtocolError
 from harness.errors import LabError, UsageError
 from harness.pins import PinResult, check_pins, load_pins
 
@@ -126,11 +127,27 @@ class Session:
         self.events = events
         self.target = resolve_target(args)
         self.pins = load_pins(args.pins)
-        if args.trust:
+        self.context = self._load_trust()
+
+    def _load_trust(self):
+        if self.args.trust:
             from harness.pki import load_certificates
 
-            load_certificates(args.trust)  # one clear sentence if the bundle is missing or corrupt
-        self.context = trust_context(args.trust, tls_min=args.tls_min, tls_max=args.tls_max)
+            load_certificates(self.args.trust)  # one clear sentence if the bundle is missing or corrupt
+        return trust_context(self.args.trust, tls_min=self.args.tls_min, tls_max=self.args.tls_max)
+
+    def reload_trust(self) -> None:
+        """Read the trust bundle again: a long-running agent picks up a CA that IT deployed
+        (or retired) since it started, as a new connection through the system store would."""
+        self.context = self._load_trust()
+
+    def lost(self, error: NetworkError, during: str) -> NetworkError:
+        """``error`` (a connection that broke after the handshake) said in terms of the session:
+        which host, through which proxy, during what.  Protocol errors already say all that."""
+        if isinstance(error, ProtocolError):
+            return error
+        via = f" through the proxy {self.target.proxy}" if self.target.proxy else ""
+        return NetworkError(f"lost the connection to {self.target.host}{via} during {during} ({error})")
 
     def connect(self, host: str | None = None) -> PinnedConnection:
         """Open TLS to ``host`` (default: the URL's), validate, and check pins. No byte is written.
@@ -152,7 +169,7 @@ class Session:
         self.events.emit(
             "tls", host=host, chain_trusted=True, issuer=conn.issuer_cn, subject=conn.subject_cn,
             pin_match=result.matched, chain_pins=conn.chain_pins, chain_length=conn.chain_length,
-            tls_version=conn.tls_version, via_proxy=conn.via_proxy,
+            tls_version=conn.tls_version, via_proxy=conn.via_proxy, local=conn.local,
         )
         return PinnedConnection(conn, result)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import ssl
+import time
 import urllib.parse
 from dataclasses import dataclass, field
 
@@ -34,6 +35,33 @@ class TlsVerificationError(Exception):
         self.reason = reason
         self.issuer_cn = issuer_cn
         self.host: str | None = None
+
+
+class Deadline:
+    """The whole of one step (an answer, a handshake, a message) gets the socket's timeout,
+    not each ``recv``: a server that trickles a byte at a time cannot hold a client forever."""
+
+    def __init__(self, sock: socket.socket, what: str) -> None:
+        self.sock, self.what = sock, what
+        self.limit = sock.gettimeout()
+        self.end = time.monotonic() + self.limit if self.limit else None
+
+    def recv(self) -> bytes:
+        if self.end is not None:
+            remaining = self.end - time.monotonic()
+            if remaining <= 0:
+                raise NetworkError(f"timed out waiting for {self.what} (more than {self.limit:g}s)")
+            self.sock.settimeout(remaining)
+        try:
+            return self.sock.recv(65536)
+        except socket.timeout:
+            raise NetworkError(f"timed out waiting for {self.what}"
+                               + (f" (more than {self.limit:g}s)" if self.limit else "")) from None
+        except OSError as e:
+            raise NetworkError(f"connection broke while waiting for {self.what} ({e})") from None
+        finally:
+            if self.end is not None:
+                self.sock.settimeout(self.limit)
 
 
 @dataclass(frozen=True)
@@ -83,6 +111,7 @@ class TlsConnection:
     chain_length: int = 1
     tls_version: str | None = None
     via_proxy: str | None = None
+    local: str | None = None  # this end's HOST:PORT: lets a test match the connection to the proxy's journal
 
     def close(self) -> None:
         try:
@@ -143,13 +172,14 @@ def connect_tunnel(sock: socket.socket, host: str, port: int) -> None:
     """Ask an HTTP proxy for a CONNECT tunnel to ``host:port`` (h11 does the HTTP)."""
     conn = h11.Connection(h11.CLIENT)
     target = f"{host}:{port}"
+    deadline = Deadline(sock, f"the proxy's answer to CONNECT {target}")
     try:
         sock.sendall(conn.send(h11.Request(method="CONNECT", target=target, headers=[("Host", target)])))
         sock.sendall(conn.send(h11.EndOfMessage()))
         while True:
             event = conn.next_event()
             if event is h11.NEED_DATA:
-                data = sock.recv(65536)
+                data = deadline.recv()
                 conn.receive_data(data)
                 if not data and conn.their_state is not h11.SWITCHED_PROTOCOL:
                     raise NetworkError(f"the proxy closed the connection before answering CONNECT {target}")
@@ -195,6 +225,10 @@ def open_tls(
     else:
         sock = _connect_tcp(tunnel_host, tunnel_port, timeout)
     try:
+        local = "%s:%d" % sock.getsockname()[:2]
+    except OSError:
+        local = None
+    try:
         tls = context.wrap_socket(sock, server_hostname=host)
     except ssl.SSLCertVerificationError as e:
         sock.close()
@@ -219,4 +253,5 @@ def open_tls(
         chain_length=len(chain),
         tls_version=tls.version(),
         via_proxy=str(proxy) if proxy else None,
+        local=local,
     )

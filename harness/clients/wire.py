@@ -22,7 +22,7 @@ from wsproto.events import (
     TextMessage,
 )
 
-from harness.clients.transport import NetworkError
+from harness.clients.transport import Deadline, NetworkError
 
 MAX_RESPONSE = 1 << 20  # an answer larger than this is a broken or hostile server
 
@@ -45,15 +45,6 @@ class HttpResponse:
         if not isinstance(data, dict):
             raise ProtocolError(f"the server answered {self.status} with JSON that is not an object")
         return data
-
-
-def _recv(sock: socket.socket, what: str) -> bytes:
-    try:
-        return sock.recv(65536)
-    except socket.timeout:
-        raise NetworkError(f"timed out waiting for {what}") from None
-    except OSError as e:
-        raise NetworkError(f"connection broke while waiting for {what} ({e})") from None
 
 
 def http_request(
@@ -83,11 +74,12 @@ def http_request(
     chunks: list[bytes] = []
     size = 0
     what = f"the answer to {method} {path}"
+    deadline = Deadline(sock, what)
     try:
         while True:
             event = conn.next_event()
             if event is h11.NEED_DATA:
-                conn.receive_data(_recv(sock, what))
+                conn.receive_data(deadline.recv())
             elif isinstance(event, h11.Response):
                 response = event
             elif isinstance(event, h11.Data):
@@ -117,8 +109,9 @@ class WebSocket:
         self._pending: list[str] = []
         extra = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
         self._send(self.ws.send(Request(host=host, target=path, extra_headers=extra)))
+        deadline = Deadline(sock, f"the WebSocket handshake for {path}")
         while True:
-            for event in self._events(f"the WebSocket handshake for {path}"):
+            for event in self._events(deadline):
                 if isinstance(event, AcceptConnection):
                     return
                 if isinstance(event, RejectConnection):
@@ -130,8 +123,9 @@ class WebSocket:
         except OSError as e:
             raise NetworkError(f"WebSocket connection broke while sending ({e})") from None
 
-    def _events(self, what: str):
-        data = _recv(self.sock, what)
+    def _events(self, deadline: Deadline):
+        what = deadline.what
+        data = deadline.recv()
         if not data:
             raise NetworkError(f"the connection closed while waiting for {what}")
         try:
@@ -146,8 +140,9 @@ class WebSocket:
     def receive_text(self) -> str:
         """The next complete text message (pings are answered on the way)."""
         parts: list[str] = []
+        deadline = Deadline(self.sock, "a WebSocket message")
         while True:
-            for event in self._events("a WebSocket message"):
+            for event in self._events(deadline):
                 if isinstance(event, TextMessage):
                     parts.append(event.data)
                     if event.message_finished:
