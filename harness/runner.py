@@ -7,13 +7,17 @@ starting cursor are exactly that cell's ground truth.
 
 Reference clients run in-process by default (same code as the console
 script, without paying interpreter start-up per cell); ``in_process=False``
-runs them as real subprocesses.
+runs them as real subprocesses.  Any other client is a
+:class:`harness.clientdefs.ClientDef` (a command template and the pinning
+policy it claims): it runs as a subprocess and is judged from the journals,
+its exit code and its warning regex, since it prints no lab events.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import queue
 import secrets
 import subprocess
@@ -21,10 +25,13 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
+from harness.clientdefs import ClientDef, placeholder_values
 from harness.journal import JournalReader
 from harness.lab import LabInfo
+from harness.policy import Policy
 from harness.scenarios import Scenario
 from harness.verdict import Evidence, Verdict, judge
 
@@ -76,6 +83,9 @@ class CellResult:
     proxy_records: list[dict] = field(default_factory=list)
     server_records: list[dict] = field(default_factory=list)
     secret: str = ""
+    # "reference" for attended/beam, else the policy a client definition claims.
+    client_policy: str = "reference"
+    command: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -85,7 +95,11 @@ class CellResult:
         o = self.verdict.observation
         return {
             "scenario": self.scenario.name,
+            "scenario_detail": {"network": self.scenario.network, "policy": self.scenario.policy,
+                                "trust": self.scenario.trust, "description": self.scenario.description},
             "client": self.client,
+            "client_policy": self.client_policy,
+            "command": list(self.command),
             "expected": self.verdict.expected,
             "observed": o.outcome,
             "verdict": self.verdict.label,
@@ -134,20 +148,66 @@ def run_reference(client: ReferenceClient, argv: list[str], *, in_process: bool,
     return proc.returncode, proc.stdout + proc.stderr
 
 
-class MatrixRunner:
-    """Runs cells on a lab, one lane per cell at a time."""
+def run_foreign(argv: list[str], env: dict[str, str], stdin: str | None, timeout: float,
+                prefix: list[str] | None = None) -> tuple[int, str]:
+    """Run a client under test; returns (exit code, combined output).
 
-    def __init__(self, lab: LabInfo, *, in_process: bool = True, settle: float = 5.0) -> None:
+    A missing program is exit 127 and a run past ``timeout`` exit 124 (as a
+    shell and timeout(1) report them), each with a sentence in the output.
+    """
+    if prefix:
+        argv = [*prefix, *(["env", *[f"{k}={v}" for k, v in env.items()]] if env else []), *argv]
+        env = {}
+    try:
+        proc = subprocess.run(argv, input=stdin if stdin is not None else "", capture_output=True, text=True,
+                              timeout=timeout, env={**os.environ, **env})
+    except FileNotFoundError:
+        return 127, f"[harness] cannot run {argv[0]!r}: no such program; install it or fix 'command'.\n"
+    except PermissionError:
+        return 126, f"[harness] cannot run {argv[0]!r}: not executable.\n"
+    except subprocess.TimeoutExpired as e:
+        out = (e.stdout or b"") + (e.stderr or b"")
+        out = out.decode("utf-8", "replace") if isinstance(out, bytes) else out
+        return 124, out + f"\n[harness] the client did not finish within {timeout:g}s and was stopped.\n"
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+class MatrixRunner:
+    """Runs cells on a lab, one lane per cell at a time.
+
+    ``policies`` (the lab's, default ``fixtures/policies.toml``) tell a client
+    definition which hosts each scenario decrypts.
+    """
+
+    def __init__(self, lab: LabInfo, *, in_process: bool = True, settle: float = 5.0,
+                 policies: dict[str, Policy] | None = None) -> None:
         self.lab = lab
         self.in_process = in_process
         self.settle = settle
+        self._policies = policies
+        self._pins_text: str | None = None
+        self._server_issuer: str | None = None
         self.proxy_journal = JournalReader(lab.proxy_admin)
         self.server_journal = JournalReader(lab.server_admin)
         self._lanes: queue.Queue[int] = queue.Queue()
         for lane in range(lab.lanes):
             self._lanes.put(lane)
 
-    def run_cell(self, scenario: Scenario, client_name: str) -> CellResult:
+    @property
+    def policies(self) -> dict[str, Policy]:
+        if self._policies is None:
+            from harness.scenarios import load_policies
+
+            self._policies = load_policies()
+        return self._policies
+
+    def run_cell(self, scenario: Scenario, client_name: "str | ClientDef", *, expect: str | None = None) -> CellResult:
+        """Run one client (a reference name or a :class:`ClientDef`) in ``scenario`` and judge it.
+
+        ``expect`` replaces the expected outcome (default: the scenario's, or the definition's policy).
+        """
+        if isinstance(client_name, ClientDef):
+            return self._run_definition(scenario, client_name, expect)
         client = REFERENCE_CLIENTS[client_name]
         lane = self._lanes.get()
         try:
@@ -166,13 +226,72 @@ class MatrixRunner:
         finally:
             self._lanes.put(lane)
         evidence = Evidence(code, proxy, server, scenario.via_proxy, parse_events(output), output)
-        verdict = judge(scenario.expect[client_name], evidence)
+        verdict = judge(expect or scenario.expect[client_name], evidence)
         return CellResult(scenario, client_name, verdict, lane, seconds, output, proxy, server, secret)
 
-    def run(self, scenarios: list[Scenario], clients: list[str] | None = None, *,
+    def _run_definition(self, scenario: Scenario, client: ClientDef, expect: str | None) -> CellResult:
+        expected = expect or client.expected(scenario, self.policies)
+        # Compose: from a corp container behind the proxy, from "home" for the direct scenario.
+        prefix = self.lab.extra.get("client_exec", {}).get("beam" if scenario.via_proxy else "home")
+        lane = self._lanes.get()
+        try:
+            start = time.perf_counter()
+            proxy_cursor = self.proxy_journal.last_seq()
+            server_cursor = self.server_journal.last_seq()
+            secret = f"lab-secret-{secrets.token_hex(8)}"
+            values = placeholder_values(
+                proxy_url=self.lab.proxy_url(scenario.policy, lane) if scenario.via_proxy else "",
+                trust=self.lab.trust_bundle(scenario.trust), pins=self.lab.pins_file,
+                pins_text=self._read_pins(prefix), url=client.url, scenario=scenario.name,
+                connect_to="" if scenario.via_proxy else self.lab.server_connect[lane], secret=secret, lane=lane,
+                org_ca=self.lab.pki.get("org_ca", ""), python="python3" if prefix else sys.executable,
+            )
+            run = client.render(values, via_proxy=scenario.via_proxy, on_warning=scenario.attended_on_warning)
+            code, output = run_foreign(list(run.argv), run.env, run.stdin, client.timeout, prefix)
+            proxy = self.proxy_journal.read(lane=lane, after=proxy_cursor, settle=self.settle)
+            server = self.server_journal.read(lane=lane, after=server_cursor)
+            seconds = time.perf_counter() - start
+        finally:
+            self._lanes.put(lane)
+        evidence = Evidence(code, proxy, server, scenario.via_proxy, [], output,
+                            warned=client.warned(output), server_issuer=self._read_server_issuer())
+        verdict = judge(expected, evidence, client.exit_codes)
+        return CellResult(scenario, client.name, verdict, lane, seconds, output, proxy, server, secret,
+                          client_policy=client.policy, command=run.argv)
+
+    def _read_pins(self, prefix: list[str] | None) -> str:
+        """The lab's pins file (read once; inside the client container when the lab is there)."""
+        if self._pins_text is None:
+            path = Path(self.lab.pins_file)
+            if path.is_file():
+                self._pins_text = path.read_text()
+            else:
+                proc = subprocess.run([*(prefix or []), "cat", str(path)], capture_output=True, text=True, timeout=60)
+                self._pins_text = proc.stdout
+        return self._pins_text
+
+    def _read_server_issuer(self) -> str | None:
+        """The common name of the issuer of the mock server's certificate, where the lab's PKI is readable."""
+        if self._server_issuer is None:
+            from cryptography import x509
+            from cryptography.x509.oid import NameOID
+
+            self._server_issuer = ""
+            chain = self.lab.pki.get("server_chain")
+            if chain and Path(chain).is_file():
+                leaf = x509.load_pem_x509_certificate(Path(chain).read_bytes())
+                cn = leaf.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
+                self._server_issuer = str(cn[0].value) if cn else leaf.issuer.rfc4514_string()
+        return self._server_issuer or None
+
+    def run(self, scenarios: list[Scenario], clients: "list[str | ClientDef] | None" = None, *,
             progress: Callable[[CellResult, int, int], None] | None = None) -> list[CellResult]:
-        """Run every (scenario, client) cell, ``lanes`` at a time; results in matrix order."""
-        cells = [(s, c) for s in scenarios for c in (clients or list(s.expect)) if c in s.expect]
+        """Run every (scenario, client) cell, ``lanes`` at a time; results in matrix order.
+
+        A reference client runs where the scenario expects something of it, a client definition everywhere.
+        """
+        cells = [(s, c) for s in scenarios for c in (clients or list(s.expect))
+                 if isinstance(c, ClientDef) or c in s.expect]
         results: list[CellResult | None] = [None] * len(cells)
         done = 0
         with ThreadPoolExecutor(max_workers=self.lab.lanes) as pool:

@@ -47,6 +47,11 @@ class Evidence:
     via_proxy: bool
     events: list[dict] = field(default_factory=list)
     output: str = ""
+    # For clients that print no lab events: whether their output matched their
+    # warning (None = unknown), and the issuer of the server's own certificate
+    # (what a client was shown when nothing on the path forged one).
+    warned: bool | None = None
+    server_issuer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,7 @@ def observe(ev: Evidence, exit_outcomes: dict[int, str] = REFERENCE_EXIT_OUTCOME
     credentials = sorted({c for q in requests for c in q.get("credentials", [])})
     tls_events = _events(ev.events, "tls")
     connected = _events(ev.events, "connected")
-    warned = bool(_events(ev.events, "warning"))
+    warned = bool(_events(ev.events, "warning")) or bool(ev.warned)
     outcome = exit_outcomes.get(ev.exit_code, f"exit-{ev.exit_code}")
     if outcome == "connected" and requests:
         # The client finished its job and the proxy read it: either the person
@@ -110,6 +115,8 @@ def observe(ev: Evidence, exit_outcomes: dict[int, str] = REFERENCE_EXIT_OUTCOME
     issuer = next((e.get("issuer") for e in tls_events if e.get("issuer")), None)
     if issuer is None:
         issuer = next((r.get("forged_issuer") for r in intercepted if r.get("forged_issuer")), None)
+    if issuer is None and not intercepted and ev.server:
+        issuer = ev.server_issuer
     return Observation(
         outcome=outcome,
         exit_code=ev.exit_code,
@@ -127,7 +134,11 @@ def observe(ev: Evidence, exit_outcomes: dict[int, str] = REFERENCE_EXIT_OUTCOME
     )
 
 
-def _requirements(expected: str, o: Observation, via_proxy: bool, has_events: bool) -> list[tuple[bool, str]]:
+def _requirements(expected: str, o: Observation, via_proxy: bool, has_events: bool,
+                  warn_known: bool | None = None) -> list[tuple[bool, str]]:
+    """What ``expected`` requires; client-reported facts count only when known:
+    ``has_events`` (the lab's JSON events) and ``warn_known`` (events, or a warning regex)."""
+    warn_known = has_events if warn_known is None else warn_known
     nothing_decrypted = (o.decrypted_requests == 0, f"the proxy decrypted {o.decrypted_requests} request(s)")
     nothing_at_server = (o.server_requests == 0, f"the server received {o.server_requests} request(s)")
     if expected == "connected":
@@ -138,6 +149,7 @@ def _requirements(expected: str, o: Observation, via_proxy: bool, has_events: bo
         ]
         if has_events:
             reqs.append((o.secure is not False, "the client marked the session not secure"))
+        if warn_known:
             reqs.append((not o.warned, "the client showed the certificate warning"))
         return reqs
     if expected == "warned-continued":
@@ -145,13 +157,14 @@ def _requirements(expected: str, o: Observation, via_proxy: bool, has_events: bo
             (o.decrypted_requests > 0, "the proxy decrypted no request (the MITM read nothing)"),
             (o.server_requests > 0, "the server received no request"),
         ]
-        if has_events:
+        if warn_known:
             reqs.append((o.warned, "the client never showed the warning"))
+        if has_events:
             reqs.append((o.secure is False, "the client did not mark the session not secure"))
         return reqs
     if expected == "declined":
         reqs = [nothing_decrypted, nothing_at_server]
-        if has_events:
+        if warn_known:
             reqs.append((o.warned, "the client never showed the warning"))
         return reqs
     if expected == "refused":
@@ -161,14 +174,14 @@ def _requirements(expected: str, o: Observation, via_proxy: bool, has_events: bo
         ]
         if via_proxy:
             reqs.append((o.intercepted > 0, "the proxy intercepted no connection (was anything inspected?)"))
-        if has_events:
+        if warn_known:
             reqs.append((not o.warned, "the client showed the bypassable warning instead of refusing"))
         return reqs
     if expected == "tls-error":
         reqs = [nothing_decrypted, nothing_at_server]
         if via_proxy and o.intercepted:
             reqs.append((o.client_handshakes_failed > 0, "the proxy saw no failed client handshake"))
-        if has_events:
+        if warn_known:
             reqs.append((not o.warned, "the client showed the bypassable warning for an invalid certificate"))
         return reqs
     if expected == "accepted-inspection":
@@ -187,7 +200,8 @@ def judge(expected: str, ev: Evidence, exit_outcomes: dict[int, str] = REFERENCE
     reasons = []
     if o.outcome != expected:
         reasons.append(f"the client ended with {o.outcome} (exit {o.exit_code}), expected {expected}")
-    for ok, why in _requirements(expected, o, ev.via_proxy, bool(ev.events)):
+    warn_known = bool(ev.events) or ev.warned is not None
+    for ok, why in _requirements(expected, o, ev.via_proxy, bool(ev.events), warn_known):
         if not ok:
             reasons.append(why)
     return Verdict(expected, o, tuple(reasons))
