@@ -213,6 +213,46 @@ def handshake_benchmarks(state_dir: Path, n: int, concurrency: int) -> dict:
             bare.wait()
 
 
+# -- compose ----------------------------------------------------------------------------
+def compose_benchmarks(cold: bool) -> dict:
+    """Image build, ``up`` to healthy, and the core matrix against the containers."""
+    from harness import images
+    from harness.lab.compose import ComposeLab
+    from harness.runner import MatrixRunner
+    from harness.scenarios import load_scenarios
+
+    result: dict = {}
+    if cold:
+        subprocess.run(["docker", "rmi", "-f", images.IMAGE_TAG, images.BASE_TAG], capture_output=True)
+        shutil.rmtree(ROOT / "build" / "base", ignore_errors=True)
+    else:
+        subprocess.run(["docker", "rmi", "-f", images.IMAGE_TAG], capture_output=True)
+    log(f"compose: building the image ({'cold: base image too' if cold else 'base image cached'})")
+    t = time.perf_counter()
+    images.build_image(progress=lambda line: log(f"  {line}"))
+    result["image_build_s"] = time.perf_counter() - t
+    result["image_build_kind"] = "cold (base + wheelhouse + image)" if cold else "image only (base cached)"
+    core = [s for s in load_scenarios() if "core" in s.tags]
+    with tempfile.TemporaryDirectory() as tmp:
+        lab = ComposeLab(Path(tmp), policies=load_policies(), lanes=4, build=False)
+        t = time.perf_counter()
+        info = lab.start()
+        try:
+            result["up_to_healthy_s"] = time.perf_counter() - t
+            t = time.perf_counter()
+            cells = MatrixRunner(info).run(core)
+            result["matrix_s"] = time.perf_counter() - t
+            result["matrix_all_passed"] = all(c.passed for c in cells)
+        finally:
+            lab.stop()
+    with tempfile.TemporaryDirectory() as tmp:
+        with LocalLab(Path(tmp), policies=load_policies(), lanes=4) as info:
+            t = time.perf_counter()
+            MatrixRunner(info).run(core)
+            result["local_matrix_s"] = time.perf_counter() - t
+    return result
+
+
 # -- report ----------------------------------------------------------------------------
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -220,6 +260,9 @@ def main() -> int:
     p.add_argument("--handshakes", type=int, default=500, help="handshakes per target, split over rounds")
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json")
+    p.add_argument("--compose", choices=("auto", "yes", "no"), default="auto",
+                   help="measure the compose lab too (auto: when a Docker engine answers)")
+    p.add_argument("--cold", action="store_true", help="compose: also rebuild the offline base image")
     args = p.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="tls-lab-bench-"))
@@ -241,6 +284,10 @@ def main() -> int:
         par, doc = matrix_with_startup(tmp / "par", lanes=4)
         log(f"core matrix, 4 lanes: {par:.2f}s")
         hs = handshake_benchmarks(tmp / "hs", args.handshakes, args.concurrency)
+        compose = None
+        if args.compose == "yes" or (args.compose == "auto" and shutil.which("docker")
+                                     and subprocess.run(["docker", "info"], capture_output=True).returncode == 0):
+            compose = compose_benchmarks(args.cold)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -259,6 +306,7 @@ def main() -> int:
         "core_matrix_s": {"sequential_1_lane": seq, "parallel_4_lanes": par, "cells": len(doc["cells"]),
                           "all_passed": doc["failed"] == 0},
         "handshakes": hs,
+        "compose": compose,
         "ratios": ratios,
         "targets_met": met,
     }
@@ -275,6 +323,14 @@ def main() -> int:
         rows.append((f"TLS handshakes via {name}", f"{h['per_second']:.0f}/s",
                      f"p50 {h['p50_ms']:.1f} ms, p99 {h['p99_ms']:.1f} ms, errors {h['errors']}"))
     rows.append(("lab proxy vs bare mitmdump handshakes/s", f"{ratios['lab_handshakes_vs_bare']:.0%}", "target >= 80%"))
+    if compose:
+        rows += [
+            (f"compose image build, {compose['image_build_kind']}", f"{compose['image_build_s']:.1f} s", ""),
+            ("compose up to healthy", f"{compose['up_to_healthy_s']:.1f} s", ""),
+            ("core matrix on compose (lab up)", f"{compose['matrix_s']:.2f} s",
+             f"{compose['matrix_s'] / compose['local_matrix_s']:.1f}x the local matrix ({compose['local_matrix_s']:.2f} s)"
+             + ("" if compose["matrix_all_passed"] else "; FAILURES")),
+        ]
     w0 = max(len(r[0]) for r in rows)
     w1 = max(len(r[1]) for r in rows)
     for r in rows:
