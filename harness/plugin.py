@@ -13,8 +13,13 @@ Layers, as in pytest-httpserver:
   when the test began, so a test only sees its own records.
 
 ``run_scenario(name, client)`` runs a reference client in a scenario and
-returns a judged :class:`harness.runner.CellResult`; ``assert_outcome(cell)``
-fails with expected vs observed and what the proxy and server saw.
+returns a judged :class:`harness.runner.CellResult`; ``run_client(definition,
+scenario)`` does the same for any client described by a
+:class:`harness.clientdefs.ClientDef` (a command template and the pinning
+policy it claims; ``lab_clients`` holds the definitions of
+``fixtures/clients.toml`` and ``--lab-clients FILE``).  ``assert_outcome(cell)``
+fails with expected vs observed, what the proxy could read, both journals and
+the client's output (credentials redacted).
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ def pytest_addoption(parser):
     group.addoption("--lab", choices=("local", "compose"), default=None,
                     help="lab backend for the tls_lab fixture (default $HARNESS_LAB or local)")
     group.addoption("--lab-lanes", type=int, default=None, help="parallel lanes of the lab (default 4)")
+    group.addoption("--lab-clients", action="append", default=[], metavar="TOML",
+                    help="client definitions ([client.NAME] tables) for the lab_clients fixture (repeatable)")
 
 
 def pytest_configure(config):
@@ -84,10 +91,21 @@ def tls_lab(lab_backend, lab_options, lab_policies, lab_state_dir):
 
 
 @pytest.fixture(scope="session")
-def lab_runner(tls_lab):
+def lab_clients(pytestconfig) -> dict:
+    """Client definitions by name: fixtures/clients.toml, then every ``--lab-clients`` file."""
+    from harness.clientdefs import builtin_clients, load_clients
+
+    clients = builtin_clients()
+    for path in pytestconfig.getoption("--lab-clients"):
+        clients.update(load_clients(path))
+    return clients
+
+
+@pytest.fixture(scope="session")
+def lab_runner(tls_lab, lab_policies):
     from harness.runner import MatrixRunner
 
-    return MatrixRunner(tls_lab)
+    return MatrixRunner(tls_lab, policies=lab_policies)
 
 
 class JournalView:
@@ -128,23 +146,41 @@ def run_scenario(lab_runner, lab_scenarios):
     return run
 
 
+@pytest.fixture
+def run_client(lab_runner, lab_scenarios, lab_clients):
+    """``run_client(client, "inspected-continue")`` -> a judged CellResult.
+
+    ``client`` is a :class:`harness.clientdefs.ClientDef` (see
+    :func:`harness.clientdefs.define_client`), the name of one in
+    ``lab_clients``, or ``attended``/``beam``.  ``expect=OUTCOME`` judges
+    against that outcome instead of the one the client's policy implies.
+    """
+    from harness.clientdefs import ClientDef
+    from harness.errors import UnknownNameError
+    from harness.runner import REFERENCE_CLIENTS
+
+    def run(client, scenario: str, *, expect: str | None = None):
+        if scenario not in lab_scenarios:
+            raise UnknownNameError("scenario", scenario, list(lab_scenarios))
+        if isinstance(client, str) and client not in REFERENCE_CLIENTS:
+            if client not in lab_clients:
+                raise UnknownNameError("client", client, [*REFERENCE_CLIENTS, *lab_clients])
+            client = lab_clients[client]
+        if isinstance(client, str) and client not in lab_scenarios[scenario].expect and expect is None:
+            raise UnknownNameError("client", client, list(lab_scenarios[scenario].expect))
+        if not isinstance(client, (str, ClientDef)):
+            raise TypeError(f"run_client needs a ClientDef or a client name, not {type(client).__name__}")
+        return lab_runner.run_cell(lab_scenarios[scenario], client, expect=expect)
+
+    return run
+
+
 def describe_cell(cell) -> str:
-    """A readable account of a judged cell: expected vs observed and the ground truth."""
-    o = cell.verdict.observation
-    lines = [
-        f"{cell.scenario.name}/{cell.client}: expected {cell.verdict.expected}, observed {o.outcome}",
-        *[f"  - {r}" for r in cell.verdict.reasons],
-        f"  issuer seen: {o.issuer_seen}; pin match: {o.pin_match}; {o.summary()}",
-        "  proxy saw:",
-        *[f"    {r.get('action')} sni={r.get('sni')} client_tls={r.get('client_tls')} "
-          f"requests={[q.get('method') + ' ' + q.get('path', '') for q in r.get('requests', [])]}"
-          for r in cell.proxy_records if r.get("kind") == "connection"],
-        "  server saw:",
-        *[f"    {r.get('method')} {r.get('host')}{r.get('path')} -> {r.get('status')}" for r in cell.server_records if r.get("kind") == "http"],
-        "  client output:",
-        *[f"    {line}" for line in cell.output.splitlines()[-8:]],
-    ]
-    return "\n".join(lines)
+    """A readable account of a judged cell: expected vs observed, what the proxy could read,
+    both journals and the client's output (credentials redacted)."""
+    from harness.report import cell_document, describe
+
+    return describe(cell_document(cell))
 
 
 def assert_outcome(cell) -> None:
