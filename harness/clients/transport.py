@@ -159,13 +159,14 @@ def presented_chain(sock: ssl.SSLSocket) -> list[x509.Certificate]:
     return [x509.load_der_x509_certificate(d) for d in ders]
 
 
-def _connect_tcp(host: str, port: int, timeout: float) -> socket.socket:
+def _connect_tcp(host: str, port: int, timeout: float, what: str | None = None) -> socket.socket:
+    what = what or f"{host}:{port}"
     try:
         return socket.create_connection((host, port), timeout=timeout)
     except socket.timeout:
-        raise NetworkError(f"timed out connecting to {host}:{port}") from None
+        raise NetworkError(f"timed out connecting to {what}") from None
     except OSError as e:
-        raise NetworkError(f"cannot connect to {host}:{port} ({e.strerror or e})") from None
+        raise NetworkError(f"cannot connect to {what} ({e.strerror or e})") from None
 
 
 def connect_tunnel(sock: socket.socket, host: str, port: int) -> None:
@@ -216,7 +217,7 @@ def open_tls(
     """
     tunnel_host, tunnel_port = connect_to or (host, port)
     if proxy is not None:
-        sock = _connect_tcp(proxy.host, proxy.port, timeout)
+        sock = _connect_tcp(proxy.host, proxy.port, timeout, f"the proxy {proxy}")
         try:
             connect_tunnel(sock, tunnel_host, tunnel_port)
         except Exception:
