@@ -116,3 +116,57 @@ def _alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_crashed_proxy_stops_the_lab_and_down_leaves_nothing(tmp_path):
+    """The proxy dies (SIGKILL): 'harness up' notices, stops the server and removes lab.json;
+    'harness down' afterwards has nothing left to stop."""
+    from harness.lab.process import wait_gone
+
+    proc = harness("up", "--detach", "--state-dir", str(tmp_path), "--lanes", "1")
+    assert proc.returncode == 0, proc.stderr
+    pids = json.loads((tmp_path / "lab.json").read_text())["pids"]
+    os.kill(pids["proxy"], signal.SIGKILL)
+    assert wait_gone([pids["up"], pids["server"]], 15), "the lab did not stop after its proxy crashed"
+    assert not (tmp_path / "lab.json").exists()
+    assert "a lab process exited unexpectedly" in (tmp_path / "up.log").read_text()
+    down = harness("down", "--state-dir", str(tmp_path))
+    assert down.returncode == 0 and "No lab is running" in down.stdout
+    assert not any(_alive(p) for p in pids.values())
+
+
+def test_down_after_a_crash_stops_a_hung_proxy(tmp_path):
+    """'harness up' is killed while the proxy hangs (SIGSTOP): the server goes with its parent,
+    the stopped proxy cannot act on that signal; 'harness down' still ends it, promptly."""
+    from harness.lab.process import wait_gone
+
+    proc = harness("up", "--detach", "--state-dir", str(tmp_path), "--lanes", "1")
+    assert proc.returncode == 0, proc.stderr
+    pids = json.loads((tmp_path / "lab.json").read_text())["pids"]
+    os.kill(pids["proxy"], signal.SIGSTOP)
+    os.kill(pids["up"], signal.SIGKILL)
+    assert wait_gone([pids["up"], pids["server"]], 10)
+    assert _alive(pids["proxy"])  # stopped, with the parent-death SIGTERM pending
+    start = time.monotonic()
+    down = harness("down", "--state-dir", str(tmp_path))
+    assert down.returncode == 0, down.stderr
+    assert "killed" not in down.stderr  # SIGTERM (with SIGCONT) was enough
+    assert not any(_alive(p) for p in pids.values())
+    assert time.monotonic() - start < 5
+
+
+def test_down_never_signals_a_process_that_is_not_the_labs(tmp_path):
+    """A stale lab.json whose pids now belong to someone else: 'harness down' leaves them alone."""
+    bystander = subprocess.Popen(["sleep", "30"])
+    try:
+        info = {"backend": "local", "state_dir": str(tmp_path), "lanes": 1, "proxies": {}, "server_connect": [],
+                "proxy_admin": "", "server_admin": "", "pki": {}, "org_issuer_cn": "",
+                "pids": {"up": bystander.pid, "proxy": bystander.pid, "server": bystander.pid}}
+        (tmp_path / "lab.json").write_text(json.dumps(info))
+        down = harness("down", "--state-dir", str(tmp_path))
+        assert down.returncode == 0, down.stderr
+        assert bystander.poll() is None, "harness down signalled an unrelated process"
+        assert not (tmp_path / "lab.json").exists()
+    finally:
+        bystander.kill()
+        bystander.wait()
