@@ -165,3 +165,27 @@ def test_builtin_definitions_load_and_cover_every_policy():
 
 def test_every_placeholder_has_a_value():
     assert set(values()) == set(PLACEHOLDERS)
+
+
+def test_readme_shows_the_client_repo_example_verbatim():
+    """The README's example for client developers is a real test file that CI runs: the two cannot drift."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    marker = "<!-- example: tests/test_example_client_repo.py -->\n```python\n"
+    assert marker in readme
+    shown = readme.split(marker, 1)[1].split("```\n", 1)[0]
+    assert shown == (root / "tests" / "test_example_client_repo.py").read_text()
+
+
+def test_readme_client_definitions_are_valid(tmp_path):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in readme.split("```toml\n")[1:] if b.startswith("[client.")]
+    assert blocks
+    for n, block in enumerate(blocks):
+        f = tmp_path / f"c{n}.toml"
+        f.write_text(block)
+        assert load_clients(f)
