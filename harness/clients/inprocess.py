@@ -24,6 +24,8 @@ import threading
 import time
 from typing import Callable
 
+GATE_TIMEOUT = 60.0
+
 
 class EventTap(io.TextIOBase):
     """A text stream that parses one JSON event per line (other lines are kept as text)."""
@@ -90,8 +92,11 @@ class EventTap(io.TextIOBase):
 class ClientThread(threading.Thread):
     """``harness <client> ARGV`` in a daemon thread, its output going to :attr:`tap`."""
 
-    def __init__(self, client: str, argv: list[str], *, on_event: Callable[[dict], None] | None = None) -> None:
+    def __init__(self, client: str, argv: list[str], *, on_event: Callable[[dict], None] | None = None,
+                 gate: threading.Event | None = None) -> None:
         super().__init__(name=f"{client}-client", daemon=True)
+        self.gate = gate  # if given, the client starts only once it is set (many clients "at once")
+        self.started_at: float | None = None
         from harness.clients import attended, beam
 
         self.program = {"attended": attended, "beam": beam}[client]
@@ -101,6 +106,10 @@ class ClientThread(threading.Thread):
         self.error: BaseException | None = None
 
     def run(self) -> None:
+        if self.gate is not None and not self.gate.wait(GATE_TIMEOUT):
+            self.error = TimeoutError(f"the start gate of the {self.name} stayed shut for {GATE_TIMEOUT}s")
+            return
+        self.started_at = time.monotonic()
         try:
             self.exit_code = self.program.main(self.argv, stdout=self.tap, stderr=self.tap, stdin=io.StringIO())
         except BaseException as e:  # re-raised in the waiting thread by result()
