@@ -37,6 +37,18 @@ def fix_ports(config: ProxyConfig) -> None:
     }
 
 
+def check_confdir(confdir: str) -> None:
+    """One clear sentence, not mitmproxy's traceback, if the organisation CA in ``confdir`` is
+    corrupt or lacks its key.  (Without the file mitmproxy would generate its own CA.)"""
+    from pathlib import Path
+
+    ca_file = Path(confdir) / "mitmproxy-ca.pem"
+    if ca_file.exists():
+        from harness.pki import CA
+
+        CA.load(ca_file, hint="regenerate the lab PKI with 'harness pki' (or restart the lab with 'harness up')")
+
+
 def build_options(config: ProxyConfig, confdir: str, upstream_trust: str | None):
     from mitmproxy import options
 
@@ -118,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdin.readline()
     try:
         config = config_from_args(args)
+        check_confdir(args.confdir)
         fix_ports(config)
         asyncio.run(run(config, args.confdir, args.upstream_trust, args.ready_fd, args.ready_file))
     except LabError as e:
