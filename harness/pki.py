@@ -408,6 +408,12 @@ class LabPKI:
     trust_public: Path
     trust_public_org: Path
     pins_file: Path
+    # An intermediate under the org root, for forged incomplete-chain certificates
+    # (the vendor's own intermediate when it has one), and the hostile sites'
+    # certificates (<case>.pem/.key, see harness.hostile).
+    org_sub_ca: Path | None = None
+    org_sub_ca_key: Path | None = None
+    sites_dir: Path | None = None
 
     @classmethod
     def at(cls, state_dir: str | os.PathLike) -> LabPKI:
@@ -417,19 +423,26 @@ class LabPKI:
         return cls(state, d / "public-root.pem", d / "public-intermediate.pem", d / "server.pem",
                    d / "server.key", d / "server-backup.key", d / "org-ca.pem", d / "org-ca.key",
                    d / "mitmproxy", d / "untrusted-ca.pem", d / "untrusted-ca.key",
-                   d / "trust-public.pem", d / "trust-public-org.pem", d / "pins.txt")
+                   d / "trust-public.pem", d / "trust-public-org.pem", d / "pins.txt",
+                   d / "org-sub-ca.pem", d / "org-sub-ca.key", d / "sites")
 
     @classmethod
     def generate(cls, state_dir: str | os.PathLike, *,
                  org_common_name: str = "Acme Corp TLS Inspection Root CA",
                  org_organization: str | None = "Acme Corp", org_key_type: str = "rsa",
                  name_constraints: bool = True,
-                 server_hostnames: tuple[str, ...] = SERVER_HOSTNAMES) -> LabPKI:
+                 server_hostnames: tuple[str, ...] = SERVER_HOSTNAMES,
+                 vendor=None, hostile_sites: tuple[str, ...] = ()) -> LabPKI:
         """Generate a fresh lab PKI, replacing any previous one, and return its paths.
 
         ``name_constraints`` applies to the organisation's inspection CAs (org and
         untrusted), whose shape vendor profiles vary; the public CAs are always
-        constrained.  Raises :class:`EnvironmentProblem` if the directory is not writable.
+        constrained.  ``vendor`` (a :class:`harness.vendors.VendorProfile`) replaces
+        the org CAs by that product's names and chain shape: ``org-ca.pem`` is then
+        its root, and ``mitmproxy-ca.pem`` its signing CA followed by the chain.
+        ``hostile_sites`` names :data:`harness.hostile.CASES` to issue for the mock
+        server's extra ports.  Raises :class:`EnvironmentProblem` if the directory
+        is not writable.
         """
         pki = cls.at(state_dir)
         # EC everywhere speed matters (the lab regenerates on each start); RSA
@@ -442,10 +455,17 @@ class LabPKI:
         # A backup key that no server uses, pinned too (as HPKP recommends), so a
         # key rotation does not lock clients out.
         backup = _new_key("ec", None)
-        org = CA(common_name=org_common_name, organization=org_organization,
-                 key_type=org_key_type, name_constraints=name_constraints)
-        untrusted = CA(common_name="Acme Corp Untrusted Issuer CA",
-                       organization=org_organization, name_constraints=name_constraints)
+        if vendor is not None:
+            org, signer, untrusted = vendor.build_cas(name_constraints=name_constraints)
+        else:
+            org = signer = CA(common_name=org_common_name, organization=org_organization,
+                              key_type=org_key_type, name_constraints=name_constraints)
+            untrusted = CA(common_name="Acme Corp Untrusted Issuer CA",
+                           organization=org_organization, name_constraints=name_constraints)
+        # Forged incomplete chains leave an intermediate out: the vendor's own, or one made here (EC: fast).
+        sub_ca = signer if signer is not org else org.create_child_ca(
+            common_name=f"{org.common_name} Issuing CA", organization=org_organization,
+            key_type="ec", name_constraints=name_constraints)
         pins = format_pins([server.spki_pin, spki_sha256(backup)],
                            "TLS-lab ScreenMeet pins: server key, then backup key (test only)")
         files = [
@@ -458,15 +478,25 @@ class LabPKI:
             (pki.server_backup_key, _key_pem(backup), True),
             (pki.org_ca, org.cert_pem, False),
             (pki.org_ca_key, org.private_key_pem, True),
-            (pki.mitmproxy_confdir / "mitmproxy-ca.pem", org.mitmproxy_pem(), True),
+            # The signing CA's key, its certificate, then its chain (served along; the root too,
+            # as mitmproxy serves every certificate of the file).
+            (pki.mitmproxy_confdir / "mitmproxy-ca.pem", signer.mitmproxy_pem(), True),
             (pki.untrusted_ca, untrusted.cert_pem, False),
             (pki.untrusted_ca_key, untrusted.private_key_pem, True),
+            (pki.org_sub_ca, sub_ca.cert_pem, False),
+            (pki.org_sub_ca_key, sub_ca.private_key_pem, True),
             (pki.trust_public, root.cert_pem, False),
             (pki.trust_public_org, Blob(root.cert_pem.bytes() + org.cert_pem.bytes()), False),
             (pki.pins_file, Blob(pins.encode()), False),  # last: its presence marks a full set
         ]
         try:
-            for d in (pki.public_root.parent, pki.mitmproxy_confdir):
+            if hostile_sites:
+                from harness.hostile import server_sites
+
+                for case, (chain, key) in server_sites(inter, server_hostnames, hostile_sites).items():
+                    files.insert(0, (pki.sites_dir / f"{case}.key", key, True))
+                    files.insert(0, (pki.sites_dir / f"{case}.pem", chain, False))
+            for d in (pki.public_root.parent, pki.mitmproxy_confdir, *([pki.sites_dir] if hostile_sites else [])):
                 d.mkdir(mode=0o700, parents=True, exist_ok=True)
                 d.chmod(0o700)  # mkdir's mode is subject to umask and ignored for existing dirs
             for path, blob, private in files:
@@ -505,8 +535,10 @@ class LabPKI:
 
     @property
     def org_issuer_cn(self) -> str:
-        """The common name of the organisation's inspection CA, as clients will show it."""
-        return _common_name(load_certificate(self.org_ca))
+        """The common name of the CA that signs forged leaves, as clients will show it
+        (the org root, or the vendor's intermediate: the first certificate mitmproxy signs with)."""
+        signer = self.mitmproxy_confdir / "mitmproxy-ca.pem"
+        return _common_name(load_certificate(signer if signer.exists() else self.org_ca))
 
     def describe(self) -> dict[str, str]:
         """Every path by field name, for the CLI and reports."""

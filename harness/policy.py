@@ -101,17 +101,34 @@ class Policy:
     mode: str = "inspect"
     exceptions: tuple[HostPattern, ...] = field(default=())
     description: str = ""
+    # The network behind the listener and how its proxy forges (see TUNING below);
+    # empty means: the real mock server, and the lab's vendor profile decides.
+    upstream: str = ""
+    forge: str = ""
+    untrusted_upstream: str = ""
+    leaf_key: str = ""
+    tls_min: str = ""
+    tls_max: str = ""
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"policy {self.name!r} has mode {self.mode!r}; valid modes: {', '.join(MODES)}")
+        for key, (choices, inspect_only) in _tuning_choices().items():
+            value = getattr(self, key)
+            if value and value not in choices:
+                raise ValueError(f"policy {self.name!r}: {key} = {value!r} is not one of {', '.join(choices)}")
+            if value and inspect_only and self.mode != "inspect":
+                raise ValueError(f"policy {self.name!r}: {key} applies to mode = \"inspect\" only")
+        if self.tls_min and self.tls_max and self.tls_min > self.tls_max:
+            raise ValueError(f"policy {self.name!r}: tls_min {self.tls_min} is above tls_max {self.tls_max}")
 
     @classmethod
     def from_dict(cls, name: str, data: dict) -> "Policy":
         """Build a policy from its TOML/JSON table; raises ValueError naming the bad value."""
-        unknown = set(data) - {"mode", "exceptions", "description"}
+        known = ("mode", "exceptions", "description", *TUNING)
+        unknown = set(data) - set(known)
         if unknown:
-            raise ValueError(f"policy {name!r} has unknown keys {sorted(unknown)}; known: mode, exceptions, description")
+            raise ValueError(f"policy {name!r} has unknown keys {sorted(unknown)}; known: {', '.join(known)}")
         patterns = data.get("exceptions", [])
         if not isinstance(patterns, list):
             raise ValueError(f"policy {name!r}: 'exceptions' must be a list of host patterns")
@@ -120,10 +137,12 @@ class Policy:
             mode=data.get("mode", "inspect"),
             exceptions=tuple(HostPattern.parse(str(p)) for p in patterns),
             description=str(data.get("description", "")),
+            **{key: str(data[key]) for key in TUNING if key in data},
         )
 
     def to_dict(self) -> dict:
-        return {"mode": self.mode, "exceptions": [p.text for p in self.exceptions], "description": self.description}
+        out = {"mode": self.mode, "exceptions": [p.text for p in self.exceptions], "description": self.description}
+        return out | {key: getattr(self, key) for key in TUNING if getattr(self, key)}
 
     def exception_for(self, host: str | None) -> HostPattern | None:
         """The first exception pattern that matches ``host``, if any."""
@@ -136,6 +155,28 @@ class Policy:
         if self.mode == "tunnel":
             return PASS_THROUGH
         return PASS_THROUGH if self.exception_for(host) else INTERCEPT
+
+
+# Optional policy keys, beyond what to decrypt:
+#   upstream            the lab hosts resolve to a hostile site presenting that certificate
+#                       (harness.hostile.CASES) instead of the real mock server
+#   forge               the proxy forges that hostile certificate itself (inspect only)
+#   untrusted_upstream  what to do when the upstream certificate is not trusted, instead of
+#                       the vendor profile's action (harness.vendors.ACTIONS; inspect only)
+#   leaf_key            the forged leaves' key instead of the vendor's (harness.vendors.KEYS or ca-key)
+#   tls_min, tls_max    TLS versions the proxy accepts from clients: "1.2" or "1.3" (inspect only)
+TUNING = ("upstream", "forge", "untrusted_upstream", "leaf_key", "tls_min", "tls_max")
+
+
+def _tuning_choices() -> dict[str, tuple[tuple[str, ...], bool]]:
+    """key -> (valid values, inspect mode only)."""
+    from harness.hostile import CASES
+    from harness.vendors import ACTIONS, KEYS
+
+    versions = ("1.2", "1.3")
+    return {"upstream": (tuple(CASES), False), "forge": (tuple(CASES), True),
+            "untrusted_upstream": (ACTIONS, True), "leaf_key": (("ca-key", *KEYS), True),
+            "tls_min": (versions, True), "tls_max": (versions, True)}
 
 
 def is_lab_host(host: str | None, domains: tuple[str, ...]) -> bool:

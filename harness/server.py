@@ -35,6 +35,9 @@ from harness.netaddr import parse_ports, resolve_bind
 API_HOST = "api.screenmeet.com"
 BEAM_HOST = "beam.screenmeet.com"
 APEX_HOST = "screenmeet.com"
+# ScreenMeet also serves under scrn.mt (its docs list *.scrn.mt next to *.screenmeet.com).
+API_HOSTS = (API_HOST, "api.scrn.mt")
+BEAM_HOSTS = (BEAM_HOST, "beam.scrn.mt")
 REDACTED = "[redacted]"
 MAX_BODY = 64 * 1024
 
@@ -93,11 +96,12 @@ class MockScreenMeet:
                 self._record(request, status=e.status)
             raise
 
-    def _misdirected(self, request: web.Request, want: str) -> web.Response | None:
+    def _misdirected(self, request: web.Request, want: tuple[str, ...]) -> web.Response | None:
         host = request_host(request)
-        if host != want:
+        if host not in want:
             self._record(request, status=421)
-            return web.json_response({"error": f"this path is served by {want}, not {host}"}, status=421)
+            return web.json_response({"error": f"this path is served by {' or '.join(want)}, not {host}"},
+                                     status=421)
         return None
 
     async def index(self, request: web.Request) -> web.Response:
@@ -105,7 +109,7 @@ class MockScreenMeet:
         return web.json_response({"service": "screenmeet-mock", "host": request_host(request)})
 
     async def join(self, request: web.Request) -> web.Response:
-        if (bad := self._misdirected(request, API_HOST)) is not None:
+        if (bad := self._misdirected(request, API_HOSTS)) is not None:
             return bad
         try:
             body = await request.json()
@@ -121,7 +125,7 @@ class MockScreenMeet:
         return web.json_response({"session_id": sid, "ws_path": f"/api/v1/sessions/{sid}/ws"})
 
     async def register(self, request: web.Request) -> web.Response:
-        if (bad := self._misdirected(request, BEAM_HOST)) is not None:
+        if (bad := self._misdirected(request, BEAM_HOSTS)) is not None:
             return bad
         auth = request.headers.get("Authorization", "")
         if not auth.startswith("Bearer ") or not auth[7:].strip():
@@ -131,7 +135,7 @@ class MockScreenMeet:
         self._record(request, status=200, authorization=self._secret(auth), agent=aid)
         return web.json_response({"agent_id": aid, "heartbeat_path": f"/beam/v1/agents/{aid}/heartbeat"})
 
-    async def _websocket(self, request: web.Request, want_host: str, reply) -> web.StreamResponse:
+    async def _websocket(self, request: web.Request, want_host: tuple[str, ...], reply) -> web.StreamResponse:
         if (bad := self._misdirected(request, want_host)) is not None:
             return bad
         ws = web.WebSocketResponse(heartbeat=None, max_msg_size=MAX_BODY)
@@ -151,15 +155,19 @@ class MockScreenMeet:
         return ws
 
     async def session_ws(self, request: web.Request) -> web.StreamResponse:
-        return await self._websocket(request, API_HOST, lambda data, n: f"ack {n}")
+        return await self._websocket(request, API_HOSTS, lambda data, n: f"ack {n}")
 
     async def heartbeat_ws(self, request: web.Request) -> web.StreamResponse:
-        return await self._websocket(request, BEAM_HOST, lambda data, n: f"pong {data}")
+        return await self._websocket(request, BEAM_HOSTS, lambda data, n: f"pong {data}")
 
 
-def tls_context(cert: str, key: str) -> ssl.SSLContext:
+def tls_context(cert: str, key: str, *, weak: bool = False) -> ssl.SSLContext:
+    """The server's TLS context; ``weak`` lets OpenSSL load SHA-1 and RSA-1024 certificates
+    (hostile sites must present them; security level 2 refuses to)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if weak:
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
     ctx.load_cert_chain(cert, key)
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx
@@ -170,17 +178,24 @@ async def serve(args: argparse.Namespace) -> None:
                             journal_first_seq=args.journal_first_seq)
     runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
     await runner.setup()
-    ctx = tls_context(args.cert, args.key)
-    ports = []
-    for lane, port in enumerate(args.ports):
-        site = web.TCPSite(runner, args.host, port, ssl_context=ctx, reuse_address=True)
-        await site.start()
-        actual = site._server.sockets[0].getsockname()[1]
-        server.lane_of_port[actual] = lane
-        ports.append(actual)
+    async def listen(ctx: ssl.SSLContext, wanted: list[int]) -> list[int]:
+        ports = []
+        for lane, port in enumerate(wanted):
+            site = web.TCPSite(runner, args.host, port, ssl_context=ctx, reuse_address=True)
+            await site.start()
+            actual = site._server.sockets[0].getsockname()[1]
+            server.lane_of_port[actual] = lane
+            ports.append(actual)
+        return ports
+
+    ports = await listen(tls_context(args.cert, args.key), args.ports)
+    # Hostile sites: the same service behind a bad certificate, one port per lane (harness.hostile).
+    sites = {name: await listen(tls_context(s["cert"], s["key"], weak=True), [int(p) for p in s["ports"]])
+             for name, s in _read_sites(args.sites).items()}
     admin_host, admin_port = resolve_bind(args.admin)
     admin_runner, admin_url = await start_admin(server.journal, admin_host, admin_port, name="server")
-    announce_ready({"ready": {"ports": ports, "host": args.host, "admin": admin_url}}, args.ready_fd, args.ready_file)
+    announce_ready({"ready": {"ports": ports, "sites": sites, "host": args.host, "admin": admin_url}},
+                   args.ready_fd, args.ready_file)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -189,6 +204,16 @@ async def serve(args: argparse.Namespace) -> None:
     await stop.wait()
     await admin_runner.close()
     await runner.cleanup()
+
+
+def _read_sites(path: str | None) -> dict:
+    """``--sites FILE``: ``{name: {"cert": PEM, "key": PEM, "ports": [port per lane]}}`` (JSON)."""
+    if not path:
+        return {}
+    import json
+
+    with open(path) as f:
+        return json.load(f)
 
 
 def _ports_arg(text: str) -> list[int]:
@@ -204,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--key", required=True, help="private key PEM")
     p.add_argument("--host", default="127.0.0.1", help="address the TLS ports bind to")
     p.add_argument("--ports", type=_ports_arg, default=[0], help="one TLS port per lane: 8443,8444 or 8443+2 (0 = free port)")
+    p.add_argument("--sites", help="JSON file of hostile sites: {name: {cert, key, ports}} (see harness.hostile)")
     p.add_argument("--admin", default="127.0.0.1:0", help="HOST:PORT of the journal endpoint (keep it loopback)")
     p.add_argument("--ready-fd", type=int, help="write the ready report to this file descriptor instead of stdout")
     p.add_argument("--ready-file", help="also write the ready report to this file (for container healthchecks)")

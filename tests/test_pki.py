@@ -128,7 +128,7 @@ def test_file_modes(lab):
     assert stat.S_IMODE(pki_dir.stat().st_mode) == 0o700
     assert stat.S_IMODE(lab.mitmproxy_confdir.stat().st_mode) == 0o700
     keys = sorted(pki_dir.glob("*.key"))
-    assert len(keys) == 6
+    assert len(keys) == 7  # incl. org-sub-ca.key (forged incomplete chains)
     for p in [*keys, lab.mitmproxy_confdir / "mitmproxy-ca.pem"]:
         assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
     for p in pki_dir.glob("*.pem"):

@@ -94,6 +94,7 @@ class LocalLab:
         start_timeout: float = 30.0,
         base_port: int | None = None,
         python: str = sys.executable,
+        vendor=None,
     ) -> None:
         if lanes < 1:
             raise EnvironmentProblem("the lab needs at least one lane; pass --lanes 1 or more.")
@@ -107,6 +108,11 @@ class LocalLab:
         self.start_timeout = start_timeout
         self.base_port = base_port
         self.python = python
+        # A harness.vendors.VendorProfile: its CA names and chain, its forging and untrusted-upstream action.
+        self.vendor = vendor
+        # Hostile sites the policies point at (a policy's `upstream`): case -> server port per lane.
+        self._sites: dict[str, list[int]] = {c: [] for c in sorted({p.upstream for p in self.policies.values()
+                                                                     if p.upstream})}
         self.children: list[Child] = []
         self.info: LabInfo | None = None
         self.pki = LabPKI.at(self.state_dir)
@@ -135,6 +141,13 @@ class LocalLab:
             "--ports", ",".join(map(str, self._server_ports)), "--admin", f"{LOOPBACK}:{self._server_admin}",
             "--journal-first-seq", str(self._first_seq()),
         ]
+        if self._sites:
+            sites = {case: {"cert": str(self.pki.sites_dir / f"{case}.pem"),
+                            "key": str(self.pki.sites_dir / f"{case}.key"), "ports": ports}
+                     for case, ports in self._sites.items()}
+            path = self.state_dir / "server-sites.json"
+            path.write_text(json.dumps(sites, indent=2))
+            argv += ["--sites", str(path)]
         return argv + (["--show-secrets"] if self.show_secrets else [])
 
     def _proxy_argv(self) -> list[str]:
@@ -142,7 +155,9 @@ class LocalLab:
             policies=self.policies, lanes=self.lanes, listen_host=LOOPBACK, ports=self._proxy_ports,
             upstream_host=LOOPBACK, upstream_ports=self._server_ports,
             admin=f"{LOOPBACK}:{self._proxy_admin}", show_secrets=self.show_secrets,
-            journal_first_seq=self._first_seq(),
+            journal_first_seq=self._first_seq(), sites=self._sites,
+            vendor=self.vendor.to_dict() if self.vendor is not None else None,
+            pki_dir=str(self.pki.public_root.parent),
         )
         config_path = self.state_dir / "proxy.json"
         config_path.write_text(json.dumps(config.to_dict(), indent=2))
@@ -164,8 +179,17 @@ class LocalLab:
             ])
             self._proxy_ports, self._server_ports = plan["proxy"], plan["server"]
             self._proxy_admin, self._server_admin = plan["proxy_admin"], plan["server_admin"]
+            # Hostile sites follow the journal endpoints, one port per lane each.
+            after = plan["server_admin"] + 1
+            for i, case in enumerate(self._sites):
+                self._sites[case] = list(range(after + i * self.lanes, after + (i + 1) * self.lanes))
+            check_ports_free(LOOPBACK, [(p, f"hostile site {case} lane {lane}")
+                                        for case, ports in self._sites.items() for lane, p in enumerate(ports)])
         else:
-            self._server_ports = reserve_ports(LOOPBACK, self.lanes)
+            free = reserve_ports(LOOPBACK, self.lanes * (1 + len(self._sites)))  # one call: all distinct
+            self._server_ports = free[:self.lanes]
+            for i, case in enumerate(self._sites, start=1):
+                self._sites[case] = free[i * self.lanes:(i + 1) * self.lanes]
         self._logs.mkdir(exist_ok=True)
         try:
             # Interpreter and mitmproxy start-up (most of the time) overlap with key generation.
@@ -176,6 +200,7 @@ class LocalLab:
             pki = LabPKI.generate(
                 self.state_dir, org_common_name=self.org_common_name,
                 org_organization=self.org_organization, name_constraints=self.name_constraints,
+                vendor=self.vendor, hostile_sites=tuple(self._sites),
             )
             for child in self.children:
                 child.open_gate()
@@ -198,12 +223,15 @@ class LocalLab:
             pki={k: v for k, v in pki.describe().items()},
             org_issuer_cn=pki.org_issuer_cn,
             pids={"server": self.children[0].pid, "proxy": self.children[1].pid},
+            extra={"vendor": self.vendor.name if self.vendor is not None else None,
+                   "sites": {case: [f"{LOOPBACK}:{p}" for p in ports] for case, ports in self._sites.items()}},
         )
         return self.info
 
     def _remember_ports(self, *, server: dict | None = None, proxy: dict | None = None) -> None:
         if server is not None:
             self._server_ports = list(server["ports"])
+            self._sites.update({case: list(ports) for case, ports in server.get("sites", {}).items()})
             self._server_admin = _port_of(server["admin"])
         if proxy is not None:
             ports: dict[str, list[int]] = {name: [0] * self.lanes for name in self.policies}

@@ -7,7 +7,10 @@ The decisions live in plain objects (:class:`harness.policy.Policy`,
 * refuses CONNECTs to hosts outside the lab,
 * points lab hosts at the mock server (``server_connect``),
 * passes excepted connections through untouched (``tls_clienthello`` sets
-  ``ignore_connection``), and
+  ``ignore_connection``),
+* forges as the lab's vendor profile and the listener's policy say, and
+  applies the profile's action to untrusted upstream certificates
+  (:mod:`harness.proxy.forge`; a block page in ``request``), and
 * keeps the proxy journal: one record per client connection with the SNI, the
   action, the forged issuer, whether the client finished the handshake and the
   decrypted requests and WebSocket messages (credentials redacted unless
@@ -19,8 +22,10 @@ Options: ``lab_config`` (path of the JSON written by the lab) and
 
 from __future__ import annotations
 
+import html
 import json
 import logging
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -32,7 +37,10 @@ from mitmproxy.tls import ClientHelloData, TlsData
 from harness.journal import Journal, announce_ready, start_admin
 from harness.netaddr import resolve_bind
 from harness.policy import INTERCEPT, PASS_THROUGH
+from harness.proxy import forge
 from harness.proxy.config import Listener, ProxyConfig
+from harness.proxy.upstream import UpstreamChecker
+from harness.vendors import VendorProfile
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +80,28 @@ class InspectionAddon:
         self._admin = None
         # Called with the ready report once listeners and admin endpoint are up.
         self.announce = announce
+        self._forger: forge.Forger | None = None
+        self._vendor: VendorProfile | None = None
+        self._checker: UpstreamChecker | None = None
+        # Client ids whose upstream TLS failed, and those whose untrusted upstream is allowed.
+        self._upstream_failed: set[str] = set()
+        self._allow_untrusted: set[str] = set()
+
+    @property
+    def vendor(self) -> VendorProfile | None:
+        """The emulated product (None: plain mitmproxy, the ``generic`` behaviour)."""
+        data = self.config.vendor if self.config else None
+        if data and (self._vendor is None or self._vendor.name != data.get("name")):
+            self._vendor = VendorProfile.from_dict(data)
+        return self._vendor if data else None
+
+    def _get_forger(self) -> forge.Forger:
+        # A method, not a property: mitmproxy inspects addon attributes when it loads them.
+        if self._forger is None:
+            confdir = Path(ctx.options.confdir).expanduser()
+            pki_dir = (self.config.pki_dir if self.config else None) or confdir.parent
+            self._forger = forge.Forger(confdir, pki_dir)
+        return self._forger
 
     # -- options -------------------------------------------------------------
     def load(self, loader) -> None:
@@ -132,6 +162,9 @@ class InspectionAddon:
             "action": None,
             "exception": None,
             "forged_issuer": None,
+            "forged_key": None,
+            "untrusted_upstream": None,
+            "blocked": False,
             "client_tls": "none",
             "client_tls_error": None,
             "upstream_error": None,
@@ -140,6 +173,8 @@ class InspectionAddon:
         })
 
     def client_disconnected(self, client: Client) -> None:
+        self._upstream_failed.discard(client.id)
+        self._allow_untrusted.discard(client.id)
         self.journal.close(client.id)
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
@@ -161,7 +196,12 @@ class InspectionAddon:
             return
         listener = self._listener(data.client)
         host, port = data.server.address
-        target = self.config.upstream_for(host, port, listener.lane if listener else None)
+        site = listener.policy.upstream if listener else ""
+        try:
+            target = self.config.upstream_for(host, port, listener.lane if listener else None, site)
+        except KeyError:
+            data.server.error = f"this lab serves no hostile site {site!r} (policy {listener.policy.name})"
+            return
         if target is None:
             data.server.error = f"{host} is not a lab host"
             return
@@ -172,7 +212,7 @@ class InspectionAddon:
             record["upstream_error"] = str(data.server.error)
 
     # -- TLS ---------------------------------------------------------------------
-    def tls_clienthello(self, data: ClientHelloData) -> None:
+    def tls_clienthello(self, data: ClientHelloData):
         client = data.context.client
         record = self._record(client)
         listener = self._listener(client)
@@ -189,15 +229,68 @@ class InspectionAddon:
                 record["client_tls"] = "not-terminated"
         if action == PASS_THROUGH:
             data.ignore_connection = True
+        elif (listener is not None and data.context.server.address
+              and forge.untrusted_action(listener.policy, self.vendor) in ("pass-through", "allow")):
+            # mitmproxy awaits what a hook returns, so the check ends before the ClientHello is answered.
+            return self._early_untrusted_upstream(data, listener, record, sni)
+        return None
+
+    async def _early_untrusted_upstream(self, data: ClientHelloData, listener: Listener, record, sni) -> None:
+        """pass-through and allow must be decided now, before mitmproxy meets the server:
+        verify the upstream first (as products with those actions do)."""
+        if self._checker is None:
+            self._checker = UpstreamChecker(ctx.options.ssl_verify_upstream_trusted_ca or None)
+        problem = await self._checker.check(data.context.server.address, sni)
+        if problem is None:
+            return
+        action = forge.untrusted_action(listener.policy, self.vendor)
+        if record is not None:
+            record.update(untrusted_upstream=action, upstream_error=problem)
+        if action == "allow":
+            self._allow_untrusted.add(data.context.client.id)
+            return
+        if record is not None:
+            record.update(action=PASS_THROUGH, client_tls="not-terminated")
+        data.ignore_connection = True
+
+    def tls_start_server(self, data: TlsData) -> None:
+        if data.context.client.id in self._allow_untrusted and data.ssl_conn is not None:
+            from OpenSSL import SSL
+
+            # "allow": the product re-signs an untrusted server with its trusted CA, so it must not refuse it.
+            data.ssl_conn.set_verify(SSL.VERIFY_NONE, None)
 
     def tls_start_client(self, data: TlsData) -> None:
-        # Runs after mitmproxy's tlsconfig addon has built the forged certificate.
-        record = self._record(data.context.client)
-        if record is None or data.ssl_conn is None:
+        # Runs after mitmproxy's tlsconfig addon has built its own forged certificate.
+        client = data.context.client
+        record = self._record(client)
+        listener = self._listener(client)
+        if data.ssl_conn is None:
             return
-        cert = data.ssl_conn.get_certificate()
-        if cert is not None:
+        if listener is not None and not data.is_dtls:
+            p = forge.plan(listener.policy, self.vendor, upstream_failed=client.id in self._upstream_failed)
+            if record is not None:
+                record.update(blocked=p.blocked, untrusted_upstream=p.untrusted_action or record["untrusted_upstream"])
+            if p.kind != forge.ENGINE:
+                self._present(data, p, record)
+                return
+        if record is not None and (cert := data.ssl_conn.get_certificate()) is not None:
             record["forged_issuer"] = issuer_cn(cert.to_cryptography())
+
+    def _present(self, data: TlsData, p: forge.Plan, record: dict | None) -> None:
+        """Swap mitmproxy's connection for the lab's: a forged leaf per the plan, or none (refuse)."""
+        server = data.context.server
+        # Cert.to_pem() exists in mitmproxy 11 and 12 (to_cryptography() only in 12).
+        upstream = x509.load_pem_x509_certificate(server.certificate_list[0].to_pem()) if server.certificate_list else None
+        leaf = None
+        if p.kind == forge.FORGE:
+            connect_host = record["connect_host"].rsplit(":", 1)[0] if record and record["connect_host"] else None
+            names = forge.names_for(data.context.client.sni, connect_host, upstream)
+            leaf = self._get_forger().leaf(p, names, upstream)
+        data.ssl_conn = self._get_forger().connection(p, data.ssl_conn.get_app_data(), leaf)
+        if record is not None and leaf is not None:
+            record.update(forged_issuer=issuer_cn(leaf[0]), forged_key=forge.leaf_key_label(leaf[1]),
+                          forged_case=p.case or None)
 
     def tls_established_client(self, data: TlsData) -> None:
         if (record := self._record(data.context.client)) is not None:
@@ -210,6 +303,7 @@ class InspectionAddon:
             record["client_tls_error"] = str(data.conn.error)
 
     def tls_failed_server(self, data: TlsData) -> None:
+        self._upstream_failed.add(data.context.client.id)
         if (record := self._record(data.context.client)) is not None:
             record["upstream_error"] = f"upstream TLS failed: {data.conn.error}"
 
@@ -233,6 +327,20 @@ class InspectionAddon:
         else:
             entry["headers"] = {k: (REDACTED if k in SECRET_HEADERS else v) for k, v in headers.items()}
         record["requests"].append(entry)
+        if record.get("blocked"):
+            self._block(flow)
+
+    def _block(self, flow: http.HTTPFlow) -> None:
+        """The vendor's block page for an untrusted upstream; without one, mitmproxy's own 502
+        (it tries the upstream again, fails verification again, and says so)."""
+        vendor = self.vendor
+        if vendor is None or not vendor.block_page:
+            return
+        title = html.escape(vendor.block_page)
+        body = (f"<!doctype html><title>{title}</title><h1>{title}</h1>"
+                f"<p>{html.escape(vendor.product)} did not connect you to {html.escape(flow.request.pretty_host)}: "
+                "its certificate is not trusted.</p>\n")
+        flow.response = http.Response.make(vendor.block_status, body.encode(), {"Content-Type": "text/html"})
 
     def response(self, flow: http.HTTPFlow) -> None:
         record = self._record(flow.client_conn)
@@ -251,4 +359,3 @@ class InspectionAddon:
         if self.show_secrets:
             entry["text"] = message.content[:MAX_SHOWN_BODY].decode("utf-8", "replace")
         record["websocket"].append(entry)
-

@@ -44,14 +44,30 @@ class ProxyConfig:
     admin: str = "127.0.0.1:0"
     show_secrets: bool = False
     journal_first_seq: int = 1  # above the previous journal's numbers when the lab restarts the proxy
+    # Hostile sites of the mock server: case -> port per lane (harness.hostile; a policy's `upstream`).
+    sites: dict[str, list[int]] = field(default_factory=dict)
+    # The vendor profile the proxy emulates (VendorProfile.to_dict()); None: plain mitmproxy forging.
+    vendor: dict | None = None
+    # The lab PKI directory (untrusted and sub CAs for forging); default: the confdir's parent.
+    pki_dir: str | None = None
 
-    def upstream_for(self, host: str, port: int, lane: int | None) -> tuple[str, int] | None:
-        """Where a connection to ``host:port`` really goes, or None if it is not a lab host."""
+    def upstream_for(self, host: str, port: int, lane: int | None, site: str = "") -> tuple[str, int] | None:
+        """Where a connection to ``host:port`` really goes, or None if it is not a lab host.
+
+        ``site`` names a hostile site (a policy's ``upstream``): the lane's port
+        of that site instead of the mock server's.  Raises :class:`KeyError` for
+        a site this lab does not serve.
+        """
         if not is_lab_host(host, self.lab_domains):
             return None
-        if lane is None or not self.upstream_ports:
+        ports = self.upstream_ports
+        if site and lane is not None:
+            if site not in self.sites:
+                raise KeyError(site)
+            ports = self.sites[site]
+        if lane is None or not ports:
             return (self.upstream_host or host, port)
-        return (self.upstream_host or host, self.upstream_ports[lane % len(self.upstream_ports)])
+        return (self.upstream_host or host, ports[lane % len(ports)])
 
     def to_dict(self) -> dict:
         return {
@@ -65,6 +81,9 @@ class ProxyConfig:
             "admin": self.admin,
             "show_secrets": self.show_secrets,
             "journal_first_seq": self.journal_first_seq,
+            "sites": self.sites,
+            "vendor": self.vendor,
+            "pki_dir": self.pki_dir,
         }
 
     @classmethod
@@ -81,6 +100,9 @@ class ProxyConfig:
             admin=data.get("admin", "127.0.0.1:0"),
             show_secrets=bool(data.get("show_secrets", False)),
             journal_first_seq=int(data.get("journal_first_seq", 1)),
+            sites={k: [int(p) for p in v] for k, v in data.get("sites", {}).items()},
+            vendor=data.get("vendor"),
+            pki_dir=data.get("pki_dir"),
         )
 
     @classmethod
