@@ -12,7 +12,15 @@ from __future__ import annotations
 import secrets
 from typing import TextIO
 
-from harness.clients.common import ArgumentParser, Events, ExitCode, Session, add_common_args, run_client
+from harness.clients.common import (
+    ArgumentParser,
+    Events,
+    ExitCode,
+    Session,
+    add_common_args,
+    non_negative_int,
+    run_client,
+)
 from harness.clients.decision import ON_WARNING_CHOICES, attended_warning, decide_on_warning
 from harness.clients.transport import NetworkError
 from harness.clients.wire import ProtocolError, WebSocket, http_request
@@ -26,7 +34,7 @@ def build_parser(prog: str = "harness attended") -> ArgumentParser:
     p.add_argument("--code", default=None, help="support session code (default: a random one)")
     p.add_argument("--on-warning", choices=ON_WARNING_CHOICES, default="ask",
                    help="on a certificate mismatch: ask (prompt y/N on a TTY, abort otherwise), continue, or abort")
-    p.add_argument("--messages", type=int, default=2, help="WebSocket messages to exchange (default 2)")
+    p.add_argument("--messages", type=non_negative_int, default=2, help="WebSocket messages to exchange (default 2)")
     return p
 
 

@@ -18,7 +18,16 @@ import secrets
 import time
 from typing import TextIO
 
-from harness.clients.common import ArgumentParser, Events, ExitCode, Session, add_common_args, run_client
+from harness.clients.common import (
+    ArgumentParser,
+    Events,
+    ExitCode,
+    Session,
+    add_common_args,
+    non_negative_int,
+    non_negative_seconds,
+    run_client,
+)
 from harness.clients.decision import backoff_delays, beam_refusal
 from harness.clients.transport import NetworkError
 from harness.clients.wire import ProtocolError, WebSocket, http_request
@@ -30,14 +39,14 @@ def build_parser(prog: str = "harness beam") -> ArgumentParser:
     p = ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     add_common_args(p, default_url=DEFAULT_URL)
     p.add_argument("--token", default=None, help="agent token (default: $BEAM_AGENT_TOKEN or a random one)")
-    p.add_argument("--heartbeats", type=int, default=2, help="heartbeats to exchange before exiting (default 2)")
-    p.add_argument("--interval", type=float, default=0.0, help="seconds between heartbeats (default 0)")
+    p.add_argument("--heartbeats", type=non_negative_int, default=2, help="heartbeats to exchange before exiting (default 2)")
+    p.add_argument("--interval", type=non_negative_seconds, default=0.0, help="seconds between heartbeats (default 0)")
     p.add_argument("--once", action="store_true", help="try once; do not retry network errors")
-    p.add_argument("--retries", type=int, default=5, help="retries after a network error (default 5)")
+    p.add_argument("--retries", type=non_negative_int, default=5, help="retries after a network error (default 5)")
     p.add_argument("--retry-refused", action="store_true",
                    help="also retry after refusing an inspected connection (a service waiting for the exception)")
-    p.add_argument("--backoff-base", type=float, default=0.5, help="first retry delay in seconds (default 0.5)")
-    p.add_argument("--backoff-cap", type=float, default=30.0, help="longest retry delay in seconds (default 30)")
+    p.add_argument("--backoff-base", type=non_negative_seconds, default=0.5, help="first retry delay in seconds (default 0.5)")
+    p.add_argument("--backoff-cap", type=non_negative_seconds, default=30.0, help="longest retry delay in seconds (default 30)")
     return p
 
 

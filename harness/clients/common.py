@@ -13,6 +13,7 @@ from typing import TextIO
 from harness.clients.transport import (
     NetworkError,
     ProxyURL,
+    StepTimeout,
     TlsConnection,
     TlsVerificationError,
     open_tls,
@@ -52,6 +53,35 @@ class Events:
             stream.flush()
 
 
+def positive_seconds(text: str) -> float:
+    """argparse type: a finite number of seconds above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return value
+
+
+def non_negative_seconds(text: str) -> float:
+    """argparse type: a finite number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0 <= value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds, 0 or more")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number, 0 or more."""
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 0 or more")
+    return int(text)
+
+
 def add_common_args(p: argparse.ArgumentParser, *, default_url: str) -> None:
     p.add_argument("--url", default=default_url, help=f"server URL (default {default_url})")
     p.add_argument("--proxy", help="explicit HTTP proxy, http://HOST:PORT (default: $HTTPS_PROXY)")
@@ -59,7 +89,7 @@ def add_common_args(p: argparse.ArgumentParser, *, default_url: str) -> None:
     p.add_argument("--connect-to", metavar="HOST:PORT", help="connect here instead of the URL's host (SNI and checks keep the URL's host)")
     p.add_argument("--trust", metavar="PEM", help="CA bundle to validate against (default: the system store)")
     p.add_argument("--pins", metavar="FILE", required=True, help="pins file: one sha256/<base64 SPKI digest> per line")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds for each network step (default 10)")
+    p.add_argument("--timeout", type=positive_seconds, default=10.0, help="seconds for each network step (default 10)")
     p.add_argument("--tls-min", choices=("1.2", "1.3"), help="lowest TLS version to offer")
     p.add_argument("--tls-max", choices=("1.2", "1.3"), help="highest TLS version to offer")
     p.add_argument("--json", action="store_true", help="print one JSON event per line")
@@ -90,20 +120,27 @@ class Target:
     connect_to: tuple[str, int] | None
 
 
+def _host_ok(host: str) -> bool:
+    """A host name or address a socket can be given: no spaces, no stray brackets or slashes."""
+    return bool(host) and not any(c in host for c in " /\\[]@?#") and host.isprintable()
+
+
 def resolve_target(args) -> Target:
-    u = urllib.parse.urlsplit(args.url)
     try:
-        port = u.port or 443
-    except ValueError:
-        port = None
-    if u.scheme != "https" or not u.hostname or port is None:
+        u = urllib.parse.urlsplit(args.url)
+        port = 443 if u.port is None else u.port
+    except ValueError:  # "Invalid IPv6 URL", "Port out of range"
+        u, port = None, None
+    if u is None or u.scheme != "https" or not u.hostname or not _host_ok(u.hostname) or not port:
         raise UsageError(f"server URL {args.url!r} is malformed; write it as https://HOST[:PORT].")
     connect_to = None
     if args.connect_to:
         host, _, cport = args.connect_to.rpartition(":")
-        if not host or not cport.isdigit():
-            raise UsageError(f"--connect-to {args.connect_to!r} is malformed; write it as HOST:PORT.")
-        connect_to = (host.strip("[]"), int(cport))
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        if not _host_ok(host) or not cport.isdigit() or not 0 < int(cport) < 65536:
+            raise UsageError(f"--connect-to {args.connect_to!r} is malformed; write it as HOST:PORT (port 1-65535).")
+        connect_to = (host, int(cport))
     if args.proxy:
         proxy = parse_proxy_url(args.proxy)
     elif args.no_proxy:
@@ -143,8 +180,9 @@ class Session:
 
     def lost(self, error: NetworkError, during: str) -> NetworkError:
         """``error`` (a connection that broke after the handshake) said in terms of the session:
-        which host, through which proxy, during what.  Protocol errors already say all that."""
-        if isinstance(error, ProtocolError):
+        which host, through which proxy, during what.  Protocol errors and timeouts already
+        say what they waited for, and the connection was not lost."""
+        if isinstance(error, (ProtocolError, StepTimeout)):
             return error
         via = f" through the proxy {self.target.proxy}" if self.target.proxy else ""
         return NetworkError(f"lost the connection to {self.target.host}{via} during {during} ({error})")

@@ -27,6 +27,10 @@ class NetworkError(Exception):
     """The proxy or server could not be reached, or the proxy refused the tunnel."""
 
 
+class StepTimeout(NetworkError):
+    """A network step (an answer, a handshake, a message) took longer than the client's timeout."""
+
+
 class TlsVerificationError(Exception):
     """The presented chain is not trusted, expired, for another host, or too weak."""
 
@@ -50,12 +54,12 @@ class Deadline:
         if self.end is not None:
             remaining = self.end - time.monotonic()
             if remaining <= 0:
-                raise NetworkError(f"timed out waiting for {self.what} (more than {self.limit:g}s)")
+                raise StepTimeout(f"timed out waiting for {self.what} (more than {self.limit:g}s)")
             self.sock.settimeout(remaining)
         try:
             return self.sock.recv(65536)
         except socket.timeout:
-            raise NetworkError(f"timed out waiting for {self.what}"
+            raise StepTimeout(f"timed out waiting for {self.what}"
                                + (f" (more than {self.limit:g}s)" if self.limit else "")) from None
         except OSError as e:
             raise NetworkError(f"connection broke while waiting for {self.what} ({e})") from None
@@ -75,12 +79,12 @@ class ProxyURL:
 
 def parse_proxy_url(text: str) -> ProxyURL:
     """Parse ``http://host:port``; raises :class:`UsageError` with the fix."""
-    u = urllib.parse.urlsplit(text if "://" in text else f"http://{text}")
     try:
+        u = urllib.parse.urlsplit(text if "://" in text else f"http://{text}")
         port = u.port
-    except ValueError:
-        port = None
-    if u.scheme != "http" or not u.hostname or port is None:
+    except ValueError:  # "Invalid IPv6 URL", "Port out of range"
+        u, port = None, None
+    if u is None or u.scheme != "http" or not u.hostname or not port or " " in u.hostname:
         raise UsageError(
             f"proxy URL {text!r} is malformed; write it as http://HOST:PORT (e.g. http://127.0.0.1:8080)."
         )

@@ -75,11 +75,17 @@ def http_request(
     size = 0
     what = f"the answer to {method} {path}"
     deadline = Deadline(sock, what)
+    received = 0
     try:
         while True:
             event = conn.next_event()
             if event is h11.NEED_DATA:
-                conn.receive_data(deadline.recv())
+                data = deadline.recv()
+                if not data and response is None:
+                    how = "before finishing its answer to" if received else "without answering"
+                    raise ProtocolError(f"the server closed the connection {how} {method} {path}")
+                received += len(data)
+                conn.receive_data(data)
             elif isinstance(event, h11.Response):
                 response = event
             elif isinstance(event, h11.Data):
