@@ -139,19 +139,26 @@ class MockScreenMeet:
         if (bad := self._misdirected(request, want_host)) is not None:
             return bad
         ws = web.WebSocketResponse(heartbeat=None, max_msg_size=MAX_BODY)
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except ConnectionError:  # the client hung up during the upgrade (aiohttp's reset error is one)
+            self._record(request, status=499, websocket=True, error="the client closed the connection during the upgrade")
+            return ws
         self._record(request, status=101, websocket=True)
         lane = self._lane(request)
         count = 0
-        async for msg in ws:
-            if msg.type != WSMsgType.TEXT:
-                continue
-            count += 1
-            self.journal.add(
-                {"kind": "ws-message", "lane": lane, "host": request_host(request), "path": request.path,
-                 "direction": "client->server", "length": len(msg.data)}
-            )
-            await ws.send_str(reply(msg.data, count))
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                count += 1
+                self.journal.add(
+                    {"kind": "ws-message", "lane": lane, "host": request_host(request), "path": request.path,
+                     "direction": "client->server", "length": len(msg.data)}
+                )
+                await ws.send_str(reply(msg.data, count))
+        except ConnectionError:
+            pass  # the client went away mid-session: nothing to answer, nothing to log
         return ws
 
     async def session_ws(self, request: web.Request) -> web.StreamResponse:
