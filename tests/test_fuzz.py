@@ -156,10 +156,16 @@ def test_policy_tables_are_a_policy_or_one_value_error(table):
 
 
 @FAST
-@given(st.text(max_size=60))
-def test_normalize_host_is_idempotent_up_to_one_trailing_dot(text):
-    once = normalize_host(text)
-    assert normalize_host(once) == normalize_host(once + ("" if once.endswith(".") else ""))
+@given(name=NAME, upper=st.booleans(), dot=st.booleans(), pad=st.sampled_from(["", " ", "\t"]))
+def test_normalize_host_undoes_case_trailing_dot_and_padding(name, upper, dot, pad):
+    written = pad + (name.upper() if upper else name) + ("." if dot else "") + pad
+    assert normalize_host(written) == name
+
+
+@FAST
+@given(st.ip_addresses(v=6))
+def test_normalize_host_strips_ipv6_brackets(address):
+    assert normalize_host(f"[{address}]") == str(address).lower()
 
 
 # -- the mock server (aiohttp test server, plain HTTP) ------------------------------------
