@@ -44,8 +44,10 @@ class ReferenceClient:
     url: str
 
     def argv(self, scenario: Scenario, lab: LabInfo, lane: int, secret: str) -> list[str]:
-        args = ["--url", self.url, "--pins", lab.pins_file, "--trust", lab.trust_bundle(scenario.trust),
-                "--json", "--timeout", "10"]
+        # A scenario may send a client elsewhere (api.scrn.mt) or pass it extra flags (--tls-max 1.2).
+        args = ["--url", scenario.urls.get(self.name, self.url), "--pins", lab.pins_file,
+                "--trust", lab.trust_bundle(scenario.trust), "--json", "--timeout", "10",
+                *scenario.client_args.get(self.name, ())]
         if scenario.via_proxy:
             args += ["--proxy", lab.proxy_url(scenario.policy, lane)]
         else:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.errors import BadFileError, UnknownNameError
 from harness.policy import Policy
 
-OUTCOMES = ("connected", "warned-continued", "accepted-inspection", "declined", "refused", "tls-error", "network-error")
+OUTCOMES = ("connected", "warned-continued", "accepted-inspection", "declined", "refused", "tls-error",
+            "network-error", "blocked")
 NETWORKS = ("direct", "proxy")
 TRUSTS = ("public", "public+org")
 CLIENTS = ("attended", "beam")
@@ -56,10 +57,22 @@ class Scenario:
     attended_on_warning: str = "abort"
     description: str = ""
     tags: tuple[str, ...] = field(default=())
+    # Per client: the URL to open instead of its default (e.g. https://api.scrn.mt),
+    # and extra command-line arguments (e.g. ["--tls-max", "1.2"]).
+    urls: dict[str, str] = field(default_factory=dict)
+    client_args: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Expected outcomes when the lab's vendor profile acts differently on an
+    # untrusted upstream (harness.vendors.ACTIONS); `expect` is the default vendor's.
+    expect_by_action: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def via_proxy(self) -> bool:
         return self.network == "proxy"
+
+    def for_vendor(self, vendor) -> "Scenario":
+        """This row as it must turn out under ``vendor`` (a :class:`harness.vendors.VendorProfile`)."""
+        expect = self.expect_by_action.get(vendor.untrusted_upstream) if vendor is not None else None
+        return replace(self, expect=dict(expect)) if expect else self
 
 
 def load_policies(path: str | Path | None = None) -> dict[str, Policy]:
@@ -84,7 +97,8 @@ def _scenario(path: Path, table: dict, policies: dict[str, Policy]) -> Scenario:
     where = f"{path}: scenario {name!r}"
     if not isinstance(name, str) or not name:
         raise BadFileError(f"{path}: every [[scenario]] needs a name.")
-    known = {"name", "network", "expect", "policy", "trust", "attended_on_warning", "description", "tags"}
+    known = {"name", "network", "expect", "policy", "trust", "attended_on_warning", "description", "tags",
+             "urls", "client_args", "expect_by_action"}
     if unknown := set(table) - known:
         raise BadFileError(f"{where} has unknown keys {sorted(unknown)}; known keys: {', '.join(sorted(known))}.")
     network = table.get("network")
@@ -97,13 +111,21 @@ def _scenario(path: Path, table: dict, policies: dict[str, Policy]) -> Scenario:
     if trust not in TRUSTS:
         raise BadFileError(f"{where}: trust {trust!r} is not one of {', '.join(TRUSTS)}.")
     expect = table.get("expect")
-    if not isinstance(expect, dict) or not expect:
-        raise BadFileError(f"{where}: 'expect' must map clients to outcomes, e.g. {{ beam = \"refused\" }}.")
-    for client, outcome in expect.items():
-        if client not in CLIENTS:
-            raise BadFileError(f"{where}: 'expect' names client {client!r}; known clients: {', '.join(CLIENTS)}.")
-        if outcome not in OUTCOMES:
-            raise BadFileError(f"{where}: outcome {outcome!r} for {client} is not one of {', '.join(OUTCOMES)}.")
+    _check_expect(where, "expect", expect)
+    by_action = table.get("expect_by_action", {})
+    if not isinstance(by_action, dict):
+        raise BadFileError(f"{where}: 'expect_by_action' must map untrusted-upstream actions to expectations.")
+    from harness.vendors import ACTIONS
+
+    for action, table_ in by_action.items():
+        if action not in ACTIONS:
+            raise BadFileError(f"{where}: expect_by_action names {action!r}; actions: {', '.join(ACTIONS)}.")
+        _check_expect(where, f"expect_by_action.{action}", table_)
+    urls = _per_client(where, table, "urls", lambda v: isinstance(v, str) and v.startswith("https://"),
+                       "an https:// URL")
+    client_args = _per_client(where, table, "client_args",
+                              lambda v: isinstance(v, list) and all(isinstance(a, str) for a in v),
+                              "a list of strings")
     tags = table.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise BadFileError(f"{where}: tags must be a list of strings, e.g. tags = [\"core\"].")
@@ -113,8 +135,31 @@ def _scenario(path: Path, table: dict, policies: dict[str, Policy]) -> Scenario:
     return Scenario(
         name=name, network=network, expect=dict(expect), policy=policy if network == "proxy" else None,
         trust=trust, attended_on_warning=on_warning, description=str(table.get("description", "")),
-        tags=tuple(tags),
+        tags=tuple(tags), urls=urls, client_args={c: tuple(a) for c, a in client_args.items()},
+        expect_by_action={a: dict(t) for a, t in by_action.items()},
     )
+
+
+def _check_expect(where: str, key: str, expect) -> None:
+    if not isinstance(expect, dict) or not expect:
+        raise BadFileError(f"{where}: '{key}' must map clients to outcomes, e.g. {{ beam = \"refused\" }}.")
+    for client, outcome in expect.items():
+        if client not in CLIENTS:
+            raise BadFileError(f"{where}: '{key}' names client {client!r}; known clients: {', '.join(CLIENTS)}.")
+        if outcome not in OUTCOMES:
+            raise BadFileError(f"{where}: outcome {outcome!r} for {client} is not one of {', '.join(OUTCOMES)}.")
+
+
+def _per_client(where: str, table: dict, key: str, ok, valid: str) -> dict:
+    value = table.get(key, {})
+    if not isinstance(value, dict):
+        raise BadFileError(f"{where}: '{key}' must map clients to values, e.g. {key}.beam = ...")
+    for client, v in value.items():
+        if client not in CLIENTS:
+            raise BadFileError(f"{where}: '{key}' names client {client!r}; known clients: {', '.join(CLIENTS)}.")
+        if not ok(v):
+            raise BadFileError(f"{where}: {key}.{client} = {v!r} is not {valid}.")
+    return dict(value)
 
 
 def load_scenarios(path: str | Path | None = None, *, policies: dict[str, Policy] | None = None) -> list[Scenario]:
@@ -129,10 +174,16 @@ def load_scenarios(path: str | Path | None = None, *, policies: dict[str, Policy
     return scenarios
 
 
+EXTENDED = "extended"  # rows only run when asked for by name or tag, so the everyday matrix stays quick
+
+
 def select(scenarios: list[Scenario], names: list[str] | None = None, tags: list[str] | None = None) -> list[Scenario]:
-    """Pick scenarios by name (unknown names are an error) and/or tag."""
+    """Pick scenarios by name (unknown names are an error) and/or tag.
+
+    With neither, every row except those tagged ``extended`` (``--tag extended`` runs them).
+    """
     by_name = {s.name: s for s in scenarios}
-    chosen = scenarios
+    chosen = scenarios if names or tags else [s for s in scenarios if EXTENDED not in s.tags]
     if names:
         for n in names:
             if n not in by_name:

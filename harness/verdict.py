@@ -18,7 +18,10 @@ What each outcome requires of the network (DESIGN.md section 4):
   and through an intercepting proxy the client's handshake failed;
 * ``accepted-inspection`` – finished its job while the proxy read everything,
   without warning: what an unpinned client does;
-* ``network-error``    – nothing reached the server.
+* ``network-error``    – nothing reached the server;
+* ``blocked``          – the proxy met an untrusted upstream certificate and
+  answered the client's request itself (a block page, or mitmproxy's 502):
+  nothing reached the server, and the client stopped with a network error.
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ class Observation:
     credentials_at_proxy: tuple[str, ...]
     server_requests: int
     websocket_messages_at_proxy: int
+    blocked: int = 0  # connections the proxy answered itself for an untrusted upstream
 
     def summary(self) -> str:
         return (
@@ -112,6 +116,10 @@ def observe(ev: Evidence, exit_outcomes: dict[int, str] = REFERENCE_EXIT_OUTCOME
         # The client finished its job and the proxy read it: either the person
         # was warned and continued, or the client accepted inspection silently.
         outcome = "warned-continued" if warned else "accepted-inspection"
+    blocked = [r for r in intercepted if r.get("blocked")]
+    if outcome == "network-error" and any(r.get("requests") for r in blocked):
+        # The "network error" was the proxy's own answer for an untrusted upstream.
+        outcome = "blocked"
     issuer = next((e.get("issuer") for e in tls_events if e.get("issuer")), None)
     if issuer is None:
         issuer = next((r.get("forged_issuer") for r in intercepted if r.get("forged_issuer")), None)
@@ -131,6 +139,7 @@ def observe(ev: Evidence, exit_outcomes: dict[int, str] = REFERENCE_EXIT_OUTCOME
         credentials_at_proxy=tuple(credentials),
         server_requests=sum(1 for r in ev.server if r.get("kind") == "http"),
         websocket_messages_at_proxy=sum(len(r.get("websocket", [])) for r in connections),
+        blocked=len(blocked),
     )
 
 
@@ -191,6 +200,10 @@ def _requirements(expected: str, o: Observation, via_proxy: bool, has_events: bo
         ]
     if expected == "network-error":
         return [nothing_at_server]
+    if expected == "blocked":
+        return [nothing_at_server,
+                (o.blocked > 0, "the proxy blocked no connection for an untrusted upstream"),
+                (o.decrypted_requests > 0, "no request reached the proxy's block page")]
     raise ValueError(f"unknown expected outcome {expected!r}")
 
 
