@@ -298,6 +298,9 @@ def cmd_run(args) -> int:
     if args.report is not None:
         written = write_reports(args.report, results, lab=lab_doc, seconds=seconds, show_secrets=args.show_secrets)
         print(f"Reports: {', '.join(str(p) for p in written)}", file=sys.stderr)
+    if runner.undetermined:
+        print("Not run, no outcome can be derived (set expect = { SCENARIO = OUTCOME } in the definition): "
+              + ", ".join(f"{c} in {s}" for s, c in runner.undetermined) + ".", file=sys.stderr)
     return 0 if all(r.passed for r in results) else 1
 
 

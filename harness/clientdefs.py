@@ -11,8 +11,13 @@ ships worked ones) or :func:`define_client` in Python::
     direct = ["--connect-to", "{host}:{port}:{connect_to}"]   # ... and without one
     exit_codes = { 0 = "connected", 90 = "refused", 60 = "tls-error", 7 = "network-error" }
 
-The policy says what the client must do in each scenario, derived from the
-scenario's network and the lab policy's decision for the client's host:
+The policy says what the client must do in each scenario.  A pinned-strict
+client must end as Beam does (Beam's column of ``fixtures/scenarios.toml``), a
+pinned-warn client as the attended client does, whenever that column
+transfers: the lab policy treats the client's host as it treats the reference
+client's, and the scenario gives the reference client no extra flags.
+Otherwise, and for unpinned clients, the outcome follows from the scenario's
+network and the policy's decision for the client's host:
 
 =====================  ===============  ===============================  ===================
 client's host is ...   pinned-strict    pinned-warn                      unpinned
@@ -22,13 +27,16 @@ decrypted, CA trusted  refused          warned-continued / declined [1]  accepte
 decrypted, CA not      tls-error        tls-error                        tls-error
 =====================  ===============  ===============================  ===================
 
-[1] by the scenario's answer to the warning (``attended_on_warning``).  A
-pinned-warn client names a regex for its ``warning`` and how to ``answer`` it
-(``stdin`` text, or ``args`` spliced where ``"{answer}"`` stands).  For the
-reference clients this table reproduces ``fixtures/scenarios.toml`` (Beam's
-column for beam.screenmeet.com, the attended column for api.screenmeet.com);
-``expect = { SCENARIO = OUTCOME }`` overrides a cell.
+[1] by the scenario's answer to the warning (``attended_on_warning``).  An
+unpinned client fails where Beam fails for the certificate itself (hostile
+certificates: tls-error) and, behind an untrusted upstream, ends as an attended
+client that continued (blocked, or accepted-inspection where it warned).
+Where none of this tells (a hostile upstream the reference columns do not
+cover), :meth:`ClientDef.expected` returns None and the cell is not run;
+``expect = { SCENARIO = OUTCOME }`` sets a cell explicitly.
 
+A pinned-warn client names a regex for its ``warning`` and how to ``answer``
+it (``stdin`` text, or ``args`` spliced where ``"{answer}"`` stands).
 A foreign client prints no lab events, so it is judged from the journals, its
 exit code (through ``exit_codes``) and, when given, whether its output
 matched ``warning``.
@@ -117,20 +125,48 @@ class ClientDef:
     def port(self) -> int:
         return urllib.parse.urlsplit(self.url).port or 443
 
-    def expected(self, scenario, policies: dict[str, Policy]) -> str:
-        """The outcome this client must reach in ``scenario`` (see the module's table)."""
+    def expected(self, scenario, policies: dict[str, Policy]) -> str | None:
+        """The outcome this client must reach in ``scenario``; None when the lab cannot tell (module doc)."""
         if scenario.name in self.expect:
             return self.expect[scenario.name]
-        decrypted = scenario.via_proxy and policies[scenario.policy].decide(self.host) == INTERCEPT
-        if not decrypted:
-            return "connected"
-        if scenario.trust != "public+org":
-            return "tls-error"
+        # Explicit or transparent, the traffic passes the proxy unless the scenario is direct.
+        policy = policies[scenario.policy] if scenario.network != "direct" else None
+        mine = policy.decide(self.host) if policy else "direct"
+        # The mock server behind the proxy and usual forging: the table decides, with no reference needed.
+        plain = policy is None or not (policy.upstream or policy.forge)
+
+        def column(reference: str) -> str | None:
+            from harness.runner import REFERENCE_CLIENTS
+
+            if reference not in scenario.expect or scenario.client_args.get(reference):
+                return None
+            host = urllib.parse.urlsplit(scenario.urls.get(reference, REFERENCE_CLIENTS[reference].url)).hostname
+            same = (policy.decide(host) if policy else "direct") == mine
+            return scenario.expect[reference] if same else None
+
+        def table() -> str | None:
+            if not plain:
+                return None
+            if mine != INTERCEPT:
+                return "connected"
+            if scenario.trust != "public+org":
+                return "tls-error"
+            return {"pinned-strict": "refused", "unpinned": "accepted-inspection"}.get(
+                self.policy, "warned-continued" if scenario.attended_on_warning == "continue" else "declined")
+
         if self.policy == "pinned-strict":
-            return "refused"
+            return column("beam") or table()
         if self.policy == "pinned-warn":
-            return "warned-continued" if scenario.attended_on_warning == "continue" else "declined"
-        return "accepted-inspection"
+            return column("attended") or table()
+        beam = column("beam")
+        if beam in ("connected", "tls-error", "network-error", "blocked"):
+            return beam  # the certificate itself decides, pinned or not
+        if plain:
+            return table()
+        if beam == "refused" and scenario.attended_on_warning == "continue":
+            # Past the pin check an unpinned client is an attended client that continued, without the warning.
+            return {"warned-continued": "accepted-inspection", "blocked": "blocked"}.get(column("attended") or "")
+        return None
 
     def warned(self, output: str) -> bool | None:
         """Whether the output shows the client's warning; None when the definition names none."""

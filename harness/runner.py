@@ -189,6 +189,8 @@ class MatrixRunner:
         self._policies = policies
         self._pins_text: str | None = None
         self._server_issuer: str | None = None
+        # (scenario, client) cells of client definitions left out: no outcome can be derived (see run()).
+        self.undetermined: list[tuple[str, str]] = []
         self.proxy_journal = JournalReader(lab.proxy_admin)
         self.server_journal = JournalReader(lab.server_admin)
         self._lanes: queue.Queue[int] = queue.Queue()
@@ -233,6 +235,11 @@ class MatrixRunner:
 
     def _run_definition(self, scenario: Scenario, client: ClientDef, expect: str | None) -> CellResult:
         expected = expect or client.expected(scenario, self.policies)
+        if expected is None:
+            from harness.errors import UsageError
+
+            raise UsageError(f"the lab cannot tell what {client.name} ({client.policy}) must do in {scenario.name}; "
+                             f"add expect = {{ \"{scenario.name}\" = \"OUTCOME\" }} to its definition.")
         # Compose: from a corp container behind the proxy, from "home" for the direct scenario.
         prefix = self.lab.extra.get("client_exec", {}).get("beam" if scenario.via_proxy else "home")
         lane = self._lanes.get()
@@ -292,8 +299,12 @@ class MatrixRunner:
 
         A reference client runs where the scenario expects something of it, a client definition everywhere.
         """
-        cells = [(s, c) for s in scenarios for c in (clients or list(s.expect))
-                 if isinstance(c, ClientDef) or c in s.expect]
+        pairs = [(s, c) for s in scenarios for c in (clients or list(s.expect))]
+        # A definition runs where its outcome can be derived; the rest are listed, not guessed.
+        self.undetermined = [(s.name, c.name) for s, c in pairs
+                             if isinstance(c, ClientDef) and c.expected(s, self.policies) is None]
+        cells = [(s, c) for s, c in pairs if (c.expected(s, self.policies) is not None
+                                              if isinstance(c, ClientDef) else c in s.expect)]
         results: list[CellResult | None] = [None] * len(cells)
         done = 0
         with ThreadPoolExecutor(max_workers=self.lab.lanes) as pool:

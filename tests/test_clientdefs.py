@@ -75,18 +75,49 @@ def test_warn_client_answers_by_stdin_or_args():
     assert define_client("c", **CURL).warned("mismatch") is None  # no regex: unknown, not "no warning"
 
 
+def _scenario(name):
+    return next(s for s in SCENARIOS if s.name == name)
+
+
 def _expected(client, scenario):
-    return client.expected(next(s for s in SCENARIOS if s.name == scenario), POLICIES)
+    return client.expected(_scenario(scenario), POLICIES)
 
 
 def test_policies_reproduce_the_reference_columns():
-    """pinned-strict on beam.screenmeet.com is Beam's column, pinned-warn on api.screenmeet.com the attended one."""
+    """pinned-strict on beam.screenmeet.com is Beam's column, pinned-warn on api.screenmeet.com the attended one,
+    wherever the scenario sends the reference client to that host without extra flags."""
     strict = define_client("s", **CURL)
     warn = define_client("w", **{**CURL, "policy": "pinned-warn", "url": "https://api.screenmeet.com",
                                  "warning": "x", "answer": {"continue": {"stdin": "y"}, "abort": {"stdin": "n"}}})
+    compared = 0
     for s in SCENARIOS:
+        if s.urls or s.client_args:
+            continue
+        compared += 1
         assert strict.expected(s, POLICIES) == s.expect["beam"], s.name
         assert warn.expected(s, POLICIES) == s.expect["attended"], s.name
+    assert compared >= 7
+
+
+def test_columns_do_not_transfer_to_another_host_or_other_flags():
+    strict = define_client("s", **CURL)
+    # Beam goes to beam.scrn.mt, which *.screenmeet.com does not cover; this client's host it does.
+    assert _scenario("exception-misses-scrn-mt").expect["beam"] == "refused"
+    assert _expected(strict, "exception-misses-scrn-mt") == "connected"
+    # Beam is forced to TLS 1.2 against a TLS 1.3-only proxy; this client is not, so it meets the pin check.
+    assert _scenario("tls12-client-vs-tls13-proxy").expect["beam"] == "tls-error"
+    assert _expected(strict, "tls12-client-vs-tls13-proxy") == "refused"
+
+
+def test_unpinned_behind_hostile_upstreams():
+    u = define_client("u", **{**CURL, "policy": "unpinned"})
+    assert _expected(u, "hostile-expired-tunnel") == "tls-error"  # the certificate itself fails, pinned or not
+    assert _expected(u, "untrusted-upstream-block-page") == "blocked"  # past the pin: the proxy's block page
+    assert _expected(u, "untrusted-upstream-allow") == "accepted-inspection"
+    # The default vendor's row has the attended client decline: nothing tells what an unpinned client meets.
+    assert _expected(u, "untrusted-upstream") is None
+    over = define_client("u", **{**CURL, "policy": "unpinned", "expect": {"untrusted-upstream": "blocked"}})
+    assert _expected(over, "untrusted-upstream") == "blocked"
 
 
 def test_unpinned_expectations_and_overrides():
