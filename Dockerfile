@@ -39,6 +39,13 @@ FROM ${BASE_IMAGE}
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 # /opt/venv (the installed lab) and /opt/lab/fixtures, in one layer.
 COPY --from=build /opt /opt
+# iptables and iproute2 for the transparent gateway (compose services `gateway`,
+# `attended-gw`, `beam-gw`): the offline base has them; python:3.11-slim does not,
+# so an online build installs them (an offline build never reaches this apt-get).
+RUN if ! command -v iptables >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1; then \
+        apt-get update && apt-get install -y --no-install-recommends iptables iproute2 \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi
 # Non-root by default; a compose service that needs iptables or raw sockets
 # sets `user: root` and the capability it needs.
 # /lab is where the compose lab's state volume mounts: owned by the lab user, so

@@ -64,6 +64,9 @@ def _lab_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--org-o", default="Acme Corp", help="organisation of the inspection CA")
     p.add_argument("--no-name-constraints", action="store_true",
                    help="do not name-constrain the lab CAs to the lab's domains (only to inspect other apps)")
+    p.add_argument("--transparent", action="store_true",
+                   help="local lab: also build the transparent gateway (a network namespace behind iptables "
+                        "REDIRECT; needs root) for every policy; 'harness run' builds it for transparent rows anyway")
     p.add_argument("--base-port", type=port_number, default=None,
                    help="local lab: fixed ports from here (proxy listeners, then server, then journals) "
                         "instead of ephemeral ones")
@@ -136,6 +139,10 @@ def _make_lab(args, state_dir: Path):
         if args.lab != "local":
             raise UsageError("--base-port applies to the local lab only; compose.yaml fixes the compose ports.")
         extra["base_port"] = args.base_port
+    # Transparent gateway: required with --transparent; where possible for the rows that use it.
+    if getattr(args, "transparent", False) or getattr(args, "transparent_policies", None):
+        extra["transparent"] = True if args.transparent else None
+        extra["transparent_policies"] = None if args.transparent else args.transparent_policies
     return Lab(
         state_dir, policies=load_policies(), lanes=args.lanes, show_secrets=args.show_secrets,
         org_common_name=args.org_cn, org_organization=args.org_o, name_constraints=not args.no_name_constraints,
@@ -280,6 +287,9 @@ def cmd_run(args) -> int:
     progress_on = not args.json
     if progress_on:
         print(f"Starting the {args.lab} lab...", file=sys.stderr, flush=True)
+    from harness.lab.gateway import policies_for
+
+    args.transparent_policies = policies_for(scenarios)  # the gateway those rows need, where it can be built
     with _make_lab(args, state_dir) as info:
         runner = MatrixRunner(info, in_process=not args.subprocess, policies=load_policies())
 
@@ -301,6 +311,9 @@ def cmd_run(args) -> int:
     if runner.undetermined:
         print("Not run, no outcome can be derived (set expect = { SCENARIO = OUTCOME } in the definition): "
               + ", ".join(f"{c} in {s}" for s, c in runner.undetermined) + ".", file=sys.stderr)
+    for why in sorted(set(runner.skipped.values())):
+        names = [n for n, w in runner.skipped.items() if w == why]
+        print(f"Skipped {', '.join(names)}: {why}", file=sys.stderr)
     return 0 if all(r.passed for r in results) else 1
 
 

@@ -50,6 +50,9 @@ class ReferenceClient:
                 *scenario.client_args.get(self.name, ())]
         if scenario.via_proxy:
             args += ["--proxy", lab.proxy_url(scenario.policy, lane)]
+        elif scenario.network == "transparent":
+            # No proxy configured: the gateway redirects the connection to the proxy.
+            args += ["--no-proxy", "--connect-to", lab.gateway_address(scenario.policy, lane)]
         else:
             args += ["--no-proxy", "--connect-to", lab.server_connect[lane]]
         if self.name == "attended":
@@ -174,6 +177,20 @@ def run_foreign(argv: list[str], env: dict[str, str], stdin: str | None, timeout
     return proc.returncode, proc.stdout + proc.stderr
 
 
+def client_place(scenario: Scenario, client: str) -> str:
+    """Where a client runs, as a key of ``LabInfo.extra["client_exec"]`` (absent: in this process or
+    a local subprocess): "home" without a proxy, its own corp machine behind an explicit proxy,
+    "<client>@transparent" behind the transparent gateway."""
+    return {"direct": "home", "proxy": client}.get(scenario.network, f"{client}@{scenario.network}")
+
+
+def unavailable(scenario: Scenario, lab: LabInfo) -> str | None:
+    """Why ``lab`` cannot run ``scenario`` (one sentence), or None."""
+    if scenario.network == "transparent" and not lab.extra.get("transparent"):
+        return lab.extra.get("transparent_unavailable") or "this lab has no transparent gateway."
+    return None
+
+
 class MatrixRunner:
     """Runs cells on a lab, one lane per cell at a time.
 
@@ -193,6 +210,7 @@ class MatrixRunner:
         self.undetermined: list[tuple[str, str]] = []
         self.proxy_journal = JournalReader(lab.proxy_admin)
         self.server_journal = JournalReader(lab.server_admin)
+        self.skipped: dict[str, str] = {}  # scenario -> why this lab could not run it (see run())
         self._lanes: queue.Queue[int] = queue.Queue()
         for lane in range(lab.lanes):
             self._lanes.put(lane)
@@ -220,8 +238,7 @@ class MatrixRunner:
             server_cursor = self.server_journal.last_seq()
             secret = f"lab-secret-{secrets.token_hex(8)}"
             # Compose: the client runs in its container (corp), or at "home" for the direct scenario.
-            where = "home" if not scenario.via_proxy else client_name
-            prefix = self.lab.extra.get("client_exec", {}).get(where)
+            prefix = self.lab.extra.get("client_exec", {}).get(client_place(scenario, client_name))
             code, output = run_reference(client, client.argv(scenario, self.lab, lane, secret),
                                          in_process=self.in_process, prefix=prefix)
             proxy = self.proxy_journal.read(lane=lane, after=proxy_cursor, settle=self.settle)
@@ -229,7 +246,7 @@ class MatrixRunner:
             seconds = time.perf_counter() - start
         finally:
             self._lanes.put(lane)
-        evidence = Evidence(code, proxy, server, scenario.via_proxy, parse_events(output), output)
+        evidence = Evidence(code, proxy, server, scenario.through_proxy, parse_events(output), output)
         verdict = judge(expect or scenario.expect[client_name], evidence)
         return CellResult(scenario, client_name, verdict, lane, seconds, output, proxy, server, secret)
 
@@ -241,7 +258,7 @@ class MatrixRunner:
             raise UsageError(f"the lab cannot tell what {client.name} ({client.policy}) must do in {scenario.name}; "
                              f"add expect = {{ \"{scenario.name}\" = \"OUTCOME\" }} to its definition.")
         # Compose: from a corp container behind the proxy, from "home" for the direct scenario.
-        prefix = self.lab.extra.get("client_exec", {}).get("beam" if scenario.via_proxy else "home")
+        prefix = self.lab.extra.get("client_exec", {}).get(client_place(scenario, "beam"))
         lane = self._lanes.get()
         try:
             start = time.perf_counter()
@@ -252,7 +269,8 @@ class MatrixRunner:
                 proxy_url=self.lab.proxy_url(scenario.policy, lane) if scenario.via_proxy else "",
                 trust=self.lab.trust_bundle(scenario.trust), pins=self.lab.pins_file,
                 pins_text=self._read_pins(prefix), url=client.url, scenario=scenario.name,
-                connect_to="" if scenario.via_proxy else self.lab.server_connect[lane], secret=secret, lane=lane,
+                connect_to="" if scenario.via_proxy else self.lab.gateway_address(scenario.policy, lane)
+                if scenario.network == "transparent" else self.lab.server_connect[lane], secret=secret, lane=lane,
                 org_ca=self.lab.pki.get("org_ca", ""), python="python3" if prefix else sys.executable,
             )
             run = client.render(values, via_proxy=scenario.via_proxy, on_warning=scenario.attended_on_warning)
@@ -262,7 +280,7 @@ class MatrixRunner:
             seconds = time.perf_counter() - start
         finally:
             self._lanes.put(lane)
-        evidence = Evidence(code, proxy, server, scenario.via_proxy, [], output,
+        evidence = Evidence(code, proxy, server, scenario.through_proxy, [], output,
                             warned=client.warned(output), server_issuer=self._read_server_issuer())
         verdict = judge(expected, evidence, client.exit_codes)
         return CellResult(scenario, client.name, verdict, lane, seconds, output, proxy, server, secret,
@@ -298,7 +316,11 @@ class MatrixRunner:
         """Run every (scenario, client) cell, ``lanes`` at a time; results in matrix order.
 
         A reference client runs where the scenario expects something of it, a client definition everywhere.
+        Scenarios the lab cannot run (transparent ones without root) are left out and listed in
+        ``self.skipped`` (name -> reason).
         """
+        self.skipped = {s.name: why for s in scenarios if (why := unavailable(s, self.lab))}
+        scenarios = [s for s in scenarios if s.name not in self.skipped]
         pairs = [(s, c) for s in scenarios for c in (clients or list(s.expect))]
         # A definition runs where its outcome can be derived; the rest are listed, not guessed.
         self.undetermined = [(s.name, c.name) for s, c in pairs

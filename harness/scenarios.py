@@ -17,7 +17,9 @@ from harness.policy import Policy
 
 OUTCOMES = ("connected", "warned-continued", "accepted-inspection", "declined", "refused", "tls-error",
             "network-error", "blocked")
-NETWORKS = ("direct", "proxy")
+# direct: no proxy; proxy: an explicit HTTP proxy; transparent: no proxy configured, the
+# traffic is redirected to the proxy by a gateway (harness.lab.gateway).
+NETWORKS = ("direct", "proxy", "transparent")
 TRUSTS = ("public", "public+org")
 CLIENTS = ("attended", "beam")
 
@@ -67,7 +69,13 @@ class Scenario:
 
     @property
     def via_proxy(self) -> bool:
+        """The client is configured with an (explicit) proxy."""
         return self.network == "proxy"
+
+    @property
+    def through_proxy(self) -> bool:
+        """The traffic passes the inspection proxy, configured or not (explicit or transparent)."""
+        return self.network in ("proxy", "transparent")
 
     def for_vendor(self, vendor) -> "Scenario":
         """This row as it must turn out under ``vendor`` (a :class:`harness.vendors.VendorProfile`)."""
@@ -105,7 +113,7 @@ def _scenario(path: Path, table: dict, policies: dict[str, Policy]) -> Scenario:
     if network not in NETWORKS:
         raise BadFileError(f"{where}: network {network!r} is not one of {', '.join(NETWORKS)}.")
     policy = table.get("policy")
-    if network == "proxy" and policy not in policies:
+    if network in ("proxy", "transparent") and policy not in policies:
         raise BadFileError(f"{where}: policy {policy!r} is not defined; known: {', '.join(sorted(policies))}.")
     trust = table.get("trust", "public")
     if trust not in TRUSTS:
@@ -133,7 +141,7 @@ def _scenario(path: Path, table: dict, policies: dict[str, Policy]) -> Scenario:
     if on_warning not in ("continue", "abort"):
         raise BadFileError(f"{where}: attended_on_warning must be 'continue' or 'abort'.")
     return Scenario(
-        name=name, network=network, expect=dict(expect), policy=policy if network == "proxy" else None,
+        name=name, network=network, expect=dict(expect), policy=policy if network in ("proxy", "transparent") else None,
         trust=trust, attended_on_warning=on_warning, description=str(table.get("description", "")),
         tags=tuple(tags), urls=urls, client_args={c: tuple(a) for c, a in client_args.items()},
         expect_by_action={a: dict(t) for a, t in by_action.items()},

@@ -6,7 +6,13 @@ import pytest
 
 @pytest.fixture(scope="session")
 def lab_options(pytestconfig) -> dict:
-    return {"lanes": pytestconfig.getoption("--lab-lanes") or 4, "show_secrets": True}
+    from harness.lab.gateway import policies_for
+    from harness.scenarios import load_scenarios
+
+    # The transparent rows need the gateway: built where it can be (root on Linux; skipped with
+    # the reason otherwise), for the policies those rows use.
+    return {"lanes": pytestconfig.getoption("--lab-lanes") or 4, "show_secrets": True,
+            "transparent": None, "transparent_policies": policies_for(load_scenarios())}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -46,6 +46,17 @@ class LabInfo:
         except KeyError:
             raise UnknownNameError("policy", policy, list(self.proxies)) from None
 
+    def gateway_address(self, policy: str, lane: int = 0) -> str:
+        """``IP:443`` a client behind the transparent gateway connects to for ``policy`` (the
+        gateway redirects it to the proxy); raises the reason where the lab has no gateway."""
+        transparent = self.extra.get("transparent")
+        if not transparent:
+            raise EnvironmentProblem(self.extra.get("transparent_unavailable") or "this lab has no transparent gateway.")
+        try:
+            return transparent["gateways"][policy][lane]
+        except KeyError:
+            raise UnknownNameError("policy", policy, list(transparent["gateways"])) from None
+
     def trust_bundle(self, trust: str) -> str:
         return self.pki["trust_public_org"] if trust == "public+org" else self.pki["trust_public"]
 

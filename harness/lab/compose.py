@@ -7,6 +7,12 @@ endpoints at the containers' addresses, trust bundles and pins at their paths
 inside the client containers.  Clients run with ``docker exec`` in the
 ``attended`` / ``beam`` containers (corp network) or ``home`` (outside, for
 the direct scenario), so the runner and verdicts are the same as locally.
+
+Transparent (gateway) inspection is always there: ``attended-gw`` / ``beam-gw``
+on the ``corp-gw`` network route via the proxy, whose ``gateway`` service
+REDIRECTs the gateway addresses (``extra["transparent"]["gateways"]``) to its
+transparent listeners; ``transparent_policies`` picks the policies served that
+way (``LAB_GW_POLICIES``).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from harness.policy import Policy
 ROOT = Path(__file__).resolve().parent.parent.parent
 COMPOSE_FILE = ROOT / "compose.yaml"
 PKI_DIR = "/lab/pki"
-SERVICES = ("screenmeet", "proxy", "attended", "beam", "home")
+SERVICES = ("screenmeet", "proxy", "attended", "beam", "home", "gateway", "attended-gw", "beam-gw")
 
 
 def _progress(line: str) -> None:
@@ -91,7 +97,8 @@ class ComposeLab:
     def __init__(self, state_dir: str | Path, *, policies: dict[str, Policy], lanes: int = 4,
                  show_secrets: bool = False, org_common_name: str = "Acme Corp TLS Inspection Root CA",
                  org_organization: str = "Acme Corp", name_constraints: bool = True,
-                 start_timeout: float = 180.0, build: bool = True) -> None:
+                 start_timeout: float = 180.0, build: bool = True, transparent: bool | None = None,
+                 transparent_policies: list[str] | None = None) -> None:
         if not name_constraints:
             raise EnvironmentProblem("the compose lab always name-constrains its CAs; use --lab local for --no-name-constraints.")
         self.state_dir = Path(state_dir)
@@ -99,6 +106,9 @@ class ComposeLab:
         self.lanes = lanes
         self.env = {"LAB_LANES": str(lanes), "LAB_ORG_CN": org_common_name, "LAB_ORG_O": org_organization,
                     "LAB_SHOW_SECRETS": "1" if show_secrets else "0"}
+        # The gateway is part of compose.yaml (``transparent`` cannot turn it off); these policies get it.
+        if transparent_policies:
+            self.env["LAB_GW_POLICIES"] = ",".join(transparent_policies)
         self.start_timeout = start_timeout
         self.build = build
         self.compose: Compose | None = None
@@ -158,12 +168,19 @@ class ComposeLab:
             "org_ca": f"{PKI_DIR}/org-ca.pem",
         }
         clients = {s: ["docker", "exec", "-i", self.compose.container(s)] for s in ("attended", "beam", "home")}
+        # Behind the transparent gateway: the containers run as root (to set their route); clients as lab.
+        clients |= {f"{s}@transparent": ["docker", "exec", "-i", "-u", "lab", self.compose.container(f"{s}-gw")]
+                    for s in ("attended", "beam")}
+        gateways: dict[str, list[str]] = {}
+        for listener in proxy_ready.get("transparent", []):
+            gateways.setdefault(listener["policy"], [""] * self.lanes)[listener["lane"]] = listener["gateway"]
         return LabInfo(
             backend=self.backend, state_dir=str(self.state_dir), lanes=self.lanes, proxies=proxies,
             server_connect=[f"screenmeet:{8443 + lane}" for lane in range(self.lanes)],
             proxy_admin=proxy_ready["admin"], server_admin=f"http://{server_ip}:9000",
             pki=pki, org_issuer_cn=str(cn),
             extra={"project": project_name(), "client_exec": clients,
+                   "transparent": {"network": "corp-gw", "gateways": gateways},
                    "containers": {"screenmeet": server_cid, "proxy": proxy_cid}},
         )
 

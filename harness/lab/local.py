@@ -16,6 +16,15 @@ PKI; the proxy optionally with changed policies, which is how a listener's
 policy changes at runtime), and :meth:`rotate_org_ca`.  A restarted component
 starts a new journal whose numbers continue above the old one's (readers'
 cursors stay valid); what the killed process held in memory is gone.
+
+Transparent (gateway) inspection (root on Linux): ``transparent=None`` builds
+it where it can, ``True`` requires it, ``False`` (the default) leaves it out;
+``transparent_policies`` limits it to those policies (default: all).  A network
+namespace behind an iptables REDIRECT to the proxy's transparent listeners
+(:mod:`harness.lab.gateway`): clients run there with
+``LabInfo.extra["client_exec"]["<client>@transparent"]`` and connect to
+``LabInfo.gateway_address(policy, lane)``; without it,
+``extra["transparent_unavailable"]`` says why in one sentence.
 """
 
 from __future__ import annotations
@@ -95,6 +104,8 @@ class LocalLab:
         base_port: int | None = None,
         python: str = sys.executable,
         vendor=None,
+        transparent: bool | None = False,
+        transparent_policies: list[str] | None = None,
     ) -> None:
         if lanes < 1:
             raise EnvironmentProblem("the lab needs at least one lane; pass --lanes 1 or more.")
@@ -122,6 +133,16 @@ class LocalLab:
         self._proxy_admin = 0
         self._server_ports: list[int] = []
         self._server_admin = 0
+        # The transparent gateway (None: not built; the reason in _gateway_unavailable).
+        self.transparent = transparent
+        self.transparent_policies = list(transparent_policies or self.policies)
+        if unknown := [p for p in self.transparent_policies if p not in self.policies]:
+            from harness.errors import UnknownNameError
+
+            raise UnknownNameError("policy", unknown[0], list(self.policies))
+        self.gateway = None
+        self._gateway_unavailable: str | None = None
+        self._transparent_ports: dict[str, list[int]] = {}
 
     def __repr__(self) -> str:
         return f"LocalLab(state_dir={str(self.state_dir)!r}, lanes={self.lanes}, policies={list(self.policies)})"
@@ -159,6 +180,9 @@ class LocalLab:
             vendor=self.vendor.to_dict() if self.vendor is not None else None,
             pki_dir=str(self.pki.public_root.parent),
         )
+        if self.gateway is not None:
+            config.gateways, config.transparent_host = self.gateway.gateways, self.gateway.host_address
+            config.transparent_ports = self._transparent_ports
         config_path = self.state_dir / "proxy.json"
         config_path.write_text(json.dumps(config.to_dict(), indent=2))
         return [
@@ -192,6 +216,7 @@ class LocalLab:
                 self._sites[case] = free[i * self.lanes:(i + 1) * self.lanes]
         self._logs.mkdir(exist_ok=True)
         try:
+            self._open_gateway()
             # Interpreter and mitmproxy start-up (most of the time) overlap with key generation.
             self.children = [
                 spawn(SERVER, self._server_argv(), self._logs / "server.log", gate=True),
@@ -210,6 +235,7 @@ class LocalLab:
             raise
         server, proxy = ready[SERVER], ready[PROXY]
         self._remember_ports(server=server, proxy=proxy)
+        self._gateway_ready()
         proxies: dict[str, list[str]] = {name: [f"http://{LOOPBACK}:{p}" for p in ports]
                                          for name, ports in self._proxy_ports.items()}
         self.info = LabInfo(
@@ -224,7 +250,8 @@ class LocalLab:
             org_issuer_cn=pki.org_issuer_cn,
             pids={"server": self.children[0].pid, "proxy": self.children[1].pid},
             extra={"vendor": self.vendor.name if self.vendor is not None else None,
-                   "sites": {case: [f"{LOOPBACK}:{p}" for p in ports] for case, ports in self._sites.items()}},
+                   "sites": {case: [f"{LOOPBACK}:{p}" for p in ports] for case, ports in self._sites.items()},
+                   **self._gateway_extra()},
         )
         return self.info
 
@@ -239,10 +266,52 @@ class LocalLab:
                 ports[listener["policy"]][listener["lane"]] = listener["port"]
             self._proxy_ports = ports
             self._proxy_admin = _port_of(proxy["admin"])
+            if self.gateway is not None:
+                transparent = {name: [0] * self.lanes for name in self.gateway.gateways}
+                for listener in proxy.get("transparent", []):
+                    transparent[listener["policy"]][listener["lane"]] = listener["port"]
+                self._transparent_ports = transparent
+
+    # -- the transparent gateway ---------------------------------------------------------
+    def _open_gateway(self) -> None:
+        if self.gateway is not None:
+            return
+        if self.transparent is False:
+            self._gateway_unavailable = "transparent mode is off for this lab; 'harness up --transparent' (root) turns it on."
+            return
+        from harness.lab.gateway import Gateway, unavailable_reason
+
+        reason = unavailable_reason()
+        if reason is not None and self.transparent is None:
+            self._gateway_unavailable = reason
+            return
+        self.gateway = Gateway.create(self.transparent_policies, self.lanes)  # raises with the reason
+
+    def _gateway_ready(self) -> None:
+        """Point each gateway address at its transparent listener (ports known once the proxy is up)."""
+        if self.gateway is None:
+            return
+        try:
+            self.gateway.redirect(self._transparent_ports)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _gateway_extra(self) -> dict:
+        if self.gateway is None:
+            return {"transparent_unavailable": self._gateway_unavailable}
+        from harness.lab.gateway import write_launcher
+
+        prefix = self.gateway.exec_prefix(write_launcher(self.state_dir / "bin", self.python))
+        return {"transparent": self.gateway.describe(),
+                "client_exec": {f"{c}@transparent": prefix for c in ("attended", "beam")}}
 
     def stop(self) -> None:
         stop(self.children)
         self.children = []
+        if self.gateway is not None:
+            gateway, self.gateway = self.gateway, None
+            gateway.destroy()
 
     def __enter__(self) -> LabInfo:
         return self.start()
@@ -311,6 +380,7 @@ class LocalLab:
         report = self._replace(PROXY, self._proxy_argv)
         old = self._proxy_ports
         self._remember_ports(proxy=report)
+        self._gateway_ready()
         if self._proxy_ports != old:
             raise LabError(f"the restarted proxy listens on {self._proxy_ports}, not {old}.")
         return self._running()

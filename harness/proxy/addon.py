@@ -6,6 +6,10 @@ The decisions live in plain objects (:class:`harness.policy.Policy`,
 * finds the listener (policy, lane) a connection arrived on,
 * refuses CONNECTs to hosts outside the lab,
 * points lab hosts at the mock server (``server_connect``),
+* serves transparent (gateway) listeners: a connection redirected there is
+  accepted only when its original destination is that listener's gateway
+  address, and goes to the lane's mock server; pass-through or interception is
+  still decided from the SNI by the policy,
 * passes excepted connections through untouched (``tls_clienthello`` sets
   ``ignore_connection``),
 * forges as the lab's vendor profile and the listener's policy say, and
@@ -69,6 +73,11 @@ def credentials_in(method: str, headers: dict[str, str], body: bytes) -> list[st
     return found
 
 
+def _is_transparent(client: Client) -> bool:
+    mode = getattr(client, "proxy_mode", None)
+    return mode is not None and mode.type_name == "transparent"
+
+
 class InspectionAddon:
     """mitmproxy addon: per-listener inspection policy and the connection journal."""
 
@@ -76,6 +85,7 @@ class InspectionAddon:
         self.config = config
         self.journal = Journal(first_seq=config.journal_first_seq if config else 1)
         self.listeners: dict[int, Listener] = {}
+        self.transparent: dict[int, Listener] = {}  # transparent listener port -> listener
         self.admin_url: str | None = None
         self._admin = None
         # Called with the ready report once listeners and admin endpoint are up.
@@ -128,6 +138,11 @@ class InspectionAddon:
         report = {"ready": {"admin": self.admin_url, "listeners": [
             {"policy": l.policy.name, "lane": l.lane, "port": l.port} for l in self.listeners.values()
         ]}}
+        if self.transparent:
+            report["ready"]["transparent"] = [
+                {"policy": l.policy.name, "lane": l.lane, "port": l.port, "gateway": "%s:%d" % l.gateway}
+                for l in self.transparent.values()
+            ]
         if self.announce is not None:
             self.announce(report)
         else:
@@ -140,9 +155,14 @@ class InspectionAddon:
     def _map_listeners(self) -> None:
         """Which port serves which (policy, lane): run.py fixed every port before start."""
         self.listeners = {l.port: l for l in self.config.listeners()}
+        self.transparent = {l.port: l for l in self.config.transparent_listeners()}
 
     # -- helpers -------------------------------------------------------------
     def _listener(self, client: Client) -> Listener | None:
+        if _is_transparent(client):
+            # mitmproxy put the original destination in sockname; the mode names the listener.
+            listener = self.transparent.get(client.proxy_mode.listen_port())
+            return listener if listener and client.sockname == listener.gateway else None
         return self.listeners.get(client.sockname[1]) if client.sockname else None
 
     def _record(self, client: Client) -> dict | None:
@@ -155,7 +175,9 @@ class InspectionAddon:
             "kind": "connection",
             "lane": listener.lane if listener else None,
             "policy": listener.policy.name if listener else None,
-            "listener": client.sockname[1] if client.sockname else None,
+            "listener": (client.proxy_mode.listen_port() if _is_transparent(client)
+                         else client.sockname[1] if client.sockname else None),
+            "original_dst": "%s:%d" % client.sockname[:2] if _is_transparent(client) and client.sockname else None,
             "client": f"{client.peername[0]}:{client.peername[1]}" if client.peername else None,
             "connect_host": None,
             "sni": None,
@@ -194,6 +216,8 @@ class InspectionAddon:
     def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
         if not self.config or not data.server.address:
             return
+        if _is_transparent(data.client):
+            return self._transparent_connect(data)
         listener = self._listener(data.client)
         host, port = data.server.address
         site = listener.policy.upstream if listener else ""
@@ -207,6 +231,21 @@ class InspectionAddon:
             return
         data.server.address = target
 
+    def _transparent_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
+        """A redirected connection (mitmproxy's eager strategy opens it before the ClientHello):
+        only the listener's gateway address is served, and it means the lane's mock server."""
+        listener = self._listener(data.client)
+        if listener is None:
+            host, port = data.server.address
+            data.server.error = f"original destination {host}:{port} is not a gateway address of this lab"
+            if (record := self._record(data.client)) is not None:
+                record["action"] = "blocked"
+            return
+        try:
+            data.server.address = self.config.gateway_upstream(listener)
+        except KeyError:
+            data.server.error = f"this lab serves no hostile site {listener.policy.upstream!r} (policy {listener.policy.name})"
+
     def server_connect_error(self, data: server_hooks.ServerConnectionHookData) -> None:
         if (record := self._record(data.client)) is not None:
             record["upstream_error"] = str(data.server.error)
@@ -217,7 +256,9 @@ class InspectionAddon:
         record = self._record(client)
         listener = self._listener(client)
         sni = data.client_hello.sni
-        host = sni or (record["connect_host"].rsplit(":", 1)[0] if record and record["connect_host"] else None)
+        # Without SNI: the CONNECT host, or a transparent connection's original destination.
+        fallback = record and (record["connect_host"] or record.get("original_dst"))
+        host = sni or (fallback.rsplit(":", 1)[0] if fallback else None)
         if listener is None:
             action, matched = INTERCEPT, None
         else:

@@ -9,10 +9,18 @@ the proxy rewrites the upstream address of lab hosts to ``upstream_host`` (or
 keeps the name, for compose where Docker's DNS resolves the aliases) and the
 lane's server port.  Hosts outside the lab's domains are refused, so the lab
 never sends traffic anywhere else.
+
+Transparent (gateway) listeners serve clients that were told about no proxy:
+iptables REDIRECTs their connections to a *gateway address* (``IP:443``, one
+per (policy, lane)) to the listener, and mitmproxy reads the original
+destination (SO_ORIGINAL_DST).  That address is the only destination such a
+listener serves; it stands for the lane's mock server (see
+:mod:`harness.lab.gateway`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +36,26 @@ class Listener:
     policy: Policy
     lane: int
     port: int
+    # Transparent listeners only: the gateway address (IP, port) redirected here, the one
+    # original destination the listener serves.  None for an explicit-proxy listener.
+    gateway: tuple[str, int] | None = None
+
+
+def gateway_addresses(first: str, policies: list[str], lanes: int, port: int = 443) -> dict[str, list[str]]:
+    """One gateway address per (policy, lane), consecutive from ``first``, policy-major:
+    ``{policy: ["IP:PORT" per lane]}``."""
+    start = ipaddress.IPv4Address(first)
+    return {name: [f"{start + i * lanes + lane}:{port}" for lane in range(lanes)]
+            for i, name in enumerate(policies)}
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``"IP:PORT"`` -> (IP, PORT); raises ValueError naming the text."""
+    host, sep, port = text.rpartition(":")
+    try:
+        return str(ipaddress.ip_address(host.strip("[]"))), int(port)
+    except ValueError:
+        raise ValueError(f"gateway address {text!r} is not IP:PORT") from None
 
 
 @dataclass
@@ -50,6 +78,11 @@ class ProxyConfig:
     vendor: dict | None = None
     # The lab PKI directory (untrusted and sub CAs for forging); default: the confdir's parent.
     pki_dir: str | None = None
+    # Transparent listeners, bound on transparent_host: policy -> gateway address "IP:PORT" per lane,
+    # and policy -> listener port per lane (0 = any free port, like ``ports``).
+    gateways: dict[str, list[str]] = field(default_factory=dict)
+    transparent_host: str = "127.0.0.1"
+    transparent_ports: dict[str, list[int]] = field(default_factory=dict)
 
     def upstream_for(self, host: str, port: int, lane: int | None, site: str = "") -> tuple[str, int] | None:
         """Where a connection to ``host:port`` really goes, or None if it is not a lab host.
@@ -84,6 +117,9 @@ class ProxyConfig:
             "sites": self.sites,
             "vendor": self.vendor,
             "pki_dir": self.pki_dir,
+            "gateways": self.gateways,
+            "transparent_host": self.transparent_host,
+            "transparent_ports": self.transparent_ports,
         }
 
     @classmethod
@@ -103,6 +139,9 @@ class ProxyConfig:
             sites={k: [int(p) for p in v] for k, v in data.get("sites", {}).items()},
             vendor=data.get("vendor"),
             pki_dir=data.get("pki_dir"),
+            gateways={k: [str(a) for a in v] for k, v in data.get("gateways", {}).items()},
+            transparent_host=data.get("transparent_host", "127.0.0.1"),
+            transparent_ports={k: [int(p) for p in v] for k, v in data.get("transparent_ports", {}).items()},
         )
 
     @classmethod
@@ -125,3 +164,22 @@ class ProxyConfig:
             for name, policy in self.policies.items()
             for lane, port in enumerate(self.listener_ports(name))
         ]
+
+    def transparent_listener_ports(self, policy: str) -> list[int]:
+        ports = self.transparent_ports.get(policy) or []
+        return ports + [0] * (len(self.gateways.get(policy, [])) - len(ports))
+
+    def transparent_listeners(self) -> list[Listener]:
+        """Every transparent (policy, lane) listener with its gateway address; ports fixed by now."""
+        return [
+            Listener(self.policies[name], lane, port, parse_address(address))
+            for name, addresses in self.gateways.items()
+            for lane, (address, port) in enumerate(zip(addresses, self.transparent_listener_ports(name)))
+        ]
+
+    def gateway_upstream(self, listener: Listener) -> tuple[str, int]:
+        """Where a transparent listener's connections go: its lane's mock server (or the policy's
+        hostile site), by the first lab name where DNS resolves it.  The original destination is
+        an address, and with mitmproxy's eager connection strategy the upstream is opened before
+        the ClientHello names a host, so the gateway address alone decides (never the client)."""
+        return self.upstream_for(self.lab_domains[0], 443, listener.lane, listener.policy.upstream)

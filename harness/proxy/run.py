@@ -21,7 +21,7 @@ import sys
 from harness.errors import LabError
 from harness.journal import announce_ready
 from harness.netaddr import parse_ports, reserve_ports
-from harness.proxy.config import ProxyConfig
+from harness.proxy.config import ProxyConfig, gateway_addresses
 
 
 def fix_ports(config: ProxyConfig) -> None:
@@ -31,9 +31,17 @@ def fix_ports(config: ProxyConfig) -> None:
     chosen here, just before mitmproxy binds them.
     """
     wanted = sum(p == 0 for name in config.policies for p in config.listener_ports(name))
-    free = iter(reserve_ports(config.listen_host, wanted))
+    # Never a port the lab reserved for the server or its sites: they may not be bound yet.
+    upstream = set(config.upstream_ports) | {p for ports in config.sites.values() for p in ports}
+    free = iter([p for p in reserve_ports(config.listen_host, wanted + len(upstream)) if p not in upstream][:wanted])
     config.ports = {
         name: [p or next(free) for p in config.listener_ports(name)] for name in config.policies
+    }
+    # Transparent listeners bind the gateway's own address (where iptables REDIRECT delivers).
+    wanted = sum(p == 0 for name in config.gateways for p in config.transparent_listener_ports(name))
+    free = iter(reserve_ports(config.transparent_host, wanted) if wanted else [])
+    config.transparent_ports = {
+        name: [p or next(free) for p in config.transparent_listener_ports(name)] for name in config.gateways
     }
 
 
@@ -54,6 +62,7 @@ def build_options(config: ProxyConfig, confdir: str, upstream_trust: str | None)
 
     opts = options.Options()
     modes = [f"regular@{config.listen_host}:{l.port}" for l in config.listeners()]
+    modes += [f"transparent@{config.transparent_host}:{l.port}" for l in config.transparent_listeners()]
     update = dict(
         mode=modes,
         confdir=confdir,
@@ -100,9 +109,25 @@ def config_from_args(args) -> ProxyConfig:
             upstream_host=args.upstream_host, upstream_ports=parse_ports(args.upstream_ports) if args.upstream_ports else [],
             admin=args.admin,
         )
+        if args.gateways:
+            # Transparent (gateway) listeners for --transparent-policies (default all): gateway addresses
+            # consecutive from --gateways per (policy, lane); listener = base + policy index * lanes + lane.
+            names = transparent_policy_names(args.transparent_policies, policies)
+            config.gateways = gateway_addresses(args.gateways, names, args.lanes)
+            config.transparent_host = args.listen_host
+            config.transparent_ports = {name: [args.transparent_base_port + i * args.lanes + lane
+                                               for lane in range(args.lanes)] for i, name in enumerate(names)}
     if os.environ.get("LAB_SHOW_SECRETS") == "1":
         config.show_secrets = True
     return config
+
+
+def transparent_policy_names(text: str | None, policies) -> list[str]:
+    """``--transparent-policies a,b`` -> [a, b] (every policy when empty); unknown names are an error."""
+    names = [n.strip() for n in (text or "").split(",") if n.strip()] or list(policies)
+    if unknown := [n for n in names if n not in policies]:
+        raise ValueError(f"--transparent-policies names {unknown[0]!r}; known policies: {', '.join(policies)}")
+    return names
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--base-port", type=int, default=8100)
     p.add_argument("--upstream-host", default=None, help="send lab hosts here (default: resolve their names)")
     p.add_argument("--upstream-ports", help="server port per lane: 8443,8444 or 8443+2")
+    p.add_argument("--gateways", metavar="IP", help="with --policies: first gateway address; adds a transparent "
+                   "listener per (policy, lane) serving IP+index:443 (redirected by iptables)")
+    p.add_argument("--transparent-base-port", type=int, default=8300, help="first transparent listener port")
+    p.add_argument("--transparent-policies", metavar="A,B", help="with --gateways: only these policies (default all)")
     p.add_argument("--admin", default="127.0.0.1:0", help="journal endpoint: HOST:PORT or via:NAME:PORT")
     p.add_argument("--confdir", required=True, help="mitmproxy confdir holding mitmproxy-ca.pem (the org CA)")
     p.add_argument("--upstream-trust", help="CA bundle the proxy trusts for upstream servers")
