@@ -76,9 +76,12 @@ def lab_args(lab, *, trust="public+org", pins=True):
 
 @pytest.mark.parametrize("host", HOSTS)
 def test_every_lab_policy(tls_lab, lab_policies, capsys, host):
-    """Exit 5 exactly where the policy decrypts the host, 0 where it passes it through."""
+    """Exit 5 exactly where the policy decrypts the host, 0 where it passes it through
+    (every policy in front of the real mock server; hostile upstreams are the next test's)."""
     assert set(lab_policies) >= {"tunnel", "inspect", "exception-wildcard", "exception-api", "exception-apex"}
     for name, policy in lab_policies.items():
+        if policy.upstream or policy.forge:
+            continue
         code, doc = probe(capsys, host, "--proxy", tls_lab.proxy_url(name), *lab_args(tls_lab))
         inspected = policy.decide(host) == INTERCEPT
         assert code == (5 if inspected else 0), (name, doc["message"])
@@ -86,6 +89,22 @@ def test_every_lab_policy(tls_lab, lab_policies, capsys, host):
         assert doc["issuer"] == (tls_lab.org_issuer_cn if inspected else "Lab Public Intermediate CA")
         assert doc["pins"]["matched"] is (not inspected)
         assert f"CN={doc['issuer']}" in doc["chain"][0]["issuer"]
+
+
+def test_probe_predicts_beam_in_every_proxy_scenario(tls_lab, capsys):
+    """What the probe says before anything is installed is what Beam then does, hostile upstreams included."""
+    from harness.scenarios import load_scenarios
+
+    exit_for = {"connected": 0, "refused": 5, "tls-error": 4}
+    checked = 0
+    for s in load_scenarios():
+        if s.network != "proxy" or s.client_args.get("beam") or s.expect.get("beam") not in exit_for:
+            continue
+        host = parse_target(s.urls.get("beam", "https://beam.screenmeet.com"))[0]
+        code, doc = probe(capsys, host, "--proxy", tls_lab.proxy_url(s.policy), *lab_args(tls_lab, trust=s.trust))
+        assert code == exit_for[s.expect["beam"]], (s.name, doc["message"])
+        checked += 1
+    assert checked >= 20
 
 
 def test_inspected_text_names_issuer_beam_and_fix(tls_lab, capsys):
