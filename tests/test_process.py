@@ -101,15 +101,16 @@ def test_a_zombie_counts_as_gone(tmp_path):
 
 
 def test_is_lab_process_recognises_only_the_lab_programs(tmp_path):
+    from harness.pki import LabPKI
+
+    pki = LabPKI.generate(tmp_path / "state")
     sleeper = child_of(["sleep", "30"], tmp_path)
-    # A lab program held at its start gate (it waits for a line on stdin before reading any file).
-    gated = subprocess.Popen([PY, "-m", "harness.server", "--cert", "x", "--key", "y", "--start-gate"],
-                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = spawn("mock server", [PY, "-m", "harness.server", "--cert", str(pki.server_chain), "--key",
+                                   str(pki.server_key), "--ports", "0", "--admin", "127.0.0.1:0"], tmp_path / "s.log")
     try:
-        assert is_lab_process(gated.pid)
+        wait_ready([server], 30)  # running for real, not half-way through exec
+        assert is_lab_process(server.pid)
         assert not is_lab_process(sleeper.pid)
         assert not is_lab_process(os.getpid())  # pytest
     finally:
-        gated.kill()
-        gated.wait()
-        stop([sleeper])
+        stop([server, sleeper])

@@ -169,7 +169,9 @@ def is_lab_process(pid: int) -> bool:
 
     ``harness down`` reads pids from ``lab.json``; after a crash and a reboot or
     a long time, such a pid may belong to an unrelated process, which must not
-    be signalled.  Without procfs there is no way to tell, so it says True.
+    be signalled.  Without procfs there is no way to tell, so it says True.  An
+    empty command line (a kernel thread, a zombie, a process mid-exec) is not
+    the lab's.
     """
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
