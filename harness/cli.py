@@ -29,6 +29,9 @@ from harness.errors import LabError, UsageError
 from harness.lab import BACKENDS, LabInfo, default_state_dir
 
 
+DEFAULT_ORG_CN, DEFAULT_ORG_O = "Acme Corp TLS Inspection Root CA", "Acme Corp"
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         raise UsageError(f"{self.prog}: {message}; see '{self.prog} --help'.")
@@ -60,10 +63,13 @@ def _lab_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--state-dir", type=Path, default=None, help="where PKI, logs and lab.json go (default .lab)")
     p.add_argument("--lanes", type=positive_int, default=4, help="parallel lanes: listeners per policy (default 4)")
     p.add_argument("--show-secrets", action="store_true", help="journal credentials in clear (never in shared reports)")
-    p.add_argument("--org-cn", default="Acme Corp TLS Inspection Root CA", help="common name of the organisation's inspection CA")
-    p.add_argument("--org-o", default="Acme Corp", help="organisation of the inspection CA")
+    p.add_argument("--org-cn", default=DEFAULT_ORG_CN, help="common name of the organisation's inspection CA")
+    p.add_argument("--org-o", default=DEFAULT_ORG_O, help="organisation of the inspection CA")
     p.add_argument("--no-name-constraints", action="store_true",
                    help="do not name-constrain the lab CAs to the lab's domains (only to inspect other apps)")
+    p.add_argument("--vendor", metavar="NAME", default=os.environ.get("HARNESS_VENDOR") or None,
+                   help="emulate an inspection product from fixtures/vendors.toml (zscaler, palo-alto, ...): "
+                        "its CA names and chain, its forging, its action on untrusted upstreams")
     p.add_argument("--transparent", action="store_true",
                    help="local lab: also build the transparent gateway (a network namespace behind iptables "
                         "REDIRECT; needs root) for every policy; 'harness run' builds it for transparent rows anyway")
@@ -97,14 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--report", type=Path, metavar="DIR",
                      help="write report.html, junit.xml and report.json to DIR (credentials redacted unless --show-secrets)")
     run.add_argument("--scenarios-file", type=Path, help="scenario TOML (default fixtures/scenarios.toml)")
+    run.add_argument("--all-vendors", action="store_true",
+                     help="run the matrix once per vendor profile (default rows: --tag vendors)")
     run.add_argument("--subprocess", action="store_true", help="run the reference clients as subprocesses")
     run.add_argument("--json", action="store_true", help="print the results as one JSON document")
 
     pki = sub.add_parser("pki", help="generate the lab PKI (CAs, server certificate, pins, trust bundles)")
     pki.add_argument("--state-dir", type=Path, default=None)
-    pki.add_argument("--org-cn", default="Acme Corp TLS Inspection Root CA")
-    pki.add_argument("--org-o", default="Acme Corp")
+    pki.add_argument("--org-cn", default=DEFAULT_ORG_CN)
+    pki.add_argument("--org-o", default=DEFAULT_ORG_O)
     pki.add_argument("--no-name-constraints", action="store_true")
+    pki.add_argument("--vendor", metavar="NAME", help="the CA names and chain of a vendor profile")
 
     probe = sub.add_parser("probe", help="connect to HOST as the clients do and diagnose TLS inspection (no application bytes)")
     probe.add_argument("host", metavar="HOST", help="host name, HOST:PORT or https:// URL, e.g. beam.screenmeet.com")
@@ -127,7 +136,8 @@ def _state_dir(args) -> Path:
     return args.state_dir or default_state_dir()
 
 
-def _make_lab(args, state_dir: Path):
+def _make_lab(args, state_dir: Path, vendor=None):
+    """The lab the options ask for; ``vendor`` (a VendorProfile) overrides ``--vendor``."""
     from harness.scenarios import load_policies
 
     if args.lab == "compose":
@@ -143,6 +153,16 @@ def _make_lab(args, state_dir: Path):
     if getattr(args, "transparent", False) or getattr(args, "transparent_policies", None):
         extra["transparent"] = True if args.transparent else None
         extra["transparent_policies"] = None if args.transparent else args.transparent_policies
+    if vendor is None and getattr(args, "vendor", None):
+        from harness.vendors import get_vendor
+
+        vendor = get_vendor(args.vendor)
+    if vendor is not None:
+        if args.lab != "local":
+            raise UsageError("vendor profiles run on the local lab; drop --lab compose or --vendor.")
+        if args.org_cn != DEFAULT_ORG_CN or args.org_o != DEFAULT_ORG_O:
+            raise UsageError(f"--vendor {vendor.name} names the inspection CA itself; drop --org-cn/--org-o.")
+        extra["vendor"] = vendor
     return Lab(
         state_dir, policies=load_policies(), lanes=args.lanes, show_secrets=args.show_secrets,
         org_common_name=args.org_cn, org_organization=args.org_o, name_constraints=not args.no_name_constraints,
@@ -158,6 +178,7 @@ def describe_lab(info: LabInfo) -> str:
     lines = [
         f"TLS-inspection lab is up ({info.backend}, {info.lanes} lane(s)). Stop it with Ctrl-C or 'harness down'.",
         f"  inspection CA     CN={info.org_issuer_cn}  ({pki['org_ca']})",
+        *([f"  vendor profile    {info.extra['vendor']} (fixtures/vendors.toml)"] if info.extra.get("vendor") else []),
         f"  trust bundles     public only: {pki['trust_public']}",
         f"                    public + org CA: {pki['trust_public_org']}",
         f"  pins              {pki['pins_file']}",
@@ -270,6 +291,10 @@ def resolve_clients(names: list[str] | None, files: list[Path] | None) -> list |
 
 
 def cmd_run(args) -> int:
+    if args.vendor or args.all_vendors:  # one lab per vendor profile (harness/vendor_matrix.py)
+        from harness.vendor_matrix import cmd_run_vendors
+
+        return cmd_run_vendors(args)
     from harness.report import summary_line, table, to_json, write_reports
     from harness.runner import MatrixRunner
     from harness.scenarios import load_policies, load_scenarios, select
@@ -322,8 +347,13 @@ def cmd_pki(args) -> int:
     from harness.pki import LabPKI
 
     state_dir = prepare_state_dir(_state_dir(args))
+    vendor = None
+    if args.vendor:
+        from harness.vendors import get_vendor
+
+        vendor = get_vendor(args.vendor)
     pki = LabPKI.generate(state_dir, org_common_name=args.org_cn, org_organization=args.org_o,
-                          name_constraints=not args.no_name_constraints)
+                          name_constraints=not args.no_name_constraints, vendor=vendor)
     for name, path in pki.describe().items():
         print(f"{name:20} {path}")
     return 0

@@ -32,6 +32,17 @@ CASES = {
     "rsa-1024": "a 1024-bit RSA key (OpenSSL's security level 2 refuses RSA under 2048 bits)",
 }
 WRONG_HOST = "wrong.host.lab.test"
+# What a verifying client (OpenSSL, security level 2) reports for each case: part of its verify message.
+VERIFY_ERRORS = {
+    "expired": "certificate has expired",
+    "not-yet-valid": "certificate is not yet valid",
+    "wrong-host": "Hostname mismatch",
+    "self-signed": "self-signed certificate",
+    "untrusted-root": "unable to get local issuer certificate",
+    "incomplete-chain": "unable to get local issuer certificate",
+    "sha1": "too weak",
+    "rsa-1024": "too weak",
+}
 
 
 def _check(case: str) -> None:

@@ -310,3 +310,35 @@ def test_exact_pattern_matches_only_itself(name, other):
     assert p.matches(name)
     assert not p.matches(other + "." + name)
     assert not p.matches(other + name)
+
+
+# -- tuning keys (issue 5): upstream site, forged case, untrusted action, leaf key, TLS versions ----
+
+def test_tuning_keys_round_trip():
+    data = {"mode": "inspect", "upstream": "untrusted-root", "untrusted_upstream": "pass-through",
+            "leaf_key": "ec-256", "tls_min": "1.2", "tls_max": "1.3", "forge": "sha1", "exceptions": [],
+            "description": ""}
+    p = Policy.from_dict("p", data)
+    assert Policy.from_dict("p", p.to_dict()) == p and p.to_dict() == data
+    # Untuned policies keep their short form.
+    assert Policy("q").to_dict() == {"mode": "inspect", "exceptions": [], "description": ""}
+
+
+@pytest.mark.parametrize("data,must_contain", [
+    ({"upstream": "revoked"}, "upstream = 'revoked' is not one of expired"),
+    ({"forge": "nice"}, "forge = 'nice' is not one of"),
+    ({"mode": "tunnel", "forge": "expired"}, "forge applies to mode = \"inspect\" only"),
+    ({"mode": "tunnel", "tls_max": "1.2"}, "tls_max applies to mode = \"inspect\" only"),
+    ({"untrusted_upstream": "pray"}, "untrusted_upstream = 'pray' is not one of block-page"),
+    ({"leaf_key": "dsa"}, "leaf_key = 'dsa' is not one of ca-key"),
+    ({"tls_min": "1.3", "tls_max": "1.2"}, "tls_min 1.3 is above tls_max 1.2"),
+    ({"tls_max": "1.1"}, "tls_max = '1.1' is not one of 1.2, 1.3"),
+])
+def test_bad_tuning_is_one_sentence(data, must_contain):
+    with pytest.raises(ValueError) as info:
+        Policy.from_dict("p", data)
+    assert must_contain in str(info.value) and "'p'" in str(info.value)
+
+
+def test_a_tunnel_may_lead_to_a_hostile_site():
+    assert Policy.from_dict("t", {"mode": "tunnel", "upstream": "expired"}).decide("api.screenmeet.com") == PASS_THROUGH

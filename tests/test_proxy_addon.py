@@ -147,3 +147,70 @@ def test_bad_config_path_is_an_options_error(tmp_path):
     with taddons.context(a) as tctx:
         with pytest.raises(exceptions.OptionsError, match="does not exist"):
             tctx.configure(a, lab_config=str(tmp_path / "missing.json"))
+
+
+# -- hostile sites and untrusted upstreams (issue 5) --------------------------------------
+
+def _site_addon(**policy):
+    config = make_config(sites={"expired": [7101, 7102]})
+    config.policies["odd"] = Policy("odd", **policy)
+    config.ports["odd"] = [9031, 9032]
+    a = InspectionAddon(config)
+    a._map_listeners()
+    return a
+
+
+def test_server_connect_points_a_hostile_policy_at_its_site():
+    addon = _site_addon(mode="tunnel", upstream="expired")
+    with taddons.context(addon):
+        server = tflow.tserver_conn()
+        server.address = ("api.screenmeet.com", 443)
+        addon.server_connect(server_hooks.ServerConnectionHookData(server, client_on(9032)))
+        assert server.address == ("127.0.0.1", 7102) and server.error is None
+
+
+def test_a_site_the_lab_does_not_serve_is_a_server_error_not_a_crash():
+    addon = _site_addon(mode="tunnel", upstream="sha1")
+    with taddons.context(addon):
+        server = tflow.tserver_conn()
+        server.address = ("api.screenmeet.com", 443)
+        addon.server_connect(server_hooks.ServerConnectionHookData(server, client_on(9031)))
+        assert "no hostile site 'sha1'" in server.error
+
+
+def test_pass_through_policies_check_the_upstream_before_answering_the_hello():
+    addon = _site_addon(upstream="expired", untrusted_upstream="pass-through")
+    with taddons.context(addon):
+        c = client_on(9031)
+        addon.client_connected(c)
+        data = hello_data(c, "api.screenmeet.com")
+        data.context.server.address = ("127.0.0.1", 7101)
+        pending = addon.tls_clienthello(data)
+        assert pending is not None  # mitmproxy awaits it before it answers the ClientHello
+        pending.close()
+        # Negative: a plain inspect policy decides at once.
+        c2 = client_on(9011)
+        addon.client_connected(c2)
+        assert addon.tls_clienthello(hello_data(c2, "api.screenmeet.com")) is None
+
+
+def test_block_page_marks_the_record_and_answers_requests():
+    from harness.vendors import get_vendor
+
+    addon = _site_addon(upstream="expired")
+    addon.config.vendor = get_vendor("cisco-umbrella").to_dict()
+    with taddons.context(addon):
+        f = tflow.tflow()
+        f.client_conn.sockname = ("127.0.0.1", 9031)
+        addon.client_connected(f.client_conn)
+        addon.journal.get_open(f.client_conn.id)["blocked"] = True
+        addon.request(f)
+        assert f.response.status_code == 403 and b"515 Upstream Certificate Untrusted" in f.response.content
+        # Negative: without a vendor page, mitmproxy's own 502 answers (no response set here).
+        addon.config.vendor = None
+        g = tflow.tflow()
+        g.client_conn.sockname = ("127.0.0.1", 9031)
+        addon.client_connected(g.client_conn)
+        addon.journal.get_open(g.client_conn.id)["blocked"] = True
+        addon.request(g)
+        assert g.response is None

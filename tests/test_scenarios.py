@@ -299,3 +299,45 @@ def test_select_unknown_name(shipped):
     assert str(e).startswith("unknown scenario 'inspected'; choose one of: ")
     assert "inspected-continue" in str(e) and str(e).endswith(".")
     assert e.exit_code == 2
+
+
+# -- urls, client_args, expect_by_action (issue 5) -------------------------------------------
+
+def test_urls_client_args_and_expect_by_action_load(tmp_path):
+    path = write(tmp_path, GOOD_SCENARIO + 'urls = { attended = "https://api.scrn.mt" }\n'
+                 'client_args = { beam = ["--tls-max", "1.2"] }\n'
+                 'expect_by_action.re-sign-untrusted = { attended = "tls-error", beam = "tls-error" }\n')
+    (s,) = load_scenarios(path)
+    assert s.urls == {"attended": "https://api.scrn.mt"} and s.client_args == {"beam": ("--tls-max", "1.2")}
+    assert s.expect_by_action == {"re-sign-untrusted": {"attended": "tls-error", "beam": "tls-error"}}
+
+
+def test_for_vendor_picks_the_expectation_of_the_vendors_action(tmp_path):
+    from harness.vendors import get_vendor
+
+    path = write(tmp_path, GOOD_SCENARIO +
+                 'expect_by_action.re-sign-untrusted = { attended = "tls-error", beam = "tls-error" }\n')
+    (s,) = load_scenarios(path)
+    assert s.for_vendor(get_vendor("fortinet")).expect == {"attended": "tls-error", "beam": "tls-error"}
+    # Negative: a vendor with another action (and no vendor at all) keeps the row's own expectation.
+    assert s.for_vendor(get_vendor("zscaler")) is s and s.for_vendor(None) is s
+
+
+@pytest.mark.parametrize("extra,must_contain", [
+    ('urls = { attended = "http://api.scrn.mt" }', "urls.attended = 'http://api.scrn.mt' is not an https:// URL"),
+    ('urls = { browser = "https://x.scrn.mt" }', "'urls' names client 'browser'"),
+    ('urls = "https://api.scrn.mt"', "'urls' must map clients to values"),
+    ('client_args = { beam = "--once" }', "client_args.beam = '--once' is not a list of strings"),
+    ('expect_by_action.shrug = { beam = "refused" }', "expect_by_action names 'shrug'"),
+    ('expect_by_action.allow = { beam = "fine" }', "outcome 'fine' for beam"),
+    ('expect_by_action = 3', "'expect_by_action' must map untrusted-upstream actions"),
+])
+def test_bad_new_keys_are_one_sentence(tmp_path, extra, must_contain):
+    with pytest.raises(BadFileError) as info:
+        load_scenarios(write(tmp_path, GOOD_SCENARIO + extra + "\n"))
+    assert_sentence(str(info.value), must_contain, "'one'")
+
+
+def test_blocked_is_an_outcome(tmp_path):
+    (s,) = load_scenarios(write(tmp_path, GOOD_SCENARIO.replace('"declined"', '"blocked"')))
+    assert s.expect["attended"] == "blocked"

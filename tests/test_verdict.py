@@ -380,3 +380,31 @@ def test_custom_exit_outcomes_judge_a_foreign_client():
     assert judge("tls-error", ev, curl).passed
     assert not judge("tls-error", ev).passed  # the reference mapping does not know 60
     assert REFERENCE_EXIT_OUTCOMES[4] == "tls-error"
+
+
+# -- blocked: the proxy answered for an untrusted upstream ---------------------------------
+
+def ev_blocked() -> Evidence:
+    conn = connection(INTERCEPT, requests=[{**decrypted(), "status": 403}], blocked=True,
+                      untrusted_upstream="block-page", upstream_error="upstream TLS failed: Certificate verify failed")
+    return Evidence(6, [conn], [], via_proxy=True,
+                    events=[tls_event(pin_match=False, issuer=ORG_CA), WARNING,
+                            {"event": "decision", "proceed": True, "how": "continue"},
+                            {"event": "error", "kind": "network", "reason": "HTTP 403"}])
+
+
+def test_a_block_page_is_blocked_not_a_network_error():
+    verdict = judge("blocked", ev_blocked())
+    assert verdict.passed and verdict.observation.blocked == 1
+    assert not judge("network-error", ev_blocked()).passed
+    # Negative: a plain network error (nothing blocked) is not 'blocked' ...
+    assert only_reasons("blocked", ev_network_error())[0] == "the client ended with network-error (exit 6), expected blocked"
+    # ... nor is a blocked connection on which the client sent nothing (Beam refused first).
+    refused = Evidence(5, [connection(INTERCEPT, blocked=True)], [], via_proxy=True)
+    assert judge("refused", refused).passed and not judge("blocked", refused).passed
+
+
+def test_blocked_but_the_server_was_reached():
+    ev = ev_blocked()
+    reasons = only_reasons("blocked", replace(ev, server=[server_request()]))
+    assert reasons == ("the server received 1 request(s)",)
