@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 
 
@@ -26,16 +27,42 @@ def parse_ports(text: str) -> list[int]:
     return ports
 
 
-def reserve_ports(host: str, count: int) -> list[int]:
-    """Ask the kernel for ``count`` distinct free ports on ``host``.
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (Linux; a common default elsewhere)."""
+    try:
+        low, high = (int(x) for x in open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
 
-    All sockets stay open until every port is known (so none repeats), then are
-    released for the caller to bind right away.
+
+def reserve_ports(host: str, count: int) -> list[int]:
+    """Find ``count`` distinct free ports on ``host`` for listeners that bind them next.
+
+    The ports are chosen at random *outside* the kernel's ephemeral range: a
+    port the kernel hands out (bind to 0) can be taken by any outgoing
+    connection between this check and the listener's bind, which under load
+    (many clients, another test run) happens.  All sockets stay open until
+    every port is known (so none repeats), then are released for the caller.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    low, high = ephemeral_range()
+    pool = [p for p in range(10000, 65536) if not low <= p <= high]
+    rng = random.SystemRandom()
     socks = []
     try:
-        for _ in range(count):
+        for port in rng.sample(pool, min(len(pool), max(64, 4 * count))) if pool else []:
+            if len(socks) == count:
+                break
+            s = socket.socket(family, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host, port))
+            except OSError:
+                s.close()
+                continue
+            socks.append(s)
+        while len(socks) < count:  # the pool is crowded (or empty): let the kernel choose
             s = socket.socket(family, socket.SOCK_STREAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind((host, 0))

@@ -389,3 +389,22 @@ def test_beam_against_a_broken_proxy(pki, case, script, says):
         proxy.close()
     assert_one_sentence_error(proc, 6)
     assert says in proc.stderr, proc.stderr
+
+
+def cut_handshake(sock, n, end):
+    sock.recv(4096)  # the ClientHello; then hang up, as a proxy that restarts (or refuses) does
+
+
+@pytest.mark.parametrize("retries,events", [(["--once"], 0), (["--retries", "2"], 2)])
+def test_beam_retries_a_handshake_cut_off_then_calls_it_a_tls_failure(pki, retries, events):
+    server = ScriptedServer(pki, cut_handshake, tls=False, max_connections=3)
+    try:
+        proc = harness("beam", "--trust", str(pki.trust_public), "--pins", str(pki.pins_file), "--no-proxy",
+                       "--connect-to", f"127.0.0.1:{server.port}", "--timeout", "2", "--backoff-base", "0.01",
+                       "--backoff-cap", "0.02", *retries, timeout=30)
+    finally:
+        server.close()
+    assert proc.returncode == 4, proc.stderr
+    assert proc.stderr.count("retrying in") == events
+    assert proc.stderr.splitlines()[-1].startswith("ERROR: TLS verification failed for beam.screenmeet.com: "
+                                                  "TLS handshake failed")

@@ -120,6 +120,8 @@ def test_org_ca_rotation_while_beam_waits(lab):
     # The rotation deployed the new root before switching: Beam, re-reading its trust bundle,
     # never met an untrusted chain (which would be a hard TLS error, not a refusal).
     assert not [e for e in beam.tap.events if e["event"] == "error"]
+    untrusted = [e["reason"] for e in beam.tap.named("tls") if not e["chain_trusted"]]
+    assert all(r.startswith("TLS handshake failed") for r in untrusted), untrusted  # only cut off by the restart
     assert {e["issuer"] for e in beam.tap.named("refused")} == {old_cn, NEW_CN}
     new = CA.load(lab.pki.mitmproxy_confdir / "mitmproxy-ca.pem")
     assert new.common_name == NEW_CN and new.cert.public_key() != old_key

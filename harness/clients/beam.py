@@ -2,8 +2,9 @@
 
 Beam never connects through TLS inspection: when the chain is trusted but no
 pin matches, it refuses, says why (host, issuer, the fix), and sends nothing,
-least of all its agent token.  Network errors are retried with capped
-exponential backoff and jitter (``--once`` tries once); with ``--retry-refused``
+least of all its agent token.  Network errors (and a TLS handshake cut off
+half-way, as by a restarting proxy) are retried with capped exponential
+backoff and jitter (``--once`` tries once); with ``--retry-refused``
 a refusal is retried the same way, for an agent waiting for IT's exception.
 Every retry reads the trust bundle again, so a CA that IT deployed or rotated
 meanwhile is picked up without restarting the agent.  Once connected it
@@ -29,7 +30,7 @@ from harness.clients.common import (
     run_client,
 )
 from harness.clients.decision import backoff_delays, beam_refusal
-from harness.clients.transport import NetworkError
+from harness.clients.transport import NetworkError, TlsHandshakeAborted
 from harness.clients.wire import ProtocolError, WebSocket, http_request
 
 DEFAULT_URL = "https://beam.screenmeet.com"
@@ -118,7 +119,9 @@ def _body(args, events: Events, stdin: TextIO) -> int:
                 return ExitCode.PIN_REFUSED
             events.emit("retry", f"Beam: waiting for the exception; retrying in {delays[attempt]:.1f}s.",
                         error=True, reason="pin-mismatch", delay=round(delays[attempt], 3), attempt=attempt + 1)
-        except NetworkError as e:
+        except (NetworkError, TlsHandshakeAborted) as e:
+            # A handshake cut off (a proxy restarting) is retried like a network error; if the
+            # last attempt still ends so, it is the TLS failure it looks like (exit 4).
             if attempt == len(delays):
                 raise
             events.emit("retry", f"Beam: {e}; retrying in {delays[attempt]:.1f}s.", error=True,

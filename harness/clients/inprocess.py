@@ -81,7 +81,9 @@ class EventTap(io.TextIOBase):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     seen = [e.get("event") for e in self.events]
-                    raise TimeoutError(f"{what} did not come within {timeout:g}s; events so far: {seen}")
+                    last = [{k: v for k, v in e.items() if k != "chain_pins"} for e in self.events[-3:]]
+                    raise TimeoutError(f"{what} did not come within {timeout:g}s; events so far: {seen}; "
+                                       f"the last ones: {last}")
                 self._changed.wait(remaining)
 
     def text(self) -> str:

@@ -68,6 +68,15 @@ class Deadline:
                 self.sock.settimeout(self.limit)
 
 
+class TlsHandshakeAborted(TlsVerificationError):
+    """The other end closed the connection in the middle of the TLS handshake.
+
+    A TLS failure (an inspection product that refuses the handshake does just
+    that), but also what a proxy restart looks like, so a long-running agent
+    may retry it before giving up; nothing was verified or sent.
+    """
+
+
 @dataclass(frozen=True)
 class ProxyURL:
     host: str
@@ -238,6 +247,9 @@ def open_tls(
     except ssl.SSLCertVerificationError as e:
         sock.close()
         raise TlsVerificationError(e.verify_message or str(e)) from None
+    except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as e:
+        sock.close()
+        raise TlsHandshakeAborted(f"TLS handshake failed: {e.reason or e}") from None
     except ssl.SSLError as e:
         sock.close()
         raise TlsVerificationError(f"TLS handshake failed: {e.reason or e}") from None
