@@ -408,3 +408,50 @@ def test_blocked_but_the_server_was_reached():
     ev = ev_blocked()
     reasons = only_reasons("blocked", replace(ev, server=[server_request()]))
     assert reasons == ("the server received 1 request(s)",)
+
+
+# -- foreign clients: no lab events, an exit-code map, maybe a warning regex -----------------------
+
+CURL_EXITS = {0: "connected", 3: "declined", 60: "tls-error", 90: "refused"}
+
+
+def test_foreign_warning_regex_counts_as_the_warning():
+    conn = connection(INTERCEPT, requests=[decrypted()])
+    seen = Evidence(0, [conn], [server_request()], via_proxy=True, warned=True)
+    assert judge("warned-continued", seen, CURL_EXITS).passed
+    # Negative: the regex did not match, so this is silent acceptance, not a warning.
+    silent = replace(seen, warned=False)
+    assert judge("warned-continued", silent, CURL_EXITS).reasons == (
+        "the client ended with accepted-inspection (exit 0), expected warned-continued",
+        "the client never showed the warning")
+    # Unknown (no regex): the warning is not required, and not held against it either.
+    assert judge("accepted-inspection", replace(seen, warned=None), CURL_EXITS).passed
+
+
+def test_foreign_declined_needs_the_warning_when_it_has_a_regex():
+    ev = Evidence(3, [connection(INTERCEPT)], [], via_proxy=True, warned=True)
+    assert judge("declined", ev, CURL_EXITS).passed
+    assert judge("declined", replace(ev, warned=False), CURL_EXITS).reasons == ("the client never showed the warning",)
+
+
+def test_foreign_tls_error_after_a_finished_handshake():
+    """curl checks the host name after the handshake: the proxy sees it finish, then nothing."""
+    ev = Evidence(60, [connection(INTERCEPT, client_tls="established")], [], via_proxy=True)
+    assert judge("tls-error", ev, CURL_EXITS).passed
+    # The lab's own clients are still held to failing inside the handshake.
+    own = Evidence(4, [connection(INTERCEPT, client_tls="established")], [], via_proxy=True,
+                   events=[tls_event(trusted=False)])
+    assert "the proxy saw no failed client handshake" in judge("tls-error", own).reasons
+    # And a foreign tls-error with a decrypted request is still caught.
+    leaked = Evidence(60, [connection(INTERCEPT, requests=[decrypted()])], [], via_proxy=True)
+    assert "the proxy decrypted 1 request(s)" in judge("tls-error", leaked, CURL_EXITS).reasons
+
+
+def test_foreign_issuer_from_the_server_certificate_when_nothing_was_forged():
+    ev = Evidence(0, [connection(PASS_THROUGH)], [server_request()], via_proxy=True,
+                  server_issuer="Lab Public Intermediate CA")
+    assert observe(ev, CURL_EXITS).issuer_seen == "Lab Public Intermediate CA"
+    forged = Evidence(90, [connection(INTERCEPT)], [], via_proxy=True, server_issuer="Lab Public Intermediate CA")
+    assert observe(forged, CURL_EXITS).issuer_seen == ORG_CA
+    nothing = Evidence(7, [], [], via_proxy=True, server_issuer="Lab Public Intermediate CA")
+    assert observe(nothing, CURL_EXITS).issuer_seen is None  # it never got a certificate
