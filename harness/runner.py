@@ -184,10 +184,21 @@ def client_place(scenario: Scenario, client: str) -> str:
     return {"direct": "home", "proxy": client}.get(scenario.network, f"{client}@{scenario.network}")
 
 
-def unavailable(scenario: Scenario, lab: LabInfo) -> str | None:
-    """Why ``lab`` cannot run ``scenario`` (one sentence), or None."""
+def unavailable(scenario: Scenario, lab: LabInfo, policies: dict[str, Policy] | None = None) -> str | None:
+    """Why ``lab`` cannot run ``scenario`` (one sentence), or None.
+
+    ``policies`` are the lab's (default ``fixtures/policies.toml``).
+    """
     if scenario.network == "transparent" and not lab.extra.get("transparent"):
         return lab.extra.get("transparent_unavailable") or "this lab has no transparent gateway."
+    if scenario.policy:
+        if policies is None:
+            from harness.scenarios import load_policies
+
+            policies = load_policies()
+        site = getattr(policies.get(scenario.policy), "upstream", "")
+        if site and site not in lab.extra.get("sites", {}):
+            return f"the {lab.backend} lab serves no hostile site {site!r} (the local lab does)."
     return None
 
 
@@ -319,7 +330,7 @@ class MatrixRunner:
         Scenarios the lab cannot run (transparent ones without root) are left out and listed in
         ``self.skipped`` (name -> reason).
         """
-        self.skipped = {s.name: why for s in scenarios if (why := unavailable(s, self.lab))}
+        self.skipped = {s.name: why for s in scenarios if (why := unavailable(s, self.lab, self.policies))}
         scenarios = [s for s in scenarios if s.name not in self.skipped]
         pairs = [(s, c) for s in scenarios for c in (clients or list(s.expect))]
         # A definition runs where its outcome can be derived; the rest are listed, not guessed.

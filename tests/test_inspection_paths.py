@@ -180,3 +180,16 @@ def test_scrn_mt_is_inspected_unless_the_exception_covers_it(run_scenario):
     covered = run_scenario("exception-covers-scrn-mt", "attended")
     assert covered.passed and {r["exception"] for r in connections(covered)} == {"*.scrn.mt"}
     assert {r["host"] for r in covered.server_records if r["kind"] == "http"} == {"api.scrn.mt"}
+
+
+def test_rows_needing_a_hostile_site_are_skipped_where_the_lab_has_none(tls_lab, lab_scenarios):
+    from dataclasses import replace
+
+    from harness.runner import unavailable
+
+    row = lab_scenarios["hostile-expired-tunnel"]
+    assert unavailable(row, tls_lab) is None and "expired" in tls_lab.extra["sites"]
+    compose_like = replace(tls_lab, backend="compose", extra={})
+    assert unavailable(row, compose_like) == "the compose lab serves no hostile site 'expired' (the local lab does)."
+    # Negative: rows without a hostile upstream run anywhere.
+    assert unavailable(lab_scenarios["hostile-expired-forged"], compose_like) is None
