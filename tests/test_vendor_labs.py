@@ -181,3 +181,30 @@ def test_a_trusted_upstream_is_neither_blocked_nor_re_signed(vlab):
     vendor, info = vlab
     _, _, records = run(attended, info, "inspect")
     assert records and not any(r["blocked"] or r["untrusted_upstream"] for r in records)
+
+
+def test_mitmproxy_itself_forges_with_an_ecdsa_ca(tmp_path):
+    """mitmproxy 11's cert store takes an ECDSA CA: with engine defaults the lab does not forge,
+    mitmproxy does, and its leaves carry the CA's own P-256 key."""
+    from harness.vendors import VendorProfile
+
+    profile = VendorProfile(name="ec-corp", product="EC Corp", issuer_cn="EC Corp Inspection CA", chain="root",
+                            key="ec-256", leaf_key="ca-key", leaf_validity="engine", untrusted_upstream="block-page")
+    lab = LocalLab(tmp_path, policies={"inspect": Policy("inspect")}, lanes=1, show_secrets=True, vendor=profile)
+    info = lab.start()
+    try:
+        code, events, records = run(attended, info, "inspect")
+        assert code == 0 and events_named(events, "warning")[0]["text"] == attended_warning("EC Corp Inspection CA")
+        assert {r["forged_key"] for r in records} == {None}  # not the lab's forging: mitmproxy's
+        leaf, _ = presented(info, "inspect")
+        ca = x509.load_pem_x509_certificate(open(info.pki["org_ca"], "rb").read())
+        assert isinstance(leaf.public_key(), ec.EllipticCurvePublicKey)
+        der = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        assert leaf.public_key().public_bytes(*der) == ca.public_key().public_bytes(*der)
+        leaf.verify_directly_issued_by(ca)
+    finally:
+        lab.stop()
+
+
+def events_named(events, name):
+    return [e for e in events if e["event"] == name]
