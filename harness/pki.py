@@ -446,7 +446,8 @@ class LabPKI:
         """
         pki = cls.at(state_dir)
         # EC everywhere speed matters (the lab regenerates on each start); RSA
-        # only for the inspection CAs, because mitmproxy's cert store expects it.
+        # for the inspection CAs, as corporate roots mostly are (mitmproxy takes
+        # EC CAs too: tests/test_vendor_labs.py forges with one).
         public_o = "TLS-lab Public Trust (test only)"
         root = CA(common_name="Lab Public Root CA", organization=public_o, key_type="ec")
         inter = root.create_child_ca(common_name="Lab Public Intermediate CA",
