@@ -6,7 +6,6 @@ file checks the facts behind them.)"""
 from __future__ import annotations
 
 import io
-import json
 
 import pytest
 

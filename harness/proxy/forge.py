@@ -30,6 +30,7 @@ ENGINE = "engine"   # mitmproxy forges by itself
 FORGE = "forge"     # the lab builds the leaf and the connection
 REFUSE = "refuse"   # no certificate at all: the client's handshake fails (block-reset)
 
+_SHA256 = hashes.SHA256()
 # An untrusted upstream's action as a hostile certificate of harness.hostile.
 _ACTION_CASES = {"re-sign-untrusted": "untrusted-root", "self-signed": "self-signed"}
 _ENGINE_DEFAULTS = {"leaf_key": "ca-key", "leaf_validity": "engine", "untrusted_upstream": "block-page"}
@@ -173,9 +174,6 @@ class Forger:
                 ctx.add_extra_chain_cert(cert)
             self._contexts[cache_key] = ctx
         return self._contexts[cache_key]
-
-
-_SHA256 = hashes.SHA256()
 
 
 def _is_weak_key(key) -> bool:
