@@ -219,7 +219,7 @@ def test_base_port_fixes_every_port(tmp_path):
     from harness.scenarios import load_policies
 
     policies = list(load_policies())
-    base = free_port_range(len(policies) + 3)
+    base = free_port_range(len(policies) + 3 + 40)  # + the hostile sites' ports, which follow
     proc = harness("up", "--detach", "--base-port", str(base), "--lanes", "1", "--state-dir", str(tmp_path))
     try:
         assert proc.returncode == 0, proc.stderr

@@ -63,9 +63,10 @@ def plan_ports(base: int, policies: list[str], lanes: int) -> dict:
 def check_ports_free(host: str, wanted: list[tuple[int, str]]) -> None:
     """Raise one clear sentence for the first port in ``wanted`` ((port, role) pairs) that
     cannot be bound on ``host`` the way the lab binds it (SO_REUSEADDR, as asyncio does)."""
-    for port, role in wanted:
+    for port, role in wanted:  # a usage error first, whatever is in use
         if not 1 <= port <= 65535:
             raise UsageError(f"port {port} ({role}) is outside 1-65535; choose a lower --base-port.")
+    for port, role in wanted:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
