@@ -114,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     pki.add_argument("--org-o", default=DEFAULT_ORG_O)
     pki.add_argument("--no-name-constraints", action="store_true")
     pki.add_argument("--vendor", metavar="NAME", help="the CA names and chain of a vendor profile")
+    pki.add_argument("--check", action="store_true",
+                     help="check the existing lab PKI (every file parses, every key matches) instead of generating one")
 
     probe = sub.add_parser("probe", help="connect to HOST as the clients do and diagnose TLS inspection (no application bytes)")
     probe.add_argument("host", metavar="HOST", help="host name, HOST:PORT or https:// URL, e.g. beam.screenmeet.com")
@@ -346,6 +348,10 @@ def cmd_pki(args) -> int:
     from harness.lab import prepare_state_dir
     from harness.pki import LabPKI
 
+    if args.check:
+        pki = LabPKI.load(_state_dir(args))  # one BadFileError sentence for a missing, corrupt or key-less file
+        print(f"The lab PKI in {pki.state_dir} is complete: every file parses and every key matches its certificate.")
+        return 0
     state_dir = prepare_state_dir(_state_dir(args))
     vendor = None
     if args.vendor:
