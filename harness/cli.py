@@ -151,10 +151,6 @@ def _make_lab(args, state_dir: Path, vendor=None):
         if args.lab != "local":
             raise UsageError("--base-port applies to the local lab only; compose.yaml fixes the compose ports.")
         extra["base_port"] = args.base_port
-    # Transparent gateway: required with --transparent; where possible for the rows that use it.
-    if getattr(args, "transparent", False) or getattr(args, "transparent_policies", None):
-        extra["transparent"] = True if args.transparent else None
-        extra["transparent_policies"] = None if args.transparent else args.transparent_policies
     if vendor is None and getattr(args, "vendor", None):
         from harness.vendors import get_vendor
 
@@ -165,6 +161,10 @@ def _make_lab(args, state_dir: Path, vendor=None):
         if args.org_cn != DEFAULT_ORG_CN or args.org_o != DEFAULT_ORG_O:
             raise UsageError(f"--vendor {vendor.name} names the inspection CA itself; drop --org-cn/--org-o.")
         extra["vendor"] = vendor
+    # Transparent gateway: required with --transparent; where possible for the rows that use it.
+    if getattr(args, "transparent", False) or getattr(args, "transparent_policies", None):
+        extra["transparent"] = True if args.transparent else None
+        extra["transparent_policies"] = None if args.transparent else args.transparent_policies
     return Lab(
         state_dir, policies=load_policies(), lanes=args.lanes, show_secrets=args.show_secrets,
         org_common_name=args.org_cn, org_organization=args.org_o, name_constraints=not args.no_name_constraints,
@@ -194,9 +194,23 @@ def describe_lab(info: LabInfo) -> str:
         f"    curl --proxy {lane0.get('inspect', '')} --cacert {pki['trust_public_org']} -v https://api.screenmeet.com/",
         f"    harness beam --proxy {lane0.get('inspect', '')} --trust {pki['trust_public_org']} --pins {pki['pins_file']} --once",
         f"    harness attended --proxy {lane0.get('exception-wildcard', '')} --trust {pki['trust_public_org']} --pins {pki['pins_file']}",
+        *_transparent_lines(info),
         f"  written to        {Path(info.state_dir) / 'lab.json'}",
     ]
     return "\n".join(lines)
+
+
+def _transparent_lines(info: LabInfo) -> list[str]:
+    """How to run a client behind the transparent gateway, if the lab has one."""
+    t = info.extra.get("transparent")
+    if not t or not t.get("gateways"):
+        return []
+    policy = "inspect" if "inspect" in t["gateways"] else next(iter(t["gateways"]))
+    where = (f"sudo ip netns exec {t['namespace']}" if info.backend == "local"
+             else f"docker exec -u lab {info.extra['client_exec']['beam@transparent'][-1][:12]}")
+    return [f"  transparent       no proxy; gateway address for {policy}: {t['gateways'][policy][0]} (all in lab.json)",
+            f"    {where} harness beam --no-proxy --connect-to {t['gateways'][policy][0]} "
+            f"--trust {info.pki['trust_public_org']} --pins {info.pki['pins_file']} --once"]
 
 
 def cmd_up(args) -> int:
@@ -335,12 +349,12 @@ def cmd_run(args) -> int:
     if args.report is not None:
         written = write_reports(args.report, results, lab=lab_doc, seconds=seconds, show_secrets=args.show_secrets)
         print(f"Reports: {', '.join(str(p) for p in written)}", file=sys.stderr)
-    if runner.undetermined:
-        print("Not run, no outcome can be derived (set expect = { SCENARIO = OUTCOME } in the definition): "
-              + ", ".join(f"{c} in {s}" for s, c in runner.undetermined) + ".", file=sys.stderr)
     for why in sorted(set(runner.skipped.values())):
         names = [n for n, w in runner.skipped.items() if w == why]
         print(f"Skipped {', '.join(names)}: {why}", file=sys.stderr)
+    if runner.undetermined:
+        print("Not run, no outcome can be derived (set expect = { SCENARIO = OUTCOME } in the definition): "
+              + ", ".join(f"{c} in {s}" for s, c in runner.undetermined) + ".", file=sys.stderr)
     return 0 if all(r.passed for r in results) else 1
 
 

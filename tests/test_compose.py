@@ -66,3 +66,58 @@ def test_forged_chain_seen_from_corp_with_curl(compose_lab):
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert f"issuer: CN={compose_lab.org_issuer_cn}" in out.stderr
+
+
+# -- transparent (gateway) inspection: the corp-gw network ------------------------------------
+
+GW = "beam@transparent"  # beam-gw: no proxy configured, default route via the proxy
+
+
+def test_gateway_clients_route_everything_via_the_proxy(compose_lab):
+    out = subprocess.run([*compose_lab.extra["client_exec"][GW], "ip", "route", "show", "default"],
+                         capture_output=True, text=True, timeout=30)
+    resolve = in_container(compose_lab, GW, "import socket; print(socket.gethostbyname('gateway'))")
+    assert out.stdout.split()[:3] == ["default", "via", resolve.stdout.strip()], out.stdout + resolve.stderr
+    # Negative: an explicit-proxy corp machine does not route via the proxy (the internal network's
+    # Docker gateway drops what it is sent); it reaches the proxy by name, as a proxy.
+    corp = subprocess.run([*compose_lab.extra["client_exec"]["beam"], "ip", "route", "show", "default"],
+                          capture_output=True, text=True, timeout=30)
+    proxy = in_container(compose_lab, "beam", "import socket; print(socket.gethostbyname('proxy'))").stdout.strip()
+    assert proxy and f"via {proxy} " not in corp.stdout + " ", corp.stdout
+
+
+def test_gateway_client_cannot_reach_the_server_or_admin_endpoints(compose_lab):
+    # By name: the ScreenMeet aliases live on the internet network only.
+    by_name = in_container(compose_lab, GW, CONNECT.format(host="screenmeet.com", port=8443))
+    assert "failed" in by_name.stdout, by_name.stdout + by_name.stderr
+    # By address: routed to the proxy, which forwards nothing and accepts only redirected traffic.
+    for url in (compose_lab.server_admin, compose_lab.proxy_admin, f"http://{_server_ip(compose_lab)}:8443"):
+        host, port = url.split("//")[1].split(":")
+        out = in_container(compose_lab, GW, CONNECT.format(host=host, port=int(port)))
+        assert "failed" in out.stdout, f"{url} reachable from corp-gw: {out.stdout}"
+
+
+def _server_ip(lab):
+    return lab.server_admin.split("//")[1].split(":")[0]
+
+
+def test_only_redirected_gateway_addresses_answer(compose_lab):
+    ip = compose_lab.gateway_address("inspect", 0).rsplit(":", 1)[0]
+    redirected = in_container(compose_lab, GW, CONNECT.format(host=ip, port=443))
+    assert "connected" in redirected.stdout, redirected.stdout + redirected.stderr
+    # Negative: the same address on a port without a REDIRECT rule is refused at once.
+    other = in_container(compose_lab, GW, CONNECT.format(host=ip, port=8443))
+    assert "failed" in other.stdout and "refused" in other.stdout.lower(), other.stdout
+
+
+def test_transparent_exception_passes_through_and_the_journal_says_so(compose_lab, run_scenario):
+    cell = run_scenario("transparent-exception-wildcard", "beam")
+    assert cell.passed, cell.verdict.reasons
+    records = [r for r in cell.proxy_records if r["kind"] == "connection"]
+    assert records and {r["action"] for r in records} == {"passed-through"}
+    assert {r["original_dst"] for r in records} == {compose_lab.gateway_address("exception-wildcard", cell.lane)}
+    assert cell.server_records
+    # Negative: through the inspecting gateway address Beam is intercepted and the server sees nothing.
+    inspected = run_scenario("transparent-inspected-decline", "beam")
+    assert {r["action"] for r in inspected.proxy_records if r["kind"] == "connection"} == {"intercepted"}
+    assert not inspected.server_records
