@@ -40,10 +40,12 @@ ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 # /opt/venv (the installed lab) and /opt/lab/fixtures, in one layer.
 COPY --from=build /opt /opt
 # iptables and iproute2 for the transparent gateway (compose services `gateway`,
-# `attended-gw`, `beam-gw`): the offline base has them; python:3.11-slim does not,
-# so an online build installs them (an offline build never reaches this apt-get).
-RUN if ! command -v iptables >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1; then \
-        apt-get update && apt-get install -y --no-install-recommends iptables iproute2 \
+# `attended-gw`, `beam-gw`) and curl for reviewers and the curl client definitions:
+# the offline base has them; python:3.11-slim does not, so an online build installs
+# them (an offline build never reaches this apt-get).
+RUN if ! command -v iptables >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1 \
+       || ! command -v curl >/dev/null 2>&1; then \
+        apt-get update && apt-get install -y --no-install-recommends iptables iproute2 curl ca-certificates \
         && rm -rf /var/lib/apt/lists/*; \
     fi
 # Non-root by default; a compose service that needs iptables or raw sockets
