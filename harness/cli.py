@@ -311,7 +311,7 @@ def cmd_run(args) -> int:
         from harness.vendor_matrix import cmd_run_vendors
 
         return cmd_run_vendors(args)
-    from harness.report import summary_line, table, to_json, write_reports
+    from harness.report import publish
     from harness.runner import MatrixRunner
     from harness.scenarios import load_policies, load_scenarios, select
 
@@ -341,14 +341,8 @@ def cmd_run(args) -> int:
         results = runner.run(scenarios, clients, progress=progress)
         lab_doc = json.loads(info.to_json())
     seconds = time.perf_counter() - start
-    if args.json:
-        print(to_json(results, lab=lab_doc, seconds=seconds, show_secrets=args.show_secrets))
-    else:
-        print(table(results, color=sys.stdout.isatty()))
-        print(summary_line(results, seconds))
-    if args.report is not None:
-        written = write_reports(args.report, results, lab=lab_doc, seconds=seconds, show_secrets=args.show_secrets)
-        print(f"Reports: {', '.join(str(p) for p in written)}", file=sys.stderr)
+    publish(results, lab=lab_doc, seconds=seconds, as_json=args.json, report_dir=args.report,
+            show_secrets=args.show_secrets)
     for why in sorted(set(runner.skipped.values())):
         names = [n for n, w in runner.skipped.items() if w == why]
         print(f"Skipped {', '.join(names)}: {why}", file=sys.stderr)

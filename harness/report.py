@@ -259,3 +259,18 @@ def write_reports(directory: str | Path, results: list[CellResult], *, lab: dict
         (d / name).write_text(text, encoding="utf-8")
         written.append(d / name)
     return written
+
+
+def publish(results: list[CellResult], *, lab: dict, seconds: float, as_json: bool,
+            report_dir: str | Path | None, show_secrets: bool) -> None:
+    """What ``harness run`` prints (the table, or one JSON document) and the report files it writes."""
+    import sys
+
+    if as_json:
+        print(to_json(results, lab=lab, seconds=seconds, show_secrets=show_secrets))
+    else:
+        print(table(results, color=sys.stdout.isatty()))
+        print(summary_line(results, seconds))
+    if report_dir is not None:
+        written = write_reports(report_dir, results, lab=lab, seconds=seconds, show_secrets=show_secrets)
+        print(f"Reports: {', '.join(str(p) for p in written)}", file=sys.stderr)

@@ -242,24 +242,39 @@ class MatrixRunner:
         if isinstance(client_name, ClientDef):
             return self._run_definition(scenario, client_name, expect)
         client = REFERENCE_CLIENTS[client_name]
+        # Compose: the client runs in its container (corp), or at "home" for the direct scenario.
+        prefix = self.lab.extra.get("client_exec", {}).get(client_place(scenario, client_name))
+
+        def execute(lane: int, secret: str):
+            code, output = run_reference(client, client.argv(scenario, self.lab, lane, secret),
+                                         in_process=self.in_process, prefix=prefix)
+            return code, output, None
+
+        lane, secret, (code, output, _), proxy, server, seconds = self._on_lane(execute)
+        evidence = Evidence(code, proxy, server, scenario.through_proxy, parse_events(output), output)
+        verdict = judge(expect or scenario.expect[client_name], evidence)
+        return CellResult(scenario, client_name, verdict, lane, seconds, output, proxy, server, secret)
+
+    def _on_lane(self, run):
+        """Borrow a lane, run ``run(lane, secret)`` on it, and collect that lane's journal records.
+
+        The cursors are taken before the client starts, so the records after them on
+        this lane are exactly the cell's ground truth; the proxy's are read once the
+        lane's connections have settled.
+        """
         lane = self._lanes.get()
         try:
             start = time.perf_counter()
             proxy_cursor = self.proxy_journal.last_seq()
             server_cursor = self.server_journal.last_seq()
             secret = f"lab-secret-{secrets.token_hex(8)}"
-            # Compose: the client runs in its container (corp), or at "home" for the direct scenario.
-            prefix = self.lab.extra.get("client_exec", {}).get(client_place(scenario, client_name))
-            code, output = run_reference(client, client.argv(scenario, self.lab, lane, secret),
-                                         in_process=self.in_process, prefix=prefix)
+            result = run(lane, secret)
             proxy = self.proxy_journal.read(lane=lane, after=proxy_cursor, settle=self.settle)
             server = self.server_journal.read(lane=lane, after=server_cursor)
             seconds = time.perf_counter() - start
         finally:
             self._lanes.put(lane)
-        evidence = Evidence(code, proxy, server, scenario.through_proxy, parse_events(output), output)
-        verdict = judge(expect or scenario.expect[client_name], evidence)
-        return CellResult(scenario, client_name, verdict, lane, seconds, output, proxy, server, secret)
+        return lane, secret, result, proxy, server, seconds
 
     def _run_definition(self, scenario: Scenario, client: ClientDef, expect: str | None) -> CellResult:
         expected = expect or client.expected(scenario, self.policies)
@@ -270,12 +285,8 @@ class MatrixRunner:
                              f"add expect = {{ \"{scenario.name}\" = \"OUTCOME\" }} to its definition.")
         # Compose: from a corp container behind the proxy, from "home" for the direct scenario.
         prefix = self.lab.extra.get("client_exec", {}).get(client_place(scenario, "beam"))
-        lane = self._lanes.get()
-        try:
-            start = time.perf_counter()
-            proxy_cursor = self.proxy_journal.last_seq()
-            server_cursor = self.server_journal.last_seq()
-            secret = f"lab-secret-{secrets.token_hex(8)}"
+
+        def execute(lane: int, secret: str):
             values = placeholder_values(
                 proxy_url=self.lab.proxy_url(scenario.policy, lane) if scenario.via_proxy else "",
                 trust=self.lab.trust_bundle(scenario.trust), pins=self.lab.pins_file,
@@ -284,18 +295,16 @@ class MatrixRunner:
                 if scenario.network == "transparent" else self.lab.server_connect[lane], secret=secret, lane=lane,
                 org_ca=self.lab.pki.get("org_ca", ""), python="python3" if prefix else sys.executable,
             )
-            run = client.render(values, via_proxy=scenario.via_proxy, on_warning=scenario.attended_on_warning)
-            code, output = run_foreign(list(run.argv), run.env, run.stdin, client.timeout, prefix)
-            proxy = self.proxy_journal.read(lane=lane, after=proxy_cursor, settle=self.settle)
-            server = self.server_journal.read(lane=lane, after=server_cursor)
-            seconds = time.perf_counter() - start
-        finally:
-            self._lanes.put(lane)
+            rendered = client.render(values, via_proxy=scenario.via_proxy, on_warning=scenario.attended_on_warning)
+            code, output = run_foreign(list(rendered.argv), rendered.env, rendered.stdin, client.timeout, prefix)
+            return code, output, rendered
+
+        lane, secret, (code, output, rendered), proxy, server, seconds = self._on_lane(execute)
         evidence = Evidence(code, proxy, server, scenario.through_proxy, [], output,
                             warned=client.warned(output), server_issuer=self._read_server_issuer())
         verdict = judge(expected, evidence, client.exit_codes)
         return CellResult(scenario, client.name, verdict, lane, seconds, output, proxy, server, secret,
-                          client_policy=client.policy, command=run.argv)
+                          client_policy=client.policy, command=rendered.argv)
 
     def _read_pins(self, prefix: list[str] | None) -> str:
         """The lab's pins file (read once; inside the client container when the lab is there)."""

@@ -100,7 +100,7 @@ def run_vendor(args, vendor: VendorProfile, scenarios, clients, progress) -> tup
 def cmd_run_vendors(args) -> int:
     """The ``harness run`` command when ``--vendor`` or ``--all-vendors`` is given."""
     from harness.cli import resolve_clients
-    from harness.report import summary_line, table, to_json, write_reports
+    from harness.report import publish
     from harness.scenarios import load_scenarios, select
 
     if args.vendor and args.all_vendors:
@@ -135,12 +135,6 @@ def cmd_run_vendors(args) -> int:
     seconds = time.perf_counter() - start
     results = [r for cells, _ in runs for r in cells]
     lab_doc = {"vendors": {v.name: doc for v, (_, doc) in zip(vendors, runs)}}
-    if args.json:
-        print(to_json(results, lab=lab_doc, seconds=seconds, show_secrets=args.show_secrets))
-    else:
-        print(table(results, color=sys.stdout.isatty()))
-        print(summary_line(results, seconds))
-    if args.report is not None:
-        written = write_reports(args.report, results, lab=lab_doc, seconds=seconds, show_secrets=args.show_secrets)
-        print(f"Reports: {', '.join(str(p) for p in written)}", file=sys.stderr)
+    publish(results, lab=lab_doc, seconds=seconds, as_json=args.json, report_dir=args.report,
+            show_secrets=args.show_secrets)
     return 0 if all(r.passed for r in results) else 1

@@ -12,30 +12,10 @@ from harness import hostile
 from harness.clients.transport import trust_context
 from harness.pki import CA, LabPKI
 from harness.server import tls_context
+from tlshelpers import handshake
 
 REASONS = hostile.VERIFY_ERRORS
 HOST = "api.screenmeet.com"
-
-
-def handshake(server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, hostname: str) -> ssl.SSLObject:
-    """A TLS handshake between two contexts in memory (ssl.MemoryBIO); returns the client side."""
-    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
-    client = client_ctx.wrap_bio(c_in, c_out, server_hostname=hostname)
-    server = server_ctx.wrap_bio(s_in, s_out, server_side=True)
-    done = {"client": False, "server": False}
-    for _ in range(10):
-        for name, conn in (("client", client), ("server", server)):
-            if not done[name]:
-                try:
-                    conn.do_handshake()
-                    done[name] = True
-                except ssl.SSLWantReadError:
-                    pass
-        s_in.write(c_out.read())
-        c_in.write(s_out.read())
-        if all(done.values()):
-            return client
-    raise AssertionError("handshake did not finish")
 
 
 @pytest.fixture(scope="module")

@@ -16,28 +16,7 @@ from harness.errors import BadFileError, EnvironmentProblem, UsageError
 from harness.pins import load_pins, spki_sha256
 from harness.pki import (CA, DEFAULT_LAB_NETWORKS, Blob, LabPKI, _key_pem, load_certificate,
                          load_certificates, load_private_key)
-
-
-def handshake(server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext,
-              hostname: str) -> ssl.SSLObject:
-    """Run a TLS handshake between two contexts in memory; return the client side."""
-    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
-    client = client_ctx.wrap_bio(c_in, c_out, server_hostname=hostname)
-    server = server_ctx.wrap_bio(s_in, s_out, server_side=True)
-    done = {"client": False, "server": False}
-    for _ in range(10):
-        for name, conn in (("client", client), ("server", server)):
-            if not done[name]:
-                try:
-                    conn.do_handshake()
-                    done[name] = True
-                except ssl.SSLWantReadError:
-                    pass
-        s_in.write(c_out.read())
-        c_in.write(s_out.read())
-        if all(done.values()):
-            return client
-    raise AssertionError("handshake did not finish")
+from tlshelpers import handshake
 
 
 def client_ctx(cafile=None, ca: CA | None = None, seclevel: int | None = None) -> ssl.SSLContext:

@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import EnvironmentProblem, LabError
+from harness.lab.process import pid_alive
 from harness.proxy.config import gateway_addresses, parse_address
 
 DEFAULT_POOL = "198.18.0.0/15"
@@ -121,16 +122,6 @@ def choose_subnet(pool: str, taken: list[ipaddress.IPv4Network]) -> ipaddress.IP
     raise EnvironmentProblem(f"no free /24 left in {pool} for the lab's gateway; set HARNESS_GATEWAY_POOL to another range.")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _namespaces() -> list[str]:
     return [line.split()[0] for line in _run("ip", "netns", "list", check=False).stdout.splitlines() if line.strip()]
 
@@ -161,7 +152,7 @@ def sweep_stale() -> list[str]:
     swept = []
     for ns in _namespaces():
         m = _NAME.match(ns)
-        if m and not _pid_alive(int(m.group(1))):
+        if m and not pid_alive(int(m.group(1))):
             _remove(ns, *_names(m.group(2)))
             swept.append(ns)
     live = {m.group(2) for ns in _namespaces() if (m := _NAME.match(ns))}
