@@ -17,6 +17,7 @@ exit code; there is no traceback for bad input.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -85,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start the lab and print where everything is")
     _lab_options(up)
     up.add_argument("--detach", action="store_true", help="return once the lab is up; stop it with 'harness down'")
+    up.add_argument("--policies", default="default", metavar="all|default|NAME,...",
+                    help="which policies get listeners: those of the everyday matrix (default), all, or a list")
     up.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
 
     down = sub.add_parser("down", help="stop the lab started by 'harness up'")
@@ -138,15 +141,17 @@ def _state_dir(args) -> Path:
     return args.state_dir or default_state_dir()
 
 
-def _make_lab(args, state_dir: Path, vendor=None):
-    """The lab the options ask for; ``vendor`` (a VendorProfile) overrides ``--vendor``."""
+def _make_lab(args, state_dir: Path, vendor=None, policies=None, proxy_child=None):
+    """The lab the options ask for; ``vendor`` (a VendorProfile) overrides ``--vendor``;
+    ``policies`` (default: every policy) are the listeners it serves; ``proxy_child``
+    a proxy from :func:`harness.lab.local.prespawn_proxy` for the local lab to adopt."""
     from harness.scenarios import load_policies
 
     if args.lab == "compose":
         from harness.lab.compose import ComposeLab as Lab
     else:
         from harness.lab.local import LocalLab as Lab
-    extra = {}
+    extra = {"proxy_child": proxy_child} if proxy_child is not None else {}
     if getattr(args, "base_port", None) is not None:
         if args.lab != "local":
             raise UsageError("--base-port applies to the local lab only; compose.yaml fixes the compose ports.")
@@ -165,8 +170,10 @@ def _make_lab(args, state_dir: Path, vendor=None):
     if getattr(args, "transparent", False) or getattr(args, "transparent_policies", None):
         extra["transparent"] = True if args.transparent else None
         extra["transparent_policies"] = None if args.transparent else args.transparent_policies
+    if policies is None or args.lab == "compose":  # compose.yaml serves every policy in the image
+        policies = load_policies()
     return Lab(
-        state_dir, policies=load_policies(), lanes=args.lanes, show_secrets=args.show_secrets,
+        state_dir, policies=policies, lanes=args.lanes, show_secrets=args.show_secrets,
         org_common_name=args.org_cn, org_organization=args.org_o, name_constraints=not args.no_name_constraints,
         **extra,
     )
@@ -213,11 +220,47 @@ def _transparent_lines(info: LabInfo) -> list[str]:
             f"--trust {info.pki['trust_public_org']} --pins {info.pki['pins_file']} --once"]
 
 
+@contextlib.contextmanager
+def _prespawned_proxy(args, state_dir: Path):
+    """For the local lab, start the proxy process first (mitmproxy imports while the
+    CLI loads scenarios and builds the lab); stop it if the lab is never built."""
+    if args.lab != "local":
+        yield None
+        return
+    from harness.lab.local import prespawn_proxy
+    from harness.lab.process import stop
+
+    child = prespawn_proxy(state_dir)
+    try:
+        yield child
+    except BaseException:
+        stop([child])
+        raise
+
+
+def _up_policies(spec: str):
+    """``--policies``: every policy, those the default matrix uses, or the named ones."""
+    from harness.errors import UnknownNameError
+    from harness.scenarios import load_policies, load_scenarios, policies_used, select
+
+    policies = load_policies()
+    if spec == "all":
+        return policies
+    if spec == "default":
+        return policies_used(select(load_scenarios(policies=policies)), policies)
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    for n in names:
+        if n not in policies:
+            raise UnknownNameError("policy", n, list(policies))
+    return {n: policies[n] for n in names}
+
+
 def cmd_up(args) -> int:
     state_dir = _state_dir(args)
     if args.detach:
         return _up_detached(args, state_dir)
-    lab = _make_lab(args, state_dir)
+    with _prespawned_proxy(args, state_dir) as proxy_child:
+        lab = _make_lab(args, state_dir, policies=_up_policies(args.policies), proxy_child=proxy_child)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -313,26 +356,31 @@ def cmd_run(args) -> int:
         return cmd_run_vendors(args)
     from harness.report import publish
     from harness.runner import MatrixRunner
-    from harness.scenarios import load_policies, load_scenarios, select
+    from harness.scenarios import load_policies, load_scenarios, policies_used, select
 
-    scenarios = select(load_scenarios(args.scenarios_file), args.scenario, args.tag)
-    if not scenarios:
-        raise UsageError("no scenario matches the --scenario/--tag selection; see fixtures/scenarios.toml.")
-    clients = resolve_clients(args.client, args.client_file)
-    if args.report is not None:
-        from harness.report import prepare_report_dir
-
-        prepare_report_dir(args.report)  # an unwritable report directory fails before the lab starts
-    state_dir = (args.state_dir or default_state_dir()) / "run"
     start = time.perf_counter()
-    progress_on = not args.json
-    if progress_on:
-        print(f"Starting the {args.lab} lab...", file=sys.stderr, flush=True)
-    from harness.lab.gateway import policies_for
+    state_dir = (args.state_dir or default_state_dir()) / "run"
+    with _prespawned_proxy(args, state_dir) as proxy_child:
+        # A scenario file brings its own policies.toml from beside it.
+        policies = load_policies(args.scenarios_file.parent / "policies.toml") if args.scenarios_file else load_policies()
+        scenarios = select(load_scenarios(args.scenarios_file, policies=policies), args.scenario, args.tag)
+        if not scenarios:
+            raise UsageError("no scenario matches the --scenario/--tag selection; see fixtures/scenarios.toml.")
+        clients = resolve_clients(args.client, args.client_file)
+        if args.report is not None:
+            from harness.report import prepare_report_dir
 
-    args.transparent_policies = policies_for(scenarios)  # the gateway those rows need, where it can be built
-    with _make_lab(args, state_dir) as info:
-        runner = MatrixRunner(info, in_process=not args.subprocess, policies=load_policies())
+            prepare_report_dir(args.report)  # an unwritable report directory fails before the lab starts
+        progress_on = not args.json
+        if progress_on:
+            print(f"Starting the {args.lab} lab...", file=sys.stderr, flush=True)
+        from harness.lab.gateway import policies_for
+
+        args.transparent_policies = policies_for(scenarios)  # the gateway those rows need, where it can be built
+        # Listeners only for the policies these scenarios use: a smaller lab starts faster.
+        lab = _make_lab(args, state_dir, policies=policies_used(scenarios, policies), proxy_child=proxy_child)
+    with lab as info:
+        runner = MatrixRunner(info, in_process=not args.subprocess, policies=policies)
 
         def progress(r, done, total):
             if progress_on:

@@ -16,10 +16,10 @@ unpinned.  Certificates are generated fresh; nothing here is committed.
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+if TYPE_CHECKING:  # cryptography is imported where certificates are made: policy validation
+    from cryptography import x509  # only needs the case names, and runs before the lab's children start
 
 CASES = {
     "expired": "expired yesterday (badssl.com: expired)",
@@ -52,8 +52,13 @@ def _check(case: str) -> None:
         raise UnknownNameError("hostile certificate case", case, list(CASES))
 
 
-def self_signed_leaf(hostnames: tuple[str, ...], key, *, hash_algorithm=hashes.SHA256) -> x509.Certificate:
-    """A leaf (CA:FALSE) whose issuer is itself, for ``hostnames``."""
+def self_signed_leaf(hostnames: tuple[str, ...], key, *, hash_algorithm=None) -> "x509.Certificate":
+    """A leaf (CA:FALSE) whose issuer is itself, for ``hostnames`` (SHA-256 unless ``hash_algorithm``)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    hash_algorithm = hash_algorithm or hashes.SHA256
     now = datetime.now(timezone.utc)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0].lstrip("*."))])
     return (
@@ -67,8 +72,8 @@ def self_signed_leaf(hostnames: tuple[str, ...], key, *, hash_algorithm=hashes.S
     )
 
 
-def issue(case: str, hostnames: tuple[str, ...], *, issuer, chain: list[x509.Certificate], untrusted,
-          sub_ca=None, key=None) -> tuple[x509.Certificate, object, list[x509.Certificate]]:
+def issue(case: str, hostnames: tuple[str, ...], *, issuer, chain: "list[x509.Certificate]", untrusted,
+          sub_ca=None, key=None) -> "tuple[x509.Certificate, object, list[x509.Certificate]]":
     """A certificate of ``case`` for ``hostnames``: ``(leaf, its key, the chain to send after it)``.
 
     ``issuer`` (a :class:`harness.pki.CA`) signs good certificates and ``chain``

@@ -252,7 +252,8 @@ def test_base_port_fixes_every_port(tmp_path):
 
     policies = list(load_policies())
     base = free_port_range(len(policies) + 3 + 40)  # + the hostile sites' ports, which follow
-    proc = harness("up", "--detach", "--base-port", str(base), "--lanes", "1", "--state-dir", str(tmp_path))
+    proc = harness("up", "--detach", "--policies", "all", "--base-port", str(base), "--lanes", "1",
+                   "--state-dir", str(tmp_path))
     try:
         assert proc.returncode == 0, proc.stderr
         info = json.loads((tmp_path / "lab.json").read_text())

@@ -170,3 +170,33 @@ def test_down_never_signals_a_process_that_is_not_the_labs(tmp_path):
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_up_serves_the_everyday_policies_unless_asked(tmp_path):
+    """'harness up' starts listeners for the policies of the default matrix (fast); --policies picks others."""
+    proc = harness("up", "--detach", "--lanes", "1", "--policies", "inspect,tunnel", "--state-dir", str(tmp_path))
+    try:
+        assert proc.returncode == 0, proc.stderr
+        info = json.loads((tmp_path / "lab.json").read_text())
+        assert sorted(info["proxies"]) == ["inspect", "tunnel"]
+        # The proxy it started before knowing its arguments got them from the arguments file.
+        assert json.loads((tmp_path / "proxy.args.json").read_text())[:1] == ["--config"]
+    finally:
+        assert harness("down", "--state-dir", str(tmp_path)).returncode == 0
+    bad = harness("up", "--policies", "inspect,nope", "--state-dir", str(tmp_path / "b"))
+    assert_one_sentence_error(bad, 2)
+    assert "unknown policy 'nope'" in bad.stderr
+    assert not [p for p in _lab_pids_under(tmp_path / "b")], "a prespawned proxy was left behind"
+
+
+def _lab_pids_under(state_dir):
+    """Processes whose command line mentions ``state_dir`` (e.g. a prespawned proxy)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if str(state_dir) in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return [p for p in pids if _alive(p)]

@@ -107,6 +107,7 @@ class LocalLab:
         vendor=None,
         transparent: bool | None = False,
         transparent_policies: list[str] | None = None,
+        proxy_child: Child | None = None,
     ) -> None:
         if lanes < 1:
             raise EnvironmentProblem("the lab needs at least one lane; pass --lanes 1 or more.")
@@ -126,6 +127,8 @@ class LocalLab:
         self._sites: dict[str, list[int]] = {c: [] for c in sorted({p.upstream for p in self.policies.values()
                                                                      if p.upstream})}
         self.children: list[Child] = []
+        # A proxy started by prespawn_proxy() before this lab was even configured.
+        self._proxy_child = proxy_child
         self.info: LabInfo | None = None
         self.pki = LabPKI.at(self.state_dir)
         self.restarts = 0
@@ -191,6 +194,16 @@ class LocalLab:
             "--confdir", str(self.pki.mitmproxy_confdir), "--upstream-trust", str(self.pki.trust_public),
         ]
 
+    def _spawn_or_adopt_proxy(self) -> Child:
+        argv = self._proxy_argv()
+        child, self._proxy_child = self._proxy_child, None
+        if child is None:
+            return spawn(PROXY, argv, self._logs / "proxy.log", gate=True)
+        # Already importing mitmproxy since prespawn_proxy(): hand it its arguments.
+        args_file = self.state_dir / "proxy.args.json"
+        args_file.write_text(json.dumps(argv[3:]))  # after "python -m harness.proxy"
+        return child
+
     # -- start and stop ----------------------------------------------------------------
     def start(self) -> LabInfo:
         prepare_state_dir(self.state_dir)
@@ -221,7 +234,7 @@ class LocalLab:
             # Interpreter and mitmproxy start-up (most of the time) overlap with key generation.
             self.children = [
                 spawn(SERVER, self._server_argv(), self._logs / "server.log", gate=True),
-                spawn(PROXY, self._proxy_argv(), self._logs / "proxy.log", gate=True),
+                self._spawn_or_adopt_proxy(),
             ]
             pki = LabPKI.generate(
                 self.state_dir, org_common_name=self.org_common_name,
@@ -232,6 +245,9 @@ class LocalLab:
                 child.open_gate()
             ready = wait_ready(self.children, self.start_timeout)
         except BaseException:
+            if self._proxy_child is not None:  # prespawned but never adopted
+                self.children.append(self._proxy_child)
+                self._proxy_child = None
             self.stop()
             raise
         server, proxy = ready[SERVER], ready[PROXY]
@@ -420,3 +436,18 @@ class LocalLab:
         if (self.state_dir / "lab.json").exists():
             info.write()
         return info
+
+
+def prespawn_proxy(state_dir: str | Path, python: str = sys.executable) -> Child:
+    """Start the proxy process before the lab is configured (it needs ~0.6 s to import mitmproxy).
+
+    It waits at its start gate; :class:`LocalLab` (``proxy_child=``) writes its
+    arguments to ``<state>/proxy.args.json`` and opens the gate.  The CLI calls
+    this first thing, so loading scenarios and policies overlaps the import.
+    """
+    state = prepare_state_dir(state_dir)
+    logs = state / "logs"
+    logs.mkdir(exist_ok=True)
+    args_file = state / "proxy.args.json"
+    args_file.unlink(missing_ok=True)
+    return spawn(PROXY, [python, "-m", "harness.proxy", "--args-from", str(args_file)], logs / "proxy.log", gate=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import json
 import os
 import signal
 import sys
@@ -130,6 +131,13 @@ def transparent_policy_names(text: str | None, policies) -> list[str]:
     return names
 
 
+def _gate_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--start-gate", action="store_true")
+    p.add_argument("--args-from")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m harness.proxy", description=__doc__.split("\n\n")[0])
     src = p.add_mutually_exclusive_group(required=True)
@@ -150,13 +158,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ready-fd", type=int, help="write the ready report to this file descriptor instead of stdout")
     p.add_argument("--ready-file", help="also write the ready report to this file (for container healthchecks)")
     p.add_argument("--start-gate", action="store_true", help="import mitmproxy, then wait for a line on stdin")
-    args = p.parse_args(argv)
-    if args.start_gate:
+    p.add_argument("--args-from", metavar="FILE", help="after the start gate, read the remaining arguments "
+                   "(a JSON list) from FILE: the launcher starts the proxy before it knows them")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    early, _ = _gate_parser().parse_known_args(argv)
+    if early.start_gate:
         import mitmproxy.tools.dump  # noqa: F401  (the slow part, done while the launcher writes the PKI)
 
         import harness.proxy.addon  # noqa: F401
 
         sys.stdin.readline()
+    if early.args_from:
+        try:
+            with open(early.args_from) as f:
+                argv += [str(a) for a in json.load(f)]
+        except (OSError, ValueError) as e:
+            print(f"proxy: cannot read the arguments file {early.args_from} ({e}); start the proxy through 'harness up'.",
+                  file=sys.stderr)
+            return 2
+    args = p.parse_args(argv)
     try:
         config = config_from_args(args)
         check_confdir(args.confdir)
