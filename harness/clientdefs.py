@@ -48,11 +48,11 @@ import base64
 import re
 import string
 import sys
-import tomllib
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.datafile import read_toml
 from harness.errors import BadFileError
 from harness.pins import parse_pins
 from harness.policy import INTERCEPT, Policy
@@ -332,13 +332,7 @@ def parse_client(name: str, table: dict, source: str = "client definition") -> C
 def load_clients(path: str | Path) -> dict[str, ClientDef]:
     """Load every ``[client.NAME]`` definition of a TOML file."""
     path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise BadFileError(f"client file {path} does not exist; pass an existing TOML file (see fixtures/clients.toml).") from None
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise BadFileError(f"client file {path} is not valid TOML ({e}); fix the file.") from None
+    data = read_toml(path, missing_hint="pass an existing client definitions file (see fixtures/clients.toml)")
     tables = data.get("client")
     if not isinstance(tables, dict) or not tables:
         raise BadFileError(f"{path} defines no client; write definitions as [client.NAME] tables (see fixtures/clients.toml).")

@@ -17,7 +17,6 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from harness.errors import EnvironmentProblem
 from harness.runner import CellResult
 
 REDACTED = "[redacted]"
@@ -233,17 +232,9 @@ def to_junit(doc: dict) -> str:
 
 def prepare_report_dir(path: str | Path) -> Path:
     """Create the report directory, or say in one sentence why it cannot be used."""
-    p = Path(path)
-    try:
-        p.mkdir(parents=True, exist_ok=True)
-        probe = p / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise EnvironmentProblem(
-            f"the report directory {p} is not writable ({e.strerror or e}); pass --report with a writable directory."
-        ) from None
-    return p
+    from harness.lab import writable_dir
+
+    return writable_dir(path, what="report directory", option="--report")
 
 
 def write_reports(directory: str | Path, results: list[CellResult], *, lab: dict | None = None,

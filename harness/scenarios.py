@@ -8,10 +8,10 @@ naming the file, the scenario and the bad value.
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from harness.datafile import read_toml
 from harness.errors import BadFileError, UnknownNameError
 from harness.policy import Policy
 
@@ -35,16 +35,6 @@ def fixtures_dir() -> Path:
     raise BadFileError(
         "cannot find the lab's fixtures (scenarios.toml); run from the project checkout or set HARNESS_FIXTURES."
     )
-
-
-def _read_toml(path: Path) -> dict:
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise BadFileError(f"{path} does not exist; pass an existing scenario file.") from None
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise BadFileError(f"{path} is not valid TOML ({e}); fix the file.") from None
 
 
 @dataclass(frozen=True)
@@ -86,7 +76,7 @@ class Scenario:
 def load_policies(path: str | Path | None = None) -> dict[str, Policy]:
     """Load ``policies.toml``: ``{name: Policy}``."""
     path = Path(path) if path else fixtures_dir() / "policies.toml"
-    data = _read_toml(path).get("policy", {})
+    data = read_toml(path, missing_hint="pass an existing scenario file").get("policy", {})
     if not isinstance(data, dict):
         raise BadFileError(f"{path}: write policies as [policy.NAME] tables.")
     for name, table in data.items():
@@ -174,7 +164,7 @@ def load_scenarios(path: str | Path | None = None, *, policies: dict[str, Policy
     """Load and validate ``scenarios.toml``."""
     path = Path(path) if path else fixtures_dir() / "scenarios.toml"
     policies = policies if policies is not None else load_policies(path.parent / "policies.toml")
-    tables = _read_toml(path).get("scenario", [])
+    tables = read_toml(path, missing_hint="pass an existing scenario file").get("scenario", [])
     scenarios = [_scenario(path, t, policies) for t in tables]
     names = [s.name for s in scenarios]
     if dupes := {n for n in names if names.count(n) > 1}:

@@ -16,10 +16,10 @@ proxy (:mod:`harness.proxy.forge`) forges leaves the way the profile says.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from harness.datafile import read_toml
 from harness.errors import BadFileError, UnknownNameError
 
 ACTIONS = ("block-page", "block-reset", "re-sign-untrusted", "pass-through", "self-signed", "allow")
@@ -169,13 +169,7 @@ def _profile(path: Path, name: str, table) -> VendorProfile:
 def load_vendors(path: str | Path | None = None) -> dict[str, VendorProfile]:
     """Load and check ``vendors.toml``: ``{name: VendorProfile}``."""
     path = Path(path) if path else vendors_file()
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise BadFileError(f"{path} does not exist; pass an existing vendors file.") from None
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise BadFileError(f"{path} is not valid TOML ({e}); fix the file.") from None
+    data = read_toml(path, missing_hint="pass an existing vendors file")
     tables = data.get("vendor", {})
     if not isinstance(tables, dict) or not tables:
         raise BadFileError(f"{path} defines no vendor; write profiles as [vendor.NAME] tables.")

@@ -87,14 +87,19 @@ class LabInfo:
 
 def prepare_state_dir(state_dir: str | Path) -> Path:
     """Create the state directory (0700), or say in one sentence why it cannot be used."""
-    p = Path(state_dir)
+    return writable_dir(state_dir, what="state directory", option="--state-dir", mode=0o700)
+
+
+def writable_dir(path: str | Path, *, what: str, option: str, mode: int = 0o777) -> Path:
+    """Create ``path`` and prove it writable, or raise EnvironmentProblem naming ``option``."""
+    p = Path(path)
     try:
-        p.mkdir(parents=True, exist_ok=True, mode=0o700)
+        p.mkdir(parents=True, exist_ok=True, mode=mode)
         probe = p / ".write-test"
         probe.write_text("")
         probe.unlink()
     except OSError as e:
         raise EnvironmentProblem(
-            f"the state directory {p} is not writable ({e.strerror or e}); pass --state-dir with a writable directory."
+            f"the {what} {p} is not writable ({e.strerror or e}); pass {option} with a writable directory."
         ) from None
     return p

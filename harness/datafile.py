@@ -1,0 +1,24 @@
+"""Reading the lab's data files (scenarios, policies, vendors, client definitions) as TOML."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from harness.errors import BadFileError
+
+
+def read_toml(path: str | Path, *, missing_hint: str) -> dict:
+    """Parse a TOML file, or raise :class:`BadFileError` with one sentence.
+
+    ``missing_hint`` finishes the sentence for a missing file, e.g.
+    ``"pass an existing scenario file"``.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise BadFileError(f"{path} does not exist; {missing_hint}.") from None
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise BadFileError(f"{path} is not valid TOML ({e}); fix the file.") from None
