@@ -5,7 +5,7 @@
 #     docker build -t tls-lab:latest .
 # Offline (no registry, no PyPI inside the build): let the project build an
 # offline Debian base image and a host-side wheelhouse first:
-#     python -m harness.images build
+#     python -m harness.lab.images build
 # which runs, in effect,
 #     docker build --network none --build-arg BASE_IMAGE=tls-lab-base:bookworm \
 #                  --build-arg PIP_OFFLINE=1 -t tls-lab:latest .

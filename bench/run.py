@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 from harness.clients.transport import connect_tunnel  # noqa: E402
 from harness.lab.local import LocalLab  # noqa: E402
-from harness.netaddr import reserve_ports  # noqa: E402
-from harness.scenarios import load_policies  # noqa: E402
+from harness.net.addresses import reserve_ports  # noqa: E402
+from harness.model.scenarios import load_policies  # noqa: E402
 
 PY = sys.executable
 ROUNDS = 5
@@ -216,10 +216,10 @@ def handshake_benchmarks(state_dir: Path, n: int, concurrency: int) -> dict:
 # -- compose ----------------------------------------------------------------------------
 def compose_benchmarks(cold: bool) -> dict:
     """Image build, ``up`` to healthy, and the core matrix against the containers."""
-    from harness import images
+    from harness.lab import images
     from harness.lab.compose import ComposeLab
-    from harness.runner import MatrixRunner
-    from harness.scenarios import load_scenarios
+    from harness.matrix.runner import MatrixRunner
+    from harness.model.scenarios import load_scenarios
 
     result: dict = {}
     if cold:
@@ -269,7 +269,7 @@ def main() -> int:
     try:
         # A confdir with a CA already in it, so bare mitmdump does not pay CA generation.
         seed = LocalLab(tmp / "seed", policies=load_policies(), lanes=1)
-        from harness.pki import LabPKI
+        from harness.pki.lab import LabPKI
 
         confdir = str(LabPKI.generate(tmp / "seed").mitmproxy_confdir)
         del seed

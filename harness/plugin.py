@@ -8,14 +8,14 @@ Layers, as in pytest-httpserver:
   ``lab_scenarios``;
 * ``tls_lab`` – session-scoped: the lab starts once per test session and is
   shared; yields its :class:`harness.lab.LabInfo`;
-* ``lab_runner`` – session-scoped :class:`harness.runner.MatrixRunner`;
+* ``lab_runner`` – session-scoped :class:`harness.matrix.runner.MatrixRunner`;
 * ``lab_journal`` – per test and cheap: remembers where both journals ended
   when the test began, so a test only sees its own records.
 
 ``run_scenario(name, client)`` runs a reference client in a scenario and
-returns a judged :class:`harness.runner.CellResult`; ``run_client(definition,
+returns a judged :class:`harness.matrix.runner.CellResult`; ``run_client(definition,
 scenario)`` does the same for any client described by a
-:class:`harness.clientdefs.ClientDef` (a command template and the pinning
+:class:`harness.model.clientdefs.ClientDef` (a command template and the pinning
 policy it claims; ``lab_clients`` holds the definitions of
 ``fixtures/clients.toml`` and ``--lab-clients FILE``).  ``assert_outcome(cell)``
 fails with expected vs observed, what the proxy could read, both journals and
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.journal import JournalReader
+from harness.net.journal import JournalReader
 
 
 def pytest_addoption(parser):
@@ -58,14 +58,14 @@ def lab_options(pytestconfig) -> dict:
 
 @pytest.fixture(scope="session")
 def lab_policies() -> dict:
-    from harness.scenarios import load_policies
+    from harness.model.scenarios import load_policies
 
     return load_policies()
 
 
 @pytest.fixture(scope="session")
 def lab_scenarios(lab_policies) -> dict:
-    from harness.scenarios import load_scenarios
+    from harness.model.scenarios import load_scenarios
 
     return {s.name: s for s in load_scenarios(policies=lab_policies)}
 
@@ -93,7 +93,7 @@ def tls_lab(lab_backend, lab_options, lab_policies, lab_state_dir):
 @pytest.fixture(scope="session")
 def lab_clients(pytestconfig) -> dict:
     """Client definitions by name: fixtures/clients.toml, then every ``--lab-clients`` file."""
-    from harness.clientdefs import builtin_clients, load_clients
+    from harness.model.clientdefs import builtin_clients, load_clients
 
     clients = builtin_clients()
     for path in pytestconfig.getoption("--lab-clients"):
@@ -103,7 +103,7 @@ def lab_clients(pytestconfig) -> dict:
 
 @pytest.fixture(scope="session")
 def lab_runner(tls_lab, lab_policies):
-    from harness.runner import MatrixRunner
+    from harness.matrix.runner import MatrixRunner
 
     return MatrixRunner(tls_lab, policies=lab_policies)
 
@@ -150,14 +150,14 @@ def run_scenario(lab_runner, lab_scenarios):
 def run_client(lab_runner, lab_scenarios, lab_clients):
     """``run_client(client, "inspected-continue")`` -> a judged CellResult.
 
-    ``client`` is a :class:`harness.clientdefs.ClientDef` (see
-    :func:`harness.clientdefs.define_client`), the name of one in
+    ``client`` is a :class:`harness.model.clientdefs.ClientDef` (see
+    :func:`harness.model.clientdefs.define_client`), the name of one in
     ``lab_clients``, or ``attended``/``beam``.  ``expect=OUTCOME`` judges
     against that outcome instead of the one the client's policy implies.
     """
-    from harness.clientdefs import ClientDef
+    from harness.model.clientdefs import ClientDef
     from harness.errors import UnknownNameError
-    from harness.runner import REFERENCE_CLIENTS
+    from harness.matrix.runner import REFERENCE_CLIENTS
 
     def run(client, scenario: str, *, expect: str | None = None):
         if scenario not in lab_scenarios:
@@ -178,7 +178,7 @@ def run_client(lab_runner, lab_scenarios, lab_clients):
 def describe_cell(cell) -> str:
     """A readable account of a judged cell: expected vs observed, what the proxy could read,
     both journals and the client's output (credentials redacted)."""
-    from harness.report import cell_document, describe
+    from harness.reports.report import cell_document, describe
 
     return describe(cell_document(cell))
 

@@ -7,7 +7,7 @@ import pytest
 @pytest.fixture(scope="session")
 def lab_options(pytestconfig) -> dict:
     from harness.lab.gateway import policies_for
-    from harness.scenarios import load_scenarios
+    from harness.model.scenarios import load_scenarios
 
     # The transparent rows need the gateway: built where it can be (root on Linux; skipped with
     # the reason otherwise), for the policies those rows use.

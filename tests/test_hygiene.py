@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.journal import JournalReader
-from harness.pki import CA
-from test_cli import harness
+from harness.net.journal import JournalReader
+from harness.pki.ca import CA
+from tests.cli.test_main import harness
 
 # -- name constraints ------------------------------------------------------------------------
 

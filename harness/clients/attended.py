@@ -24,8 +24,9 @@ from harness.clients.common import (
 from harness.clients.decision import ON_WARNING_CHOICES, attended_warning, decide_on_warning
 from harness.clients.transport import NetworkError
 from harness.clients.wire import ProtocolError, WebSocket, http_request
+from harness.model.vocab import REFERENCE_URLS
 
-DEFAULT_URL = "https://api.screenmeet.com"
+DEFAULT_URL = REFERENCE_URLS["attended"]
 
 
 def build_parser(prog: str = "harness attended") -> ArgumentParser:

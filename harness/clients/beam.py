@@ -32,8 +32,9 @@ from harness.clients.common import (
 from harness.clients.decision import backoff_delays, beam_refusal
 from harness.clients.transport import NetworkError, TlsHandshakeAborted
 from harness.clients.wire import ProtocolError, WebSocket, http_request
+from harness.model.vocab import REFERENCE_URLS
 
-DEFAULT_URL = "https://beam.screenmeet.com"
+DEFAULT_URL = REFERENCE_URLS["beam"]
 
 
 def build_parser(prog: str = "harness beam") -> ArgumentParser:

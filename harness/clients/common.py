@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import enum
 import json
 import sys
 import urllib.parse
@@ -23,18 +22,8 @@ from harness.clients.transport import (
 )
 from harness.clients.wire import ProtocolError
 from harness.errors import LabError, UsageError
-from harness.pins import PinResult, check_pins, load_pins
-
-
-class ExitCode(enum.IntEnum):
-    """Exit codes of both clients (DESIGN.md section 3)."""
-
-    CONNECTED = 0
-    USAGE = 2
-    DECLINED = 3
-    TLS_FAILED = 4
-    PIN_REFUSED = 5
-    NETWORK = 6
+from harness.model.pins import PinResult, check_pins, load_pins
+from harness.model.vocab import ExitCode
 
 
 class Events:
@@ -168,7 +157,7 @@ class Session:
 
     def _load_trust(self):
         if self.args.trust:
-            from harness.pki import load_certificates
+            from harness.pki.ca import load_certificates
 
             load_certificates(self.args.trust)  # one clear sentence if the bundle is missing or corrupt
         return trust_context(self.args.trust, tls_min=self.args.tls_min, tls_max=self.args.tls_max)

@@ -7,7 +7,7 @@ the proxy together, and waits for all of them with one deadline.  Each
 local address of every connection it opened, so the proxy journal can be
 checked from the client side: :func:`journal_mismatch` says which connections
 have no proxy record, or more than one, and which records belong to no
-connection.  Used by ``tests/test_load.py`` and ``bench/load.py``.
+connection.  Used by ``tests/clients/test_swarm.py`` and ``bench/load.py``.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from harness.errors import UsageError
-from harness.pins import spki_sha256
+from harness.model.pins import spki_sha256
 
 
 class NetworkError(Exception):

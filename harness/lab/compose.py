@@ -26,10 +26,10 @@ from pathlib import Path
 
 from cryptography import x509
 
-from harness import images
+from harness.lab import images
 from harness.errors import EnvironmentProblem, LabError, LabStartError
 from harness.lab import LabInfo, prepare_state_dir
-from harness.policy import Policy
+from harness.model.policy import Policy
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 COMPOSE_FILE = ROOT / "compose.yaml"

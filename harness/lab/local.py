@@ -39,9 +39,10 @@ from pathlib import Path
 from harness.errors import EnvironmentProblem, LabError, UsageError
 from harness.lab import LabInfo, prepare_state_dir
 from harness.lab.process import Child, kill, spawn, stop, wait_ready
-from harness.netaddr import reserve_ports
-from harness.pki import CA, Blob, LabPKI
-from harness.policy import Policy
+from harness.net.addresses import reserve_ports
+from harness.pki.lab import LabPKI
+from harness.pki.ca import CA, Blob
+from harness.model.policy import Policy
 from harness.proxy.config import ProxyConfig
 
 LOOPBACK = "127.0.0.1"
@@ -121,7 +122,7 @@ class LocalLab:
         self.start_timeout = start_timeout
         self.base_port = base_port
         self.python = python
-        # A harness.vendors.VendorProfile: its CA names and chain, its forging and untrusted-upstream action.
+        # A harness.model.vendors.VendorProfile: its CA names and chain, its forging and untrusted-upstream action.
         self.vendor = vendor
         # Hostile sites the policies point at (a policy's `upstream`): case -> server port per lane.
         self._sites: dict[str, list[int]] = {c: [] for c in sorted({p.upstream for p in self.policies.values()

@@ -1,6 +1,6 @@
 """InspectionAddon: the lab's policy wired to mitmproxy's event hooks.
 
-The decisions live in plain objects (:class:`harness.policy.Policy`,
+The decisions live in plain objects (:class:`harness.model.policy.Policy`,
 :class:`harness.proxy.config.ProxyConfig`); this class only
 
 * finds the listener (policy, lane) a connection arrived on,
@@ -38,13 +38,13 @@ from mitmproxy.connection import Client
 from mitmproxy.proxy import server_hooks
 from mitmproxy.tls import ClientHelloData, TlsData
 
-from harness.journal import Journal, announce_ready, start_admin
-from harness.netaddr import resolve_bind
-from harness.policy import INTERCEPT, PASS_THROUGH
+from harness.net.journal import Journal, announce_ready, start_admin
+from harness.net.addresses import resolve_bind
+from harness.model.policy import INTERCEPT, PASS_THROUGH
 from harness.proxy import forge
 from harness.proxy.config import Listener, ProxyConfig
 from harness.proxy.upstream import UpstreamChecker
-from harness.vendors import VendorProfile
+from harness.model.vendors import VendorProfile
 
 logger = logging.getLogger(__name__)
 

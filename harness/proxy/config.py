@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import BadFileError
-from harness.policy import Policy, is_lab_host
+from harness.model.policy import Policy, is_lab_host
 
 LAB_DOMAINS = ("screenmeet.com", "scrn.mt", "lab.test")
 
@@ -72,7 +72,7 @@ class ProxyConfig:
     admin: str = "127.0.0.1:0"
     show_secrets: bool = False
     journal_first_seq: int = 1  # above the previous journal's numbers when the lab restarts the proxy
-    # Hostile sites of the mock server: case -> port per lane (harness.hostile; a policy's `upstream`).
+    # Hostile sites of the mock server: case -> port per lane (harness.pki.hostile; a policy's `upstream`).
     sites: dict[str, list[int]] = field(default_factory=dict)
     # The vendor profile the proxy emulates (VendorProfile.to_dict()); None: plain mitmproxy forging.
     vendor: dict | None = None

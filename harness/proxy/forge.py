@@ -23,15 +23,15 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from harness.policy import Policy
-from harness.vendors import VendorProfile, parse_key
+from harness.model.policy import Policy
+from harness.model.vendors import VendorProfile, parse_key
 
 ENGINE = "engine"   # mitmproxy forges by itself
 FORGE = "forge"     # the lab builds the leaf and the connection
 REFUSE = "refuse"   # no certificate at all: the client's handshake fails (block-reset)
 
 _SHA256 = hashes.SHA256()
-# An untrusted upstream's action as a hostile certificate of harness.hostile.
+# An untrusted upstream's action as a hostile certificate of harness.pki.hostile.
 _ACTION_CASES = {"re-sign-untrusted": "untrusted-root", "self-signed": "self-signed"}
 _ENGINE_DEFAULTS = {"leaf_key": "ca-key", "leaf_validity": "engine", "untrusted_upstream": "block-page"}
 
@@ -41,7 +41,7 @@ class Plan:
     """What the proxy presents to one client (pure data, see :func:`plan`)."""
 
     kind: str = ENGINE
-    case: str = ""                  # a harness.hostile case to forge instead of a good copy
+    case: str = ""                  # a harness.pki.hostile case to forge instead of a good copy
     leaf_key: str = "ca-key"
     validity: int | str = "engine"
     tls_min: str = ""
@@ -83,7 +83,7 @@ def plan(policy: Policy, vendor: VendorProfile | None, *, upstream_failed: bool)
 
 
 def _load_ca(cert_path: Path, key_path: Path | None = None):
-    from harness.pki import CA
+    from harness.pki.ca import CA
 
     return CA.load(cert_path, key_path)
 
@@ -97,7 +97,7 @@ class Forger:
     """
 
     def __init__(self, confdir: str | Path, pki_dir: str | Path) -> None:
-        from harness.pki import load_certificates
+        from harness.pki.ca import load_certificates
 
         confdir, pki_dir = Path(confdir), Path(pki_dir)
         self.signer = _load_ca(confdir / "mitmproxy-ca.pem")
@@ -115,9 +115,9 @@ class Forger:
         if spec == "ca-key":
             return self.signer.private_key
         if spec not in self._keys:
-            from harness.pki import _new_key
+            from harness.pki.ca import new_key
 
-            self._keys[spec] = _new_key(*parse_key(spec))
+            self._keys[spec] = new_key(*parse_key(spec))
         return self._keys[spec]
 
     def leaf(self, p: Plan, hostnames: tuple[str, ...], upstream: x509.Certificate | None):
@@ -129,7 +129,7 @@ class Forger:
         return self._leaves[cache_key]
 
     def _make_leaf(self, p: Plan, hostnames: tuple[str, ...], upstream):
-        from harness import hostile
+        from harness.pki import hostile
 
         key = self._key(p.leaf_key)
         if p.case:

@@ -20,8 +20,8 @@ import signal
 import sys
 
 from harness.errors import LabError
-from harness.journal import announce_ready
-from harness.netaddr import parse_ports, reserve_ports
+from harness.net.journal import announce_ready
+from harness.net.addresses import parse_ports, reserve_ports
 from harness.proxy.config import ProxyConfig, gateway_addresses
 
 
@@ -53,7 +53,7 @@ def check_confdir(confdir: str) -> None:
 
     ca_file = Path(confdir) / "mitmproxy-ca.pem"
     if ca_file.exists():
-        from harness.pki import CA
+        from harness.pki.ca import CA
 
         CA.load(ca_file, hint="regenerate the lab PKI with 'harness pki' (or restart the lab with 'harness up')")
 
@@ -100,7 +100,7 @@ def config_from_args(args) -> ProxyConfig:
     if args.config:
         config = ProxyConfig.load(args.config)
     else:
-        from harness.scenarios import load_policies
+        from harness.model.scenarios import load_policies
 
         policies = load_policies(args.policies)
         ports = {name: [args.base_port + i * args.lanes + lane for lane in range(args.lanes)]

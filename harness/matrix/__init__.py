@@ -1,0 +1,1 @@
+"""Running clients through scenarios on a lab and judging every cell."""

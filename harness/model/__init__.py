@@ -1,0 +1,1 @@
+"""The lab's data model and pure decisions: no sockets, no subprocesses."""

@@ -1,0 +1,184 @@
+"""Inspection policy as plain data: which connections the proxy decrypts.
+
+Nothing here knows about mitmproxy or sockets, so the decisions can be tested
+(and fuzzed) on their own; :mod:`harness.proxy` only wires them to hooks.
+
+Host patterns, as inspection products write exceptions:
+
+* ``api.screenmeet.com`` – that name only (case-insensitive, trailing dot ignored);
+* ``*.screenmeet.com``  – any name *below* screenmeet.com, at any depth, but not
+  the apex ``screenmeet.com`` itself (write both to cover both);
+* ``192.0.2.10``        – an IP literal: it only matches a connection whose
+  SNI / CONNECT host is that literal, which is why exceptions written for an
+  IP address miss clients that connect by name.
+
+Unlike mitmproxy's ``ignore_hosts`` (an unanchored regex search, where
+``screenmeet.com`` also matches ``notscreenmeet.com.evil``), matching here is
+anchored on label boundaries.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+
+from harness.model.vocab import ACTIONS, HOSTILE_CASES, INTERCEPT, KEYS, PASS_THROUGH
+
+
+MODES = ("tunnel", "inspect")
+
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+def normalize_host(host: str) -> str:
+    """Lower-case a host name, strip one trailing dot and IPv6 brackets."""
+    h = host.strip().lower()
+    if h.startswith("[") and h.endswith("]"):
+        h = h[1:-1]
+    return h[:-1] if h.endswith(".") else h
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class HostPattern:
+    """One exception entry: an exact name, a ``*.`` wildcard, or an IP literal."""
+
+    text: str
+    suffix: str
+    wildcard: bool
+
+    @classmethod
+    def parse(cls, text: str) -> "HostPattern":
+        """Parse a pattern, raising :class:`ValueError` that says what is wrong."""
+        raw = text
+        h = normalize_host(text)
+        if not h:
+            raise ValueError("an exception pattern is empty; write a host such as '*.screenmeet.com'")
+        if _is_ip(h):
+            return cls(raw, str(ipaddress.ip_address(h)), False)
+        wildcard = h.startswith("*.")
+        name = h[2:] if wildcard else h
+        labels = name.split(".")
+        for label in labels:
+            if not _LABEL.fullmatch(label):
+                where = "'*' is only allowed as the whole leftmost label" if "*" in label else "labels are letters, digits and inner hyphens"
+                raise ValueError(f"exception pattern {raw!r} is not a host pattern ({where})")
+        if wildcard and len(labels) < 2:
+            raise ValueError(f"exception pattern {raw!r} is too broad; name a domain such as '*.screenmeet.com'")
+        return cls(raw, name, wildcard)
+
+    def matches(self, host: str) -> bool:
+        """True when ``host`` (an SNI or CONNECT host) falls under this pattern."""
+        h = normalize_host(host)
+        if _is_ip(h):
+            # An address only ever matches an IP exception, never a name pattern.
+            return not self.wildcard and str(ipaddress.ip_address(h)) == self.suffix
+        if self.wildcard:
+            return h.endswith("." + self.suffix) and len(h) > len(self.suffix) + 1
+        return h == self.suffix
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What one proxy listener does with the connections it receives.
+
+    ``tunnel`` never decrypts (an explicit proxy that only relays CONNECT);
+    ``inspect`` decrypts everything except hosts matching ``exceptions``.
+    """
+
+    name: str
+    mode: str = "inspect"
+    exceptions: tuple[HostPattern, ...] = field(default=())
+    description: str = ""
+    # The network behind the listener and how its proxy forges (see TUNING below);
+    # empty means: the real mock server, and the lab's vendor profile decides.
+    upstream: str = ""
+    forge: str = ""
+    untrusted_upstream: str = ""
+    leaf_key: str = ""
+    tls_min: str = ""
+    tls_max: str = ""
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"policy {self.name!r} has mode {self.mode!r}; valid modes: {', '.join(MODES)}")
+        for key, (choices, inspect_only) in _tuning_choices().items():
+            value = getattr(self, key)
+            if value and value not in choices:
+                raise ValueError(f"policy {self.name!r}: {key} = {value!r} is not one of {', '.join(choices)}")
+            if value and inspect_only and self.mode != "inspect":
+                raise ValueError(f"policy {self.name!r}: {key} applies to mode = \"inspect\" only")
+        if self.tls_min and self.tls_max and self.tls_min > self.tls_max:
+            raise ValueError(f"policy {self.name!r}: tls_min {self.tls_min} is above tls_max {self.tls_max}")
+
+    @classmethod
+    def from_dict(cls, name: str, data: dict) -> "Policy":
+        """Build a policy from its TOML/JSON table; raises ValueError naming the bad value."""
+        known = ("mode", "exceptions", "description", *TUNING)
+        unknown = set(data) - set(known)
+        if unknown:
+            raise ValueError(f"policy {name!r} has unknown keys {sorted(unknown)}; known: {', '.join(known)}")
+        patterns = data.get("exceptions", [])
+        if not isinstance(patterns, list):
+            raise ValueError(f"policy {name!r}: 'exceptions' must be a list of host patterns")
+        return cls(
+            name=name,
+            mode=data.get("mode", "inspect"),
+            exceptions=tuple(HostPattern.parse(str(p)) for p in patterns),
+            description=str(data.get("description", "")),
+            **{key: str(data[key]) for key in TUNING if key in data},
+        )
+
+    def to_dict(self) -> dict:
+        out = {"mode": self.mode, "exceptions": [p.text for p in self.exceptions], "description": self.description}
+        return out | {key: getattr(self, key) for key in TUNING if getattr(self, key)}
+
+    def exception_for(self, host: str | None) -> HostPattern | None:
+        """The first exception pattern that matches ``host``, if any."""
+        if not host:
+            return None
+        return next((p for p in self.exceptions if p.matches(host)), None)
+
+    def decide(self, host: str | None) -> str:
+        """Return :data:`INTERCEPT` or :data:`PASS_THROUGH` for a connection to ``host``."""
+        if self.mode == "tunnel":
+            return PASS_THROUGH
+        return PASS_THROUGH if self.exception_for(host) else INTERCEPT
+
+
+# Optional policy keys, beyond what to decrypt:
+#   upstream            the lab hosts resolve to a hostile site presenting that certificate
+#                       (harness.model.vocab.HOSTILE_CASES) instead of the real mock server
+#   forge               the proxy forges that hostile certificate itself (inspect only)
+#   untrusted_upstream  what to do when the upstream certificate is not trusted, instead of
+#                       the vendor profile's action (harness.model.vocab.ACTIONS; inspect only)
+#   leaf_key            the forged leaves' key instead of the vendor's (harness.model.vocab.KEYS or ca-key)
+#   tls_min, tls_max    TLS versions the proxy accepts from clients: "1.2" or "1.3" (inspect only)
+TUNING = ("upstream", "forge", "untrusted_upstream", "leaf_key", "tls_min", "tls_max")
+
+
+def _tuning_choices() -> dict[str, tuple[tuple[str, ...], bool]]:
+    """key -> (valid values, inspect mode only)."""
+    versions = ("1.2", "1.3")
+    return {"upstream": (tuple(HOSTILE_CASES), False), "forge": (tuple(HOSTILE_CASES), True),
+            "untrusted_upstream": (ACTIONS, True), "leaf_key": (("ca-key", *KEYS), True),
+            "tls_min": (versions, True), "tls_max": (versions, True)}
+
+
+def is_lab_host(host: str | None, domains: tuple[str, ...]) -> bool:
+    """True when ``host`` is one of the lab's domains or below one (the proxy serves nothing else)."""
+    if not host:
+        return False
+    h = normalize_host(host)
+    return any(h == d or h.endswith("." + d) for d in domains)

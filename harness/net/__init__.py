@@ -1,0 +1,1 @@
+"""Small network pieces shared by every process: addresses and ports, the journals."""

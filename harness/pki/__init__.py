@@ -1,0 +1,1 @@
+"""The lab's certificate authorities and certificates (cryptography)."""

@@ -1,0 +1,1 @@
+"""Result reports: terminal table, JSON, JUnit XML, HTML."""

@@ -1,0 +1,3 @@
+from harness.server.mock import main
+
+raise SystemExit(main())

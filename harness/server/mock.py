@@ -1,0 +1,261 @@
+"""The mock ScreenMeet server: HTTPS and WebSocket, answering as the ScreenMeet hosts.
+
+* ``api.screenmeet.com`` – the attended flow: ``POST /api/v1/sessions/join``
+  with ``{"code": ...}``, then a WebSocket at ``/api/v1/sessions/<id>/ws``.
+* ``beam.screenmeet.com`` – the unattended agent: ``POST /beam/v1/agents/register``
+  with ``Authorization: Bearer <agent token>``, then a heartbeat WebSocket at
+  ``/beam/v1/agents/<id>/heartbeat``.
+* ``screenmeet.com`` – ``GET /`` answers who it is (so do the others).
+
+The server listens on one TLS port per *lane* (see :mod:`harness.net.journal`) and
+journals every request and WebSocket message.  The journal is served on a
+separate plain-HTTP admin endpoint which the lab binds to loopback (local) or
+keeps off the proxied network (compose), so it is never reachable through the
+proxy.
+
+Run it with ``python -m harness.server --cert ... --key ... --ports 0,0``; it
+prints one JSON line (``{"ready": ...}``) to stdout once every port listens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import signal
+import ssl
+import sys
+
+from aiohttp import WSMsgType, web
+
+from harness.net.journal import Journal, announce_ready, start_admin
+from harness.net.addresses import parse_ports, resolve_bind
+
+API_HOST = "api.screenmeet.com"
+BEAM_HOST = "beam.screenmeet.com"
+APEX_HOST = "screenmeet.com"
+# ScreenMeet also serves under scrn.mt (its docs list *.scrn.mt next to *.screenmeet.com).
+API_HOSTS = (API_HOST, "api.scrn.mt")
+BEAM_HOSTS = (BEAM_HOST, "beam.scrn.mt")
+REDACTED = "[redacted]"
+MAX_BODY = 64 * 1024
+
+
+def request_host(request: web.Request) -> str:
+    return (request.host or "").split(":")[0].lower()
+
+
+class MockScreenMeet:
+    """Request handlers plus the journal; the I/O setup lives in :func:`serve`."""
+
+    def __init__(self, *, show_secrets: bool = False, journal_first_seq: int = 1) -> None:
+        self.journal = Journal(first_seq=journal_first_seq)
+        self.show_secrets = show_secrets
+        self.lane_of_port: dict[int, int] = {}
+
+    def _lane(self, request: web.Request) -> int | None:
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        return self.lane_of_port.get(sockname[1]) if sockname else None
+
+    def _secret(self, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return value if self.show_secrets else REDACTED
+
+    def _record(self, request: web.Request, **fields) -> dict:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        return self.journal.add(
+            {
+                "kind": "http",
+                "lane": self._lane(request),
+                "host": request_host(request),
+                "method": request.method,
+                "path": request.path,
+                "client": f"{peer[0]}:{peer[1]}" if peer else None,
+                **fields,
+            }
+        )
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY)
+        app.router.add_get("/", self.index)
+        app.router.add_post("/api/v1/sessions/join", self.join)
+        app.router.add_get("/api/v1/sessions/{sid}/ws", self.session_ws)
+        app.router.add_post("/beam/v1/agents/register", self.register)
+        app.router.add_get("/beam/v1/agents/{aid}/heartbeat", self.heartbeat_ws)
+        app.middlewares.append(self._journal_unknown)
+        return app
+
+    @web.middleware
+    async def _journal_unknown(self, request, handler):
+        try:
+            return await handler(request)
+        except web.HTTPException as e:
+            if e.status in (404, 405):
+                self._record(request, status=e.status)
+            raise
+
+    def _misdirected(self, request: web.Request, want: tuple[str, ...]) -> web.Response | None:
+        host = request_host(request)
+        if host not in want:
+            self._record(request, status=421)
+            return web.json_response({"error": f"this path is served by {' or '.join(want)}, not {host}"},
+                                     status=421)
+        return None
+
+    async def index(self, request: web.Request) -> web.Response:
+        self._record(request, status=200)
+        return web.json_response({"service": "screenmeet-mock", "host": request_host(request)})
+
+    async def join(self, request: web.Request) -> web.Response:
+        if (bad := self._misdirected(request, API_HOSTS)) is not None:
+            return bad
+        try:
+            body = await request.json()
+            code = str(body["code"])
+        except (ValueError, KeyError, TypeError):
+            self._record(request, status=400)
+            return web.json_response({"error": "send JSON {\"code\": \"<session code>\"}"}, status=400)
+        if not code.strip():
+            self._record(request, status=400, code=self._secret(code))
+            return web.json_response({"error": "empty session code"}, status=400)
+        sid = secrets.token_hex(6)
+        self._record(request, status=200, code=self._secret(code), session=sid)
+        return web.json_response({"session_id": sid, "ws_path": f"/api/v1/sessions/{sid}/ws"})
+
+    async def register(self, request: web.Request) -> web.Response:
+        if (bad := self._misdirected(request, BEAM_HOSTS)) is not None:
+            return bad
+        auth = request.headers.get("Authorization", "")
+        if not auth.startswith("Bearer ") or not auth[7:].strip():
+            self._record(request, status=401, authorization=self._secret(auth) if auth else None)
+            return web.json_response({"error": "send Authorization: Bearer <agent token>"}, status=401)
+        aid = secrets.token_hex(6)
+        self._record(request, status=200, authorization=self._secret(auth), agent=aid)
+        return web.json_response({"agent_id": aid, "heartbeat_path": f"/beam/v1/agents/{aid}/heartbeat"})
+
+    async def _websocket(self, request: web.Request, want_host: tuple[str, ...], reply) -> web.StreamResponse:
+        if (bad := self._misdirected(request, want_host)) is not None:
+            return bad
+        ws = web.WebSocketResponse(heartbeat=None, max_msg_size=MAX_BODY)
+        try:
+            await ws.prepare(request)
+        except ConnectionError:  # the client hung up during the upgrade (aiohttp's reset error is one)
+            self._record(request, status=499, websocket=True, error="the client closed the connection during the upgrade")
+            return ws
+        self._record(request, status=101, websocket=True)
+        lane = self._lane(request)
+        count = 0
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                count += 1
+                self.journal.add(
+                    {"kind": "ws-message", "lane": lane, "host": request_host(request), "path": request.path,
+                     "direction": "client->server", "length": len(msg.data)}
+                )
+                await ws.send_str(reply(msg.data, count))
+        except ConnectionError:
+            pass  # the client went away mid-session: nothing to answer, nothing to log
+        return ws
+
+    async def session_ws(self, request: web.Request) -> web.StreamResponse:
+        return await self._websocket(request, API_HOSTS, lambda data, n: f"ack {n}")
+
+    async def heartbeat_ws(self, request: web.Request) -> web.StreamResponse:
+        return await self._websocket(request, BEAM_HOSTS, lambda data, n: f"pong {data}")
+
+
+def tls_context(cert: str, key: str, *, weak: bool = False) -> ssl.SSLContext:
+    """The server's TLS context; ``weak`` lets OpenSSL load SHA-1 and RSA-1024 certificates
+    (hostile sites must present them; security level 2 refuses to)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if weak:
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    ctx.load_cert_chain(cert, key)
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+async def serve(args: argparse.Namespace) -> None:
+    server = MockScreenMeet(show_secrets=args.show_secrets or os.environ.get("LAB_SHOW_SECRETS") == "1",
+                            journal_first_seq=args.journal_first_seq)
+    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    async def listen(ctx: ssl.SSLContext, wanted: list[int]) -> list[int]:
+        ports = []
+        for lane, port in enumerate(wanted):
+            site = web.TCPSite(runner, args.host, port, ssl_context=ctx, reuse_address=True)
+            await site.start()
+            actual = site._server.sockets[0].getsockname()[1]
+            server.lane_of_port[actual] = lane
+            ports.append(actual)
+        return ports
+
+    ports = await listen(tls_context(args.cert, args.key), args.ports)
+    # Hostile sites: the same service behind a bad certificate, one port per lane (harness.pki.hostile).
+    sites = {name: await listen(tls_context(s["cert"], s["key"], weak=True), [int(p) for p in s["ports"]])
+             for name, s in _read_sites(args.sites).items()}
+    admin_host, admin_port = resolve_bind(args.admin)
+    admin_runner, admin_url = await start_admin(server.journal, admin_host, admin_port, name="server")
+    announce_ready({"ready": {"ports": ports, "sites": sites, "host": args.host, "admin": admin_url}},
+                   args.ready_fd, args.ready_file)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await admin_runner.close()
+    await runner.cleanup()
+
+
+def _read_sites(path: str | None) -> dict:
+    """``--sites FILE``: ``{name: {"cert": PEM, "key": PEM, "ports": [port per lane]}}`` (JSON)."""
+    if not path:
+        return {}
+    import json
+
+    with open(path) as f:
+        return json.load(f)
+
+
+def _ports_arg(text: str) -> list[int]:
+    try:
+        return parse_ports(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m harness.server", description=__doc__.split("\n\n")[0])
+    p.add_argument("--cert", required=True, help="certificate chain PEM (leaf first)")
+    p.add_argument("--key", required=True, help="private key PEM")
+    p.add_argument("--host", default="127.0.0.1", help="address the TLS ports bind to")
+    p.add_argument("--ports", type=_ports_arg, default=[0], help="one TLS port per lane: 8443,8444 or 8443+2 (0 = free port)")
+    p.add_argument("--sites", help="JSON file of hostile sites: {name: {cert, key, ports}} (see harness.pki.hostile)")
+    p.add_argument("--admin", default="127.0.0.1:0", help="HOST:PORT of the journal endpoint (keep it loopback)")
+    p.add_argument("--ready-fd", type=int, help="write the ready report to this file descriptor instead of stdout")
+    p.add_argument("--ready-file", help="also write the ready report to this file (for container healthchecks)")
+    p.add_argument("--show-secrets", action="store_true", help="journal session codes and tokens instead of redacting them")
+    p.add_argument("--start-gate", action="store_true", help="wait for a line on stdin before reading files")
+    p.add_argument("--journal-first-seq", type=int, default=1,
+                   help="number of the first journal record (a restarted server continues above the old ones)")
+    args = p.parse_args(argv)
+    if args.start_gate:
+        sys.stdin.readline()
+    try:
+        asyncio.run(serve(args))
+    except OSError as e:
+        print(f"mock server: cannot listen ({e}); choose free ports or stop what uses them.", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,443 @@
+"""Bad input and broken peers through the real command line (subprocesses): each is answered
+with one sentence that says what is wrong and what to do, a non-zero exit and no traceback.
+
+Complements tests/cli/test_main.py (unknown scenario, bad lanes, missing pins, malformed
+proxy scheme, unwritable state dir for 'run') and tests/clients/test_reference_clients.py (in-process
+timeouts and garbage instead of TLS).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import ssl
+import threading
+import time
+
+import pytest
+
+from harness.pki.lab import LabPKI
+from tests.cli.test_main import ROOT, assert_one_sentence_error, harness
+
+# -- files: trust bundles, pins, CA files ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return LabPKI.generate(tmp_path_factory.mktemp("pki"))
+
+
+def bad_file(tmp_path, kind: str, pki):
+    path = tmp_path / f"{kind}.pem"
+    content = {
+        "garbage": os.urandom(512),
+        "empty": b"",
+        "truncated": b"-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n",
+        "key-only": pki.server_key.read_bytes(),
+        "text": b"this is not a certificate\n",
+    }.get(kind)
+    if kind == "directory":
+        path.mkdir()
+    elif kind != "missing":
+        path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize("kind,says", [
+    ("garbage", "holds no valid PEM certificate"),
+    ("empty", "holds no valid PEM certificate"),
+    ("truncated", "holds no valid PEM certificate"),
+    ("key-only", "holds no valid PEM certificate"),
+    ("missing", "does not exist"),
+    ("directory", "cannot be read"),
+])
+@pytest.mark.parametrize("client", ["beam", "attended"])
+def test_bad_trust_bundle(tmp_path, pki, kind, says, client):
+    trust = bad_file(tmp_path, kind, pki)
+    proc = harness(client, "--trust", str(trust), "--pins", str(pki.pins_file), "--no-proxy", "--once"
+                   if client == "beam" else "--no-proxy")
+    assert_one_sentence_error(proc, 2)
+    assert says in proc.stderr and str(trust) in proc.stderr and "harness pki" in proc.stderr
+
+
+@pytest.mark.parametrize("content,says", [
+    (b"sha256/" + b"A" * 22 + b"==\n", "decodes to 16 bytes, a SHA-256 pin has 32"),
+    (b"sha256/not*base64*at*all\n", "not valid base64"),
+    (b"# only a comment\n\n", "holds no pin"),
+    (b"", "holds no pin"),
+    (b"\xff\xfe\x00garbage", "cannot be read"),
+    (b"sha1/" + b"A" * 27 + b"=\n", "does not start with 'sha256/'"),
+])
+def test_malformed_pins_file(tmp_path, pki, content, says):
+    pins = tmp_path / "pins.txt"
+    pins.write_bytes(content)
+    proc = harness("beam", "--trust", str(pki.trust_public), "--pins", str(pins), "--no-proxy", "--once")
+    assert_one_sentence_error(proc, 2)
+    assert says in proc.stderr and str(pins) in proc.stderr
+
+
+def test_pins_file_is_a_directory(tmp_path, pki):
+    proc = harness("beam", "--trust", str(pki.trust_public), "--pins", str(tmp_path), "--once")
+    assert_one_sentence_error(proc, 2)
+    assert "cannot be read" in proc.stderr
+
+
+@pytest.mark.parametrize("content,says", [
+    ("cert-only", "holds no private key (a certificate without its key?)"),
+    ("garbage", "holds no valid PEM certificate"),
+    ("other-key", "does not belong to certificate"),
+])
+def test_proxy_with_a_bad_organisation_ca(tmp_path, pki, content, says):
+    """The proxy's CA file (mitmproxy-ca.pem in the confdir): not mitmproxy's traceback."""
+    confdir = tmp_path / "confdir"
+    confdir.mkdir()
+    data = {"cert-only": pki.org_ca.read_bytes(), "garbage": os.urandom(300),
+            "other-key": pki.server_key.read_bytes() + pki.org_ca.read_bytes()}[content]
+    (confdir / "mitmproxy-ca.pem").write_bytes(data)
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "harness.proxy", "--policies", str(ROOT / "fixtures" / "policies.toml"),
+                           "--confdir", str(confdir), "--base-port", "0"], capture_output=True, text=True, timeout=60,
+                          cwd=ROOT, stdin=subprocess.DEVNULL)
+    assert_one_sentence_error(proc, 2)
+    assert says in proc.stderr and "harness pki" in proc.stderr
+
+
+# -- names, URLs and the environment --------------------------------------------------------
+
+@pytest.mark.parametrize("command", ["up", "run", "pki"])
+def test_unknown_vendor(tmp_path, command):
+    if "--vendor" not in harness(command, "--help").stdout:
+        pytest.skip(f"'harness {command}' has no --vendor option")
+    proc = harness(command, "--vendor", "no-such-vendor", "--state-dir", str(tmp_path / "state"))
+    assert_one_sentence_error(proc, 2)
+    assert "unknown vendor 'no-such-vendor'; choose one of:" in proc.stderr
+
+
+@pytest.mark.parametrize("damage,says", [
+    ("key-is-a-cert", "holds no private key (a certificate without its key?)"),
+    ("ca-without-key", "holds no private key (a certificate without its key?)"),
+    ("corrupt-cert", "holds no valid PEM certificate"),
+    ("missing-pins", "pins file"),
+    ("other-key", "does not belong to certificate"),
+])
+def test_pki_check_names_the_broken_file(tmp_path, damage, says):
+    assert harness("pki", "--state-dir", str(tmp_path)).returncode == 0
+    ok = harness("pki", "--check", "--state-dir", str(tmp_path))
+    assert ok.returncode == 0 and "is complete" in ok.stdout
+    pki = tmp_path / "pki"
+    if damage == "key-is-a-cert":
+        (pki / "org-ca.key").write_bytes((pki / "org-ca.pem").read_bytes())
+    elif damage == "ca-without-key":
+        (pki / "mitmproxy" / "mitmproxy-ca.pem").write_bytes((pki / "org-ca.pem").read_bytes())
+    elif damage == "corrupt-cert":
+        (pki / "public-root.pem").write_bytes(b"-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n")
+    elif damage == "missing-pins":
+        (pki / "pins.txt").unlink()
+    else:
+        (pki / "server.key").write_bytes((pki / "server-backup.key").read_bytes())
+    proc = harness("pki", "--check", "--state-dir", str(tmp_path))
+    assert_one_sentence_error(proc, 2)
+    assert says in proc.stderr and "harness pki" in proc.stderr
+
+
+def test_pki_check_without_a_pki(tmp_path):
+    proc = harness("pki", "--check", "--state-dir", str(tmp_path))
+    assert_one_sentence_error(proc, 2)
+    assert "there is no lab PKI" in proc.stderr
+
+
+@pytest.mark.parametrize("proxy", ["http://127.0.0.1:notaport", "http://:8080", "http://127.0.0.1:99999",
+                                   "socks5://127.0.0.1:1080", "http://[::1"])
+def test_malformed_proxy_url(pki, proxy):
+    proc = harness("beam", "--proxy", proxy, "--pins", str(pki.pins_file), "--once")
+    assert_one_sentence_error(proc, 2)
+    assert "is malformed; write it as http://HOST:PORT" in proc.stderr
+
+
+@pytest.mark.parametrize("args,says", [
+    (["--url", "https://[::1"], "server URL 'https://[::1' is malformed"),
+    (["--url", "https://beam.screenmeet.com:0"], "is malformed; write it as https://HOST[:PORT]"),
+    (["--url", "https://bad host/"], "is malformed; write it as https://HOST[:PORT]"),
+    (["--connect-to", "127.0.0.1:99999"], "write it as HOST:PORT (port 1-65535)"),
+    (["--connect-to", "[::1"], "write it as HOST:PORT (port 1-65535)"),
+    (["--timeout", "-1"], "is not a number of seconds above 0"),
+    (["--timeout", "nan"], "is not a number of seconds above 0"),
+    (["--backoff-base", "-0.5"], "is not a number of seconds, 0 or more"),
+    (["--interval", "inf"], "is not a number of seconds, 0 or more"),
+    (["--retries", "-2"], "is not a whole number of 0 or more"),
+])
+def test_malformed_client_arguments(pki, args, says):
+    proc = harness("beam", *args, "--pins", str(pki.pins_file), "--no-proxy", "--once")
+    assert_one_sentence_error(proc, 2)
+    assert says in proc.stderr
+
+
+def test_malformed_https_proxy_environment(pki):
+    env = {**os.environ, "HTTPS_PROXY": "proxy.corp:eighty", "NO_PROXY": ""}
+    proc = harness("attended", "--pins", str(pki.pins_file), env=env)
+    assert_one_sentence_error(proc, 2)
+    assert "proxy URL 'proxy.corp:eighty' is malformed" in proc.stderr
+
+
+@pytest.mark.parametrize("command", ["up", "pki"])
+def test_unwritable_state_dir(tmp_path, command):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    proc = harness(command, "--state-dir", str(blocker / "state"))
+    assert_one_sentence_error(proc, 1)
+    assert "not writable" in proc.stderr and "--state-dir" in proc.stderr
+
+
+def test_compose_without_the_docker_command(tmp_path):
+    env = {**os.environ, "PATH": str(tmp_path)}  # an empty directory: no docker, no docker-compose
+    for args in (["up", "--lab", "compose", "--state-dir", str(tmp_path / "s")], ["down", "--lab", "compose"]):
+        proc = harness(*args, env=env)
+        assert_one_sentence_error(proc, 1)
+        assert "the docker command is not installed; install Docker Engine or use --lab local." in proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="needs the docker command (not an engine)")
+def test_compose_with_a_dead_docker_engine(tmp_path):
+    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"}
+    proc = harness("up", "--lab", "compose", "--state-dir", str(tmp_path / "s"), env=env, timeout=60)
+    assert_one_sentence_error(proc, 1)
+    assert "no Docker engine answers; start dockerd or use --lab local." in proc.stderr
+
+
+# -- ports ----------------------------------------------------------------------------------
+
+def test_base_port_already_in_use(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        proc = harness("up", "--base-port", str(port), "--lanes", "1", "--state-dir", str(tmp_path))
+    assert_one_sentence_error(proc, 1)
+    assert (f"port {port} on 127.0.0.1 (proxy listener tunnel lane 0) is already in use; "
+            "stop what uses it or choose another --base-port.") in proc.stderr
+
+
+@pytest.mark.parametrize("value,says", [("70000", "is not a port number"), ("http", "is not a port number"),
+                                        ("65530", "is outside 1-65535; choose a lower --base-port")])
+def test_base_port_out_of_range(tmp_path, value, says):
+    proc = harness("up", "--base-port", value, "--lanes", "2", "--state-dir", str(tmp_path))
+    assert_one_sentence_error(proc, 2)
+    assert says in proc.stderr
+
+
+def free_port_range(count: int) -> int:
+    """A base port below the ephemeral range with ``count`` free ports after it."""
+    for base in range(20000, 32000, 97):
+        socks = []
+        try:
+            for p in range(base, base + count):
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    pytest.skip("no free range of ports below 32000")
+
+
+@pytest.mark.slow
+def test_base_port_fixes_every_port(tmp_path):
+    from harness.model.scenarios import load_policies
+
+    policies = list(load_policies())
+    base = free_port_range(len(policies) + 3 + 40)  # + the hostile sites' ports, which follow
+    proc = harness("up", "--detach", "--policies", "all", "--base-port", str(base), "--lanes", "1",
+                   "--state-dir", str(tmp_path))
+    try:
+        assert proc.returncode == 0, proc.stderr
+        info = json.loads((tmp_path / "lab.json").read_text())
+        assert [info["proxies"][p][0] for p in policies] == [f"http://127.0.0.1:{base + i}" for i in range(len(policies))]
+        assert info["server_connect"] == [f"127.0.0.1:{base + len(policies)}"]
+        assert info["proxy_admin"] == f"http://127.0.0.1:{base + len(policies) + 1}"
+        assert info["server_admin"] == f"http://127.0.0.1:{base + len(policies) + 2}"
+        # A second lab on the same ports is refused with the sentence, not a proxy log line.
+        again = harness("up", "--base-port", str(base), "--lanes", "1", "--state-dir", str(tmp_path / "second"))
+        assert_one_sentence_error(again, 1)
+        assert "already in use" in again.stderr
+    finally:
+        assert harness("down", "--state-dir", str(tmp_path)).returncode == 0
+
+
+# -- broken peers: a server (or proxy) that answers garbage, too much, or nothing -------------
+
+class ScriptedServer:
+    """A TLS server with the genuine (pinned) certificate whose answers are scripted.
+
+    It serves at most ``max_connections`` connections and stops by itself after
+    ``lifetime`` seconds, whatever the client does.
+    """
+
+    def __init__(self, pki, script, *, tls: bool = True, max_connections: int = 2, lifetime: float = 10.0):
+        self.ctx = None
+        if tls:
+            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ctx.load_cert_chain(pki.server_chain, pki.server_key)
+        self.script = script
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)
+        self.port = self.listener.getsockname()[1]
+        self.end = time.monotonic() + lifetime
+        self.max_connections = max_connections
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        served = 0
+        while served < self.max_connections and time.monotonic() < self.end:
+            try:
+                conn, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            served += 1
+            conn.settimeout(max(0.1, self.end - time.monotonic()))
+            sock = conn
+            try:
+                sock = self.ctx.wrap_socket(conn, server_side=True) if self.ctx else conn
+                self.script(sock, served, self.end)
+            except (OSError, ssl.SSLError):
+                pass
+            finally:
+                sock.close()  # the TLS socket owns the descriptor once wrapped
+                conn.close()
+        self.listener.close()
+
+    def close(self):
+        self.end = 0
+        self.thread.join(5)
+
+
+def read_request(sock) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def answer(raw: bytes):
+    def script(sock, n, end):
+        read_request(sock)
+        sock.sendall(raw)
+    return script
+
+
+def oversized_body(sock, n, end):
+    read_request(sock)
+    sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 3000000\r\n\r\n")
+    chunk = b"x" * 65536
+    for _ in range(3000000 // len(chunk)):
+        sock.sendall(chunk)  # the client gives up after 1 MiB: then this raises and the script ends
+
+
+def silent(sock, n, end):
+    read_request(sock)
+    while time.monotonic() < end and sock.recv(1):  # until the client hangs up (or the lifetime ends)
+        pass
+
+
+def trickle(sock, n, end):
+    read_request(sock)
+    sock.sendall(b"HTTP/1.1 200 OK\r\n")
+    while time.monotonic() < end:
+        sock.sendall(b"X")
+        time.sleep(0.1)  # deliberate pacing: a server that drips one byte at a time
+
+
+def registers_then_bad_websocket(sock, n, end):
+    request = read_request(sock)
+    if n == 1:
+        body = json.dumps({"agent_id": "a1", "heartbeat_path": "/beam/v1/agents/a1/heartbeat"}).encode()
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                     b"Connection: close\r\n\r\n%s" % (len(body), body))
+    else:
+        assert b"Upgrade: websocket" in request or b"upgrade: websocket" in request.lower()
+        sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Accept: bm90LXRoZS1yaWdodC1rZXk=\r\n\r\n\x81\x05hello")
+
+
+BROKEN_SERVERS = {
+    "garbage": (answer(b"SSH-2.0-OpenSSH_9.6\r\n\x00\xff\xfe\r\n\r\n"), "is not valid HTTP"),
+    "oversized-body": (oversized_body, "is larger than 1048576 bytes; the server is broken or hostile"),
+    "oversized-headers": (answer(b"HTTP/1.1 200 OK\r\nX-Filler: " + b"a" * 200_000 + b"\r\n\r\n"), "is not valid HTTP"),
+    "not-json": (answer(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\n<html>"), "not JSON"),
+    "closes-without-answer": (answer(b""), "closed the connection without answering POST /beam/v1/agents/register"),
+    "silent": (silent, "timed out waiting for the answer to POST /beam/v1/agents/register"),
+    "trickle": (trickle, "timed out waiting for the answer to POST /beam/v1/agents/register (more than 1s)"),
+    "bad-websocket": (registers_then_bad_websocket, "WebSocket"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_SERVERS))
+def test_beam_against_a_broken_server(pki, case):
+    script, says = BROKEN_SERVERS[case]
+    server = ScriptedServer(pki, script)
+    try:
+        start = time.monotonic()
+        proc = harness("beam", "--trust", str(pki.trust_public), "--pins", str(pki.pins_file), "--no-proxy",
+                       "--connect-to", f"127.0.0.1:{server.port}", "--once", "--timeout", "1", "--token", "tok-X",
+                       timeout=30)
+        elapsed = time.monotonic() - start
+    finally:
+        server.close()
+    assert_one_sentence_error(proc, 6)
+    assert proc.stderr.startswith("ERROR: network error: ") and says in proc.stderr, proc.stderr
+    assert elapsed < 10, f"the client took {elapsed:.1f}s against a {case} server"
+
+
+def test_attended_against_a_silent_server(pki):
+    server = ScriptedServer(pki, silent)
+    try:
+        proc = harness("attended", "--trust", str(pki.trust_public), "--pins", str(pki.pins_file), "--no-proxy",
+                       "--connect-to", f"127.0.0.1:{server.port}", "--timeout", "0.5", timeout=30)
+    finally:
+        server.close()
+    assert_one_sentence_error(proc, 6)
+    assert "timed out waiting for the answer to POST /api/v1/sessions/join" in proc.stderr
+
+
+@pytest.mark.parametrize("case,script,says", [
+    ("silent", silent, "timed out waiting for the proxy's answer to CONNECT beam.screenmeet.com:443"),
+    ("trickle", trickle, "timed out waiting for the proxy's answer to CONNECT beam.screenmeet.com:443 (more than 1s)"),
+    ("garbage", answer(b"\x16\x03\x01 this is TLS, not HTTP\r\n\r\n"), "with something that is not HTTP"),
+])
+def test_beam_against_a_broken_proxy(pki, case, script, says):
+    proxy = ScriptedServer(pki, script, tls=False)
+    try:
+        proc = harness("beam", "--trust", str(pki.trust_public), "--pins", str(pki.pins_file),
+                       "--proxy", f"http://127.0.0.1:{proxy.port}", "--once", "--timeout", "1", timeout=30)
+    finally:
+        proxy.close()
+    assert_one_sentence_error(proc, 6)
+    assert says in proc.stderr, proc.stderr
+
+
+def cut_handshake(sock, n, end):
+    sock.recv(4096)  # the ClientHello; then hang up, as a proxy that restarts (or refuses) does
+
+
+@pytest.mark.parametrize("retries,events", [(["--once"], 0), (["--retries", "2"], 2)])
+def test_beam_retries_a_handshake_cut_off_then_calls_it_a_tls_failure(pki, retries, events):
+    server = ScriptedServer(pki, cut_handshake, tls=False, max_connections=3)
+    try:
+        proc = harness("beam", "--trust", str(pki.trust_public), "--pins", str(pki.pins_file), "--no-proxy",
+                       "--connect-to", f"127.0.0.1:{server.port}", "--timeout", "2", "--backoff-base", "0.01",
+                       "--backoff-cap", "0.02", *retries, timeout=30)
+    finally:
+        server.close()
+    assert proc.returncode == 4, proc.stderr
+    assert proc.stderr.count("retrying in") == events
+    assert proc.stderr.splitlines()[-1].startswith("ERROR: TLS verification failed for beam.screenmeet.com: "
+                                                  "TLS handshake failed")

@@ -1,0 +1,111 @@
+"""harness run --vendor / --all-vendors: the issuer check (pure) and the command line end to end."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.matrix.runner import CellResult
+from harness.model.scenarios import Scenario
+from harness.matrix.vendors import issuer_reasons, judge_vendor
+from harness.model.vendors import get_vendor
+from harness.model.verdict import Observation, Verdict
+
+ROOT = Path(__file__).resolve().parents[2]
+ZSCALER = get_vendor("zscaler")
+
+
+def cell(client="attended", outcome="declined", issuer=ZSCALER.issuing_cn, forged=None, output=None):
+    o = Observation(outcome=outcome, exit_code=3, issuer_seen=issuer, pin_match=False, warned=True, secure=None,
+                    intercepted=1, passed_through=0, client_handshakes_failed=0, decrypted_requests=0,
+                    credentials_at_proxy=(), server_requests=0, websocket_messages_at_proxy=0)
+    if output is None:
+        output = f"... Certificate Issuer: CN={issuer}. Are you sure you wish to continue?"
+    records = [{"kind": "connection", "action": "intercepted", "forged_issuer": forged or issuer}]
+    scenario = Scenario(name="inspected-decline", network="proxy", expect={client: outcome}, policy="inspect")
+    return CellResult(scenario, client, Verdict(outcome, o, ()), 0, 0.1, output, records, [])
+
+
+def test_the_vendors_issuer_passes_and_is_renamed():
+    judged = judge_vendor(cell(), ZSCALER)
+    assert judged.passed and judged.scenario.name == "zscaler/inspected-decline"
+
+
+def test_another_issuer_fails_with_reasons():
+    reasons = issuer_reasons(cell(issuer="Acme Corp TLS Inspection Root CA"), ZSCALER)
+    assert any("expected the zscaler issuer CN=Zscaler Intermediate Root CA" in r for r in reasons)
+    assert any("does not name Certificate Issuer" in r for r in reasons)
+    assert not judge_vendor(cell(issuer="Other CA"), ZSCALER).passed
+    # The proxy journal is checked too: a forged issuer other than the vendor's fails.
+    assert issuer_reasons(cell(forged="Other CA"), ZSCALER) == [
+        f"the proxy forged with Other CA, not CN={ZSCALER.issuing_cn}"]
+
+
+def test_cells_without_a_forged_handshake_are_not_checked():
+    assert issuer_reasons(cell(outcome="connected", issuer="Lab Public Intermediate CA"), ZSCALER) == []
+    assert issuer_reasons(cell(outcome="tls-error", issuer="Fortinet_CA_Untrusted"), ZSCALER) == []
+
+
+def harness(*args, env=None, timeout=180):
+    import os
+
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=timeout, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--vendor", "bluecoat"], "unknown vendor 'bluecoat'; choose one of:"),
+    (["--vendor", "zscaler", "--all-vendors"], "give --vendor NAME or --all-vendors, not both."),
+    (["--vendor", "zscaler", "--lab", "compose"], "vendor profiles run on the local lab"),
+])
+def test_bad_vendor_options_are_one_sentence(tmp_path, args, needle):
+    proc = harness("run", *args, "--state-dir", str(tmp_path))
+    assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_vendor_and_org_cn_conflict(tmp_path):
+    proc = harness("up", "--vendor", "zscaler", "--org-cn", "Mine", "--state-dir", str(tmp_path))
+    assert proc.returncode == 2 and "names the inspection CA itself; drop --org-cn" in proc.stderr
+
+
+def test_run_one_vendor(tmp_path):
+    proc = harness("run", "--vendor", "fortinet", "--scenario", "inspected-continue", "--scenario",
+                   "untrusted-upstream", "--json", "--state-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    cells = {(c["scenario"], c["client"]): c for c in doc["cells"]}
+    assert cells[("fortinet/inspected-continue", "attended")]["issuer_seen"] == "FortiGate CA"
+    # Fortinet re-signs untrusted upstreams as untrusted: a TLS error, not the default vendor's decline.
+    assert cells[("fortinet/untrusted-upstream", "attended")]["observed"] == "tls-error"
+    assert doc["lab"]["vendors"]["fortinet"]["org_issuer_cn"] == "FortiGate CA"
+
+
+def test_all_vendors_runs_one_lab_per_vendor(tmp_path):
+    fixtures = tmp_path / "fixtures"
+    fixtures.mkdir()
+    for name in ("policies.toml", "scenarios.toml"):
+        shutil.copy(ROOT / "fixtures" / name, fixtures / name)
+    text = (ROOT / "fixtures" / "vendors.toml").read_text()
+    keep = [block for block in text.split("\n[vendor.") if block.startswith(("generic", "forcepoint"))]
+    (fixtures / "vendors.toml").write_text("".join("\n[vendor." + b for b in keep))
+    proc = harness("run", "--all-vendors", "--scenario", "inspected-decline", "--scenario", "untrusted-upstream",
+                   "--state-dir", str(tmp_path / "s"), env={"HARNESS_FIXTURES": str(fixtures)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "8 passed, 0 failed" in proc.stdout
+    for line in ("generic/untrusted-upstream      attended  declined", "forcepoint/untrusted-upstream   attended  tls-error"):
+        assert " ".join(line.split()) in " ".join(proc.stdout.split())
+    assert "Acme Corp Client Protection CA" in proc.stdout
+
+
+def test_pki_with_a_vendor(tmp_path):
+    proc = harness("pki", "--vendor", "cisco-umbrella", "--state-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    from harness.pki.lab import LabPKI
+    from harness.pki.ca import load_certificate
+
+    pki = LabPKI.load(tmp_path)
+    assert pki.org_issuer_cn == "Cisco Umbrella Secondary SubCA ams-SG"
+    assert load_certificate(pki.org_ca).subject.rfc4514_string() == "O=Cisco,CN=Cisco Umbrella Root CA"

@@ -1,0 +1,344 @@
+"""Tests for harness.model.policy: host patterns and inspection decisions, without mitmproxy.
+
+Matching is anchored on label boundaries, unlike mitmproxy's ``ignore_hosts``
+(an unanchored ``re.search``); the contrast is shown next to each lookalike.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import assume, example, given
+from hypothesis import strategies as st
+
+from harness.model.policy import INTERCEPT, PASS_THROUGH, HostPattern, Policy, is_lab_host, normalize_host
+
+LOOKALIKES = [
+    "notscreenmeet.com",
+    "screenmeet.com.evil.example",
+    "api.screenmeet.com.evil.example",
+    "screenmeet.co",
+    "screenmeet.com-evil.example",
+    "evilscreenmeet.com",
+    "screenmeet.comm",
+]
+
+
+# -- normalize_host ------------------------------------------------------------
+
+@pytest.mark.parametrize("raw, normal", [
+    ("API.ScreenMeet.COM", "api.screenmeet.com"),
+    ("api.screenmeet.com.", "api.screenmeet.com"),
+    ("  api.screenmeet.com  ", "api.screenmeet.com"),
+    ("[::1]", "::1"),
+    ("[2001:DB8::1]", "2001:db8::1"),
+])
+def test_normalize_host(raw, normal):
+    assert normalize_host(raw) == normal
+
+
+def test_normalize_host_strips_only_one_trailing_dot():
+    assert normalize_host("api.screenmeet.com..") == "api.screenmeet.com."
+
+
+# -- exact patterns ---------------------------------------------------------------
+
+def test_exact_pattern_matches_only_that_name():
+    p = HostPattern.parse("api.screenmeet.com")
+    assert not p.wildcard and p.suffix == "api.screenmeet.com"
+    assert p.matches("api.screenmeet.com")
+    assert not p.matches("beam.screenmeet.com")
+    assert not p.matches("screenmeet.com")
+    assert not p.matches("x.api.screenmeet.com")
+
+
+@pytest.mark.parametrize("host", ["API.SCREENMEET.COM", "Api.ScreenMeet.Com", "api.screenmeet.com.",
+                                  "API.screenmeet.com.", " api.screenmeet.com "])
+def test_exact_pattern_is_case_insensitive_and_ignores_trailing_dot(host):
+    assert HostPattern.parse("api.screenmeet.com").matches(host)
+    assert HostPattern.parse("API.ScreenMeet.com.").matches(host)
+
+
+def test_apex_pattern_does_not_cover_subdomains():
+    p = HostPattern.parse("screenmeet.com")
+    assert p.matches("screenmeet.com")
+    assert not p.matches("api.screenmeet.com")
+    assert not p.matches("beam.screenmeet.com")
+
+
+@pytest.mark.parametrize("host", LOOKALIKES)
+def test_exact_pattern_never_matches_lookalikes(host):
+    assert not HostPattern.parse("screenmeet.com").matches(host)
+
+
+def test_mitmproxy_ignore_hosts_regex_would_match_lookalikes():
+    # The contrast: mitmproxy's ignore_hosts does re.search, unanchored.
+    assert re.search("screenmeet.com", "notscreenmeet.com")
+    assert re.search("screenmeet.com", "screenmeet.com.evil.example")
+    assert not HostPattern.parse("screenmeet.com").matches("notscreenmeet.com")
+    assert not HostPattern.parse("*.screenmeet.com").matches("screenmeet.com.evil.example")
+
+
+def test_str_is_the_original_text():
+    assert str(HostPattern.parse("*.ScreenMeet.com.")) == "*.ScreenMeet.com."
+
+
+# -- wildcard patterns -------------------------------------------------------------
+
+@pytest.mark.parametrize("host", ["api.screenmeet.com", "beam.screenmeet.com", "a.b.c.screenmeet.com",
+                                  "BEAM.SCREENMEET.COM", "beam.screenmeet.com."])
+def test_wildcard_matches_subdomains_at_any_depth(host):
+    p = HostPattern.parse("*.screenmeet.com")
+    assert p.wildcard and p.suffix == "screenmeet.com"
+    assert p.matches(host)
+
+
+@pytest.mark.parametrize("host", ["screenmeet.com", "SCREENMEET.COM", "screenmeet.com.", ".screenmeet.com",
+                                  "scrn.mt", "api.scrn.mt", "", "com"] + LOOKALIKES)
+def test_wildcard_does_not_match_apex_or_lookalikes(host):
+    assert not HostPattern.parse("*.screenmeet.com").matches(host)
+
+
+def test_wildcard_pattern_is_case_insensitive():
+    p = HostPattern.parse("*.SCREENMEET.Com")
+    assert p.suffix == "screenmeet.com"
+    assert p.matches("api.screenmeet.com")
+    assert not p.matches("screenmeet.com")
+
+
+# -- IP patterns ---------------------------------------------------------------------
+
+def test_ip_pattern_matches_only_that_literal():
+    p = HostPattern.parse("192.0.2.10")
+    assert not p.wildcard
+    assert p.matches("192.0.2.10")
+    assert not p.matches("192.0.2.100")
+    assert not p.matches("api.screenmeet.com")  # a name never matches an IP exception
+
+
+def test_ipv6_pattern_matches_any_spelling_of_the_address():
+    p = HostPattern.parse("[2001:db8::1]")
+    assert p.suffix == "2001:db8::1"
+    assert p.matches("2001:DB8:0:0:0:0:0:1")
+    assert p.matches("[2001:db8::1]")
+    assert not p.matches("2001:db8::2")
+
+
+def test_name_patterns_never_match_an_ip_literal():
+    # '*.0.2.10' parses as a name pattern; it must not cover the address 192.0.2.10.
+    assert not HostPattern.parse("*.0.2.10").matches("192.0.2.10")
+    assert not HostPattern.parse("2.10").matches("0.0.2.10")
+    assert HostPattern.parse("*.0.2.10").matches("x.0.2.10")
+
+
+# -- invalid patterns ------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, reason", [
+    ("", "is empty"),
+    ("   ", "is empty"),
+    (".", "is empty"),
+    ("*", "'*' is only allowed as the whole leftmost label"),
+    ("api.*.screenmeet.com", "'*' is only allowed as the whole leftmost label"),
+    ("*.*.screenmeet.com", "'*' is only allowed as the whole leftmost label"),
+    ("*screenmeet.com", "'*' is only allowed as the whole leftmost label"),
+    ("**.screenmeet.com", "'*' is only allowed as the whole leftmost label"),
+    ("*.com", "too broad"),
+    ("api..screenmeet.com", "labels are letters, digits and inner hyphens"),
+    ("-api.screenmeet.com", "labels are letters, digits and inner hyphens"),
+    ("api-.screenmeet.com", "labels are letters, digits and inner hyphens"),
+    ("api_x.screenmeet.com", "labels are letters, digits and inner hyphens"),
+    ("a" * 64 + ".screenmeet.com", "labels are letters, digits and inner hyphens"),
+    ("https://screenmeet.com", "labels are letters, digits and inner hyphens"),
+    ("screenmeet.com:443", "labels are letters, digits and inner hyphens"),
+    ("screenmeet.com/path", "labels are letters, digits and inner hyphens"),
+    ("api screenmeet.com", "labels are letters, digits and inner hyphens"),
+])
+def test_invalid_patterns_raise_value_error_with_a_sentence(text, reason):
+    with pytest.raises(ValueError) as info:
+        HostPattern.parse(text)
+    message = str(info.value)
+    assert reason in message
+    assert "\n" not in message
+    if text.strip(" ."):
+        assert repr(text) in message  # names the bad pattern
+
+
+def test_longest_valid_label_is_accepted():
+    assert HostPattern.parse("a" * 63 + ".screenmeet.com").matches("A" * 63 + ".screenmeet.com")
+
+
+@pytest.mark.parametrize("text", ["api\n.screenmeet.com", "*.screenmeet\n.com", "api.screenmeet.com\n.x"])
+def test_newline_inside_a_pattern_is_rejected(text):
+    # A regex '$' would also match before a trailing newline: labels must match in full.
+    with pytest.raises(ValueError, match="labels are letters, digits and inner hyphens"):
+        HostPattern.parse(text)
+
+
+# -- Policy ------------------------------------------------------------------------------
+
+def test_tunnel_policy_never_intercepts():
+    p = Policy("tunnel", mode="tunnel")
+    for host in ("api.screenmeet.com", "example.org", None, ""):
+        assert p.decide(host) == PASS_THROUGH
+
+
+def test_inspect_policy_without_exceptions_intercepts_everything():
+    p = Policy("inspect")
+    assert p.mode == "inspect"
+    for host in ("api.screenmeet.com", "screenmeet.com", "example.org", None, ""):
+        assert p.decide(host) == INTERCEPT
+        assert p.exception_for(host) is None
+
+
+def test_inspect_policy_passes_through_exceptions_only():
+    p = Policy("exception-wildcard", exceptions=(HostPattern.parse("*.screenmeet.com"),))
+    assert p.decide("beam.screenmeet.com") == PASS_THROUGH
+    assert p.decide("API.screenmeet.com.") == PASS_THROUGH
+    assert p.exception_for("beam.screenmeet.com").text == "*.screenmeet.com"
+    assert p.decide("screenmeet.com") == INTERCEPT
+    assert p.decide("notscreenmeet.com") == INTERCEPT
+    assert p.decide("screenmeet.com.evil.example") == INTERCEPT
+    assert p.decide(None) == INTERCEPT  # no SNI and no CONNECT host: nothing to except
+
+
+def test_exception_for_returns_the_first_matching_pattern():
+    p = Policy.from_dict("both", {"exceptions": ["api.screenmeet.com", "*.screenmeet.com", "screenmeet.com"]})
+    assert p.exception_for("api.screenmeet.com").text == "api.screenmeet.com"
+    assert p.exception_for("beam.screenmeet.com").text == "*.screenmeet.com"
+    assert p.exception_for("screenmeet.com").text == "screenmeet.com"
+    assert p.exception_for("scrn.mt") is None
+
+
+def test_partial_exception_is_decided_by_host():
+    p = Policy.from_dict("exception-api", {"mode": "inspect", "exceptions": ["api.screenmeet.com"]})
+    assert p.decide("api.screenmeet.com") == PASS_THROUGH
+    assert p.decide("beam.screenmeet.com") == INTERCEPT
+
+
+def test_from_dict_and_to_dict_round_trip():
+    data = {"mode": "inspect", "exceptions": ["*.screenmeet.com", "192.0.2.10"], "description": "fix"}
+    p = Policy.from_dict("x", data)
+    assert p.name == "x" and p.description == "fix"
+    assert [e.text for e in p.exceptions] == ["*.screenmeet.com", "192.0.2.10"]
+    assert p.to_dict() == data
+    assert Policy.from_dict("x", p.to_dict()) == p
+
+
+def test_from_dict_defaults_to_inspect():
+    p = Policy.from_dict("x", {})
+    assert p.mode == "inspect" and p.exceptions == () and p.description == ""
+
+
+def test_from_dict_rejects_unknown_keys():
+    with pytest.raises(ValueError, match=r"policy 'x' has unknown keys \['exception'\]; known: mode, exceptions"):
+        Policy.from_dict("x", {"exception": ["*.screenmeet.com"]})
+
+
+@pytest.mark.parametrize("mode", ["decrypt", "Inspect", "", None])
+def test_invalid_mode_names_the_valid_modes(mode):
+    with pytest.raises(ValueError, match=r"policy 'x' has mode .*; valid modes: tunnel, inspect"):
+        Policy.from_dict("x", {"mode": mode})
+    with pytest.raises(ValueError, match="valid modes"):
+        Policy("x", mode=mode)
+
+
+def test_from_dict_rejects_exceptions_that_are_not_a_list():
+    with pytest.raises(ValueError, match="'exceptions' must be a list"):
+        Policy.from_dict("x", {"exceptions": "*.screenmeet.com"})
+
+
+def test_from_dict_rejects_a_bad_pattern():
+    with pytest.raises(ValueError, match="too broad"):
+        Policy.from_dict("x", {"exceptions": ["*.com"]})
+
+
+# -- is_lab_host ---------------------------------------------------------------------------
+
+DOMAINS = ("screenmeet.com", "scrn.mt")
+
+
+@pytest.mark.parametrize("host", ["screenmeet.com", "api.screenmeet.com", "A.B.SCREENMEET.COM.", "scrn.mt",
+                                  "x.scrn.mt"])
+def test_is_lab_host_accepts_lab_domains_and_below(host):
+    assert is_lab_host(host, DOMAINS)
+
+
+@pytest.mark.parametrize("host", LOOKALIKES + ["example.org", "mt", "", None, "notscrn.mt"])
+def test_is_lab_host_rejects_everything_else(host):
+    assert not is_lab_host(host, DOMAINS)
+
+
+def test_is_lab_host_with_no_domains():
+    assert not is_lab_host("screenmeet.com", ())
+
+
+# -- properties --------------------------------------------------------------------------------
+
+LABEL = st.from_regex(r"\A[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
+DOMAIN = st.lists(LABEL, min_size=2, max_size=4).map(".".join)
+
+
+@given(st.text())
+@example("*.")
+@example("[")
+@example("[]")
+@example("*.\u0130.com")
+@example("fe80::1%eth0")
+@example("\x00")
+def test_parse_raises_only_value_error(text):
+    try:
+        p = HostPattern.parse(text)
+    except ValueError:
+        return
+    assert isinstance(p.matches(text), bool)
+
+
+@given(sub=LABEL, domain=DOMAIN)
+def test_wildcard_matches_below_the_domain_but_not_the_domain(sub, domain):
+    assume(not all(label.isdigit() for label in domain.split(".")))  # not an IP literal
+    p = HostPattern.parse("*." + domain)
+    assert p.matches(sub + "." + domain)
+    assert p.matches(sub.upper() + "." + domain.upper() + ".")
+    assert not p.matches(domain)
+    assert not p.matches(sub + domain)  # a lookalike prefix, no label boundary
+
+
+@given(name=DOMAIN, other=LABEL)
+def test_exact_pattern_matches_only_itself(name, other):
+    p = HostPattern.parse(name)
+    assert p.matches(name)
+    assert not p.matches(other + "." + name)
+    assert not p.matches(other + name)
+
+
+# -- tuning keys (issue 5): upstream site, forged case, untrusted action, leaf key, TLS versions ----
+
+def test_tuning_keys_round_trip():
+    data = {"mode": "inspect", "upstream": "untrusted-root", "untrusted_upstream": "pass-through",
+            "leaf_key": "ec-256", "tls_min": "1.2", "tls_max": "1.3", "forge": "sha1", "exceptions": [],
+            "description": ""}
+    p = Policy.from_dict("p", data)
+    assert Policy.from_dict("p", p.to_dict()) == p and p.to_dict() == data
+    # Untuned policies keep their short form.
+    assert Policy("q").to_dict() == {"mode": "inspect", "exceptions": [], "description": ""}
+
+
+@pytest.mark.parametrize("data,must_contain", [
+    ({"upstream": "revoked"}, "upstream = 'revoked' is not one of expired"),
+    ({"forge": "nice"}, "forge = 'nice' is not one of"),
+    ({"mode": "tunnel", "forge": "expired"}, "forge applies to mode = \"inspect\" only"),
+    ({"mode": "tunnel", "tls_max": "1.2"}, "tls_max applies to mode = \"inspect\" only"),
+    ({"untrusted_upstream": "pray"}, "untrusted_upstream = 'pray' is not one of block-page"),
+    ({"leaf_key": "dsa"}, "leaf_key = 'dsa' is not one of ca-key"),
+    ({"tls_min": "1.3", "tls_max": "1.2"}, "tls_min 1.3 is above tls_max 1.2"),
+    ({"tls_max": "1.1"}, "tls_max = '1.1' is not one of 1.2, 1.3"),
+])
+def test_bad_tuning_is_one_sentence(data, must_contain):
+    with pytest.raises(ValueError) as info:
+        Policy.from_dict("p", data)
+    assert must_contain in str(info.value) and "'p'" in str(info.value)
+
+
+def test_a_tunnel_may_lead_to_a_hostile_site():
+    assert Policy.from_dict("t", {"mode": "tunnel", "upstream": "expired"}).decide("api.screenmeet.com") == PASS_THROUGH

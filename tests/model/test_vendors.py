@@ -1,0 +1,182 @@
+"""Vendor profiles: the shipped data, its citations, the loader's one-sentence errors, CA shapes."""
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+from harness.errors import BadFileError, UnknownNameError
+from harness.model.vendors import ACTIONS, SOURCE_KINDS, get_vendor, load_vendors, parse_key
+from harness.pki.lab import vendor_cas
+
+REQUIRED = ["zscaler", "palo-alto", "fortinet", "netskope", "cisco-umbrella", "cisco-wsa",
+            "symantec-bluecoat", "forcepoint", "generic"]
+VENDORS = load_vendors()
+
+GOOD = '''
+[vendor.acme]
+product = "Acme Filter"
+issuer_cn = "Acme Filter CA"
+chain = "root"
+key = "ec-256"
+leaf_key = "ec-256"
+leaf_validity = 7
+untrusted_upstream = "block-page"
+
+[vendor.acme.source]
+issuer_cn = "lab: made up"
+chain = "lab: made up"
+key = "lab: made up"
+leaf_key = "lab: made up"
+leaf_validity = "sample: made up"
+untrusted_upstream = "doc: made up"
+'''
+
+
+def write(tmp_path, text):
+    path = tmp_path / "vendors.toml"
+    path.write_text(text)
+    return path
+
+
+def test_every_required_vendor_is_shipped():
+    assert set(REQUIRED) <= set(VENDORS)
+
+
+@pytest.mark.parametrize("name", REQUIRED)
+def test_every_value_cites_a_source_of_a_known_kind(name):
+    v = VENDORS[name]
+    values = {k: val for k, val in v.to_dict().items() if k not in ("name", "product", "sources") and val is not None}
+    assert set(values) == set(v.sources), f"{name}: values and sources differ"
+    for key in values:
+        assert v.source_kind(key) in SOURCE_KINDS
+        assert len(v.sources[key].split(":", 1)[1].strip()) > 5, f"{name}.{key}: an empty citation"
+
+
+def test_the_sources_tell_samples_and_lab_choices_from_documentation():
+    kinds = {v.source_kind(k) for v in VENDORS.values() for k in v.sources}
+    assert kinds == set(SOURCE_KINDS)
+    # Facts from VENDORS.md keep their kind: Zscaler's intermediate CN is a captured sample,
+    # PAN-OS's copied validity is documented, the generic profile's name is the lab's own.
+    assert VENDORS["zscaler"].source_kind("issuer_cn") == "sample"
+    assert VENDORS["palo-alto"].source_kind("leaf_validity") == "doc"
+    assert VENDORS["generic"].source_kind("issuer_cn") == "lab"
+
+
+def test_profiles_carry_the_public_facts():
+    z, p, f, w = VENDORS["zscaler"], VENDORS["palo-alto"], VENDORS["fortinet"], VENDORS["cisco-wsa"]
+    assert (z.root_cn, z.root_o, z.chain, z.key, z.leaf_validity) == ("Zscaler Root CA", "Zscaler Inc.", "intermediate",
+                                                                     "rsa-2048", 14)
+    assert z.issuing_cn == "Zscaler Intermediate Root CA (zscalerthree.net) (t)"
+    assert (p.leaf_validity, p.untrusted_upstream) == ("copy", "re-sign-untrusted")
+    assert f.untrusted_cn == "Fortinet_CA_Untrusted"
+    assert w.untrusted_cn == "Untrusted Certificate Warning"
+    assert VENDORS["forcepoint"].untrusted_upstream == "self-signed"
+    assert VENDORS["cisco-umbrella"].block_page == "515 Upstream Certificate Untrusted"
+    assert VENDORS["netskope"].root_cn == "caadmin.netskope.com"
+    # The generic profile is the lab's default: mitmproxy's own forging, the default org CA.
+    g = VENDORS["generic"]
+    assert (g.issuing_cn, g.leaf_key, g.leaf_validity, g.block_page) == (
+        "Acme Corp TLS Inspection Root CA", "ca-key", "engine", None)
+
+
+def test_the_shipped_set_covers_every_action_but_the_lab_only_ones():
+    used = {v.untrusted_upstream for v in VENDORS.values()}
+    assert used == {"block-page", "re-sign-untrusted", "self-signed"}
+    assert used <= set(ACTIONS)
+
+
+def test_get_vendor_and_unknown_name():
+    assert get_vendor("zscaler") == VENDORS["zscaler"]
+    with pytest.raises(UnknownNameError) as info:
+        get_vendor("bluecoat")
+    assert str(info.value).startswith("unknown vendor 'bluecoat'; choose one of: ")
+    assert "symantec-bluecoat" in str(info.value) and info.value.exit_code == 2
+
+
+def test_a_minimal_profile_loads(tmp_path):
+    v = load_vendors(write(tmp_path, GOOD))["acme"]
+    assert (v.issuing_cn, v.chain, v.leaf_validity, v.untrusted_cn) == (
+        "Acme Filter CA", "root", 7, "Acme Corp Untrusted Issuer CA")
+    assert v.source_kind("leaf_validity") == "sample"
+
+
+@pytest.mark.parametrize("change,must_contain", [
+    (('leaf_validity = "sample: made up"\n', ''), "leaf_validity needs a source"),
+    (('key = "lab: made up"', 'key = "a web page"'), "key needs a source"),
+    (('key = "lab: made up"', 'key = "rumour: made up"'), "key needs a source"),
+    (('chain = "root"', 'chain = "tree"'), "chain = 'tree' is not root or intermediate"),
+    (('key = "ec-256"', 'key = "dsa-1024"'), "key = 'dsa-1024' is not rsa-2048"),
+    (('leaf_validity = 7', 'leaf_validity = 0'), "leaf_validity = 0 is not a number of days"),
+    (('leaf_validity = 7', 'leaf_validity = "forever"'), "leaf_validity = 'forever'"),
+    (('untrusted_upstream = "block-page"', 'untrusted_upstream = "shrug"'), "untrusted_upstream = 'shrug' is not"),
+    (('issuer_cn = "Acme Filter CA"\n', ''), "lacks 'issuer_cn'"),
+    (('product = "Acme Filter"', 'product = "Acme"\ncolour = "red"'), "unknown keys ['colour']"),
+    (('chain = "root"', 'chain = "intermediate"'), "needs root_cn"),
+    (('untrusted_upstream = "block-page"', 'untrusted_upstream = "re-sign-untrusted"'), "needs untrusted_issuer_cn"),
+    (('leaf_key = "lab: made up"', 'leaf_key = "lab: made up"\nblock_page = "lab: x"'),
+     "sources given for keys it does not set: block_page"),
+])
+def test_bad_profiles_are_one_sentence(tmp_path, change, must_contain):
+    old, new = change
+    assert old in GOOD
+    with pytest.raises(BadFileError) as info:
+        load_vendors(write(tmp_path, GOOD.replace(old, new)))
+    text = str(info.value)
+    assert must_contain in text and str(tmp_path) in text and "'acme'" in text
+    assert text.endswith(".") and "\n" not in text
+
+
+def test_block_page_fields_belong_to_block_page(tmp_path):
+    text = GOOD.replace('untrusted_upstream = "block-page"', 'untrusted_upstream = "self-signed"\nblock_status = 403\n'
+                        'block_page = "No"').replace('untrusted_upstream = "doc: made up"',
+                                                    'untrusted_upstream = "doc: x"\nblock_status = "lab: x"\nblock_page = "lab: x"')
+    with pytest.raises(BadFileError, match="apply to untrusted_upstream = \"block-page\" only"):
+        load_vendors(write(tmp_path, text))
+
+
+def test_missing_empty_and_broken_files(tmp_path):
+    with pytest.raises(BadFileError, match="does not exist"):
+        load_vendors(tmp_path / "nope.toml")
+    with pytest.raises(BadFileError, match="defines no vendor"):
+        load_vendors(write(tmp_path, "# nothing\n"))
+    with pytest.raises(BadFileError, match="is not valid TOML"):
+        load_vendors(write(tmp_path, "[vendor.x\n"))
+    with pytest.raises(BadFileError, match="must be a \\[vendor.x\\] table"):
+        load_vendors(write(tmp_path, "vendor.x = 3\n"))
+
+
+def test_parse_key():
+    assert parse_key("rsa-2048") == ("rsa", 2048)
+    assert parse_key("ec-384") == ("ec", 384)
+
+
+def _cn(name: x509.Name) -> str:
+    return name.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+
+
+def test_build_cas_intermediate_shape():
+    root, signer, untrusted = vendor_cas(VENDORS["zscaler"])
+    assert _cn(root.cert.subject) == "Zscaler Root CA" and root.cert.subject == root.cert.issuer
+    assert _cn(signer.cert.subject) == "Zscaler Intermediate Root CA (zscalerthree.net) (t)"
+    assert signer.cert.issuer == root.cert.subject and signer.parent is root
+    signer.cert.verify_directly_issued_by(root.cert)
+    assert isinstance(root.private_key, rsa.RSAPrivateKey) and root.private_key.key_size == 2048
+    assert signer.cert.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length == 0
+    # Name-constrained to the lab's domains, as every lab CA (DESIGN.md section 7).
+    assert signer.cert.extensions.get_extension_for_class(x509.NameConstraints).critical
+    assert _cn(untrusted.cert.subject) == "Acme Corp Untrusted Issuer CA"
+
+
+def test_build_cas_root_shape_and_untrusted_name():
+    root, signer, untrusted = vendor_cas(VENDORS["fortinet"], name_constraints=False)
+    assert root is signer and _cn(root.cert.subject) == "FortiGate CA"
+    assert _cn(untrusted.cert.subject) == "Fortinet_CA_Untrusted" and untrusted.cert.subject == untrusted.cert.issuer
+    with pytest.raises(x509.ExtensionNotFound):
+        root.cert.extensions.get_extension_for_class(x509.NameConstraints)
+
+
+def test_build_cas_key_type_follows_the_profile(tmp_path):
+    v = load_vendors(write(tmp_path, GOOD))["acme"]
+    root, _, _ = vendor_cas(v)
+    assert isinstance(root.private_key, ec.EllipticCurvePrivateKey) and root.private_key.curve.key_size == 256

@@ -1,0 +1,206 @@
+"""Reports from real cells: the redacted document, JUnit XML, and the HTML page as headless Chromium shows it."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import xml.etree.ElementTree as ET
+import zlib
+from dataclasses import replace
+
+import pytest
+
+from harness.reports.report import REDACTED, redact, to_document, to_junit, write_reports
+from harness.reports.html import to_html
+
+
+@pytest.fixture(scope="module")
+def cells(lab_runner, lab_scenarios, lab_clients):
+    """Real cells from the test lab (which journals credentials in clear): every kind of outcome, one failure."""
+    run = lab_runner.run_cell
+    s = lab_scenarios
+    mislabelled = replace(lab_clients["curl-pinned"], name="mislabelled", policy="unpinned")
+    return [
+        run(s["direct"], "beam"),
+        run(s["inspected-continue"], "beam"),
+        run(s["inspected-continue"], "attended"),
+        run(s["inspected-continue"], lab_clients["curl-pinned"]),
+        run(s["inspected-continue"], lab_clients["curl-unpinned"]),
+        run(s["inspected-untrusted-ca"], lab_clients["curl-pinned"]),
+        run(s["exception-wildcard"], lab_clients["curl-pinned"]),
+        run(s["inspected-continue"], mislabelled),
+    ]
+
+
+def test_redact():
+    doc = {"a": "token s3cr3t here", "headers": {"Authorization": "Bearer s3cr3t", "accept": "*/*"},
+           "code": "123456", "exit_code": 5, "list": ["s3cr3t", 1], "empty_code": {"code": None}}
+    assert redact(doc, {"s3cr3t"}) == {
+        "a": f"token {REDACTED} here", "headers": {"Authorization": REDACTED, "accept": "*/*"},
+        "code": REDACTED, "exit_code": 5, "list": [REDACTED, 1], "empty_code": {"code": None}}
+
+
+def test_document_redacts_unless_asked(cells):
+    unpinned = cells[4]
+    assert unpinned.secret in json.dumps(unpinned.proxy_records)  # the lab journals it in clear ...
+    assert "authorization" in unpinned.verdict.observation.credentials_at_proxy
+    redacted = json.dumps(to_document(cells))
+    assert not any(c.secret in redacted for c in cells)  # ... the report does not
+    assert to_document(cells)["secrets_shown"] is False
+    shown = json.dumps(to_document(cells, show_secrets=True))
+    assert unpinned.secret in shown
+
+
+def test_junit(cells):
+    root = ET.fromstring(to_junit(to_document(cells, seconds=1.5)))
+    suite = root.find("testsuite")
+    cases = suite.findall("testcase")
+    assert (suite.get("tests"), suite.get("failures")) == (str(len(cells)), "1")
+    assert [(c.get("classname"), c.get("name")) for c in cases][:2] == [("tls-lab.direct", "beam"),
+                                                                     ("tls-lab.inspected-continue", "beam")]
+    failed = [c for c in cases if c.find("failure") is not None]
+    assert [c.get("name") for c in failed] == ["mislabelled"]
+    assert "the proxy decrypted no request" in failed[0].find("failure").text
+    out = cases[4].find("system-out").text
+    assert "read: POST beam.screenmeet.com/beam/v1/agents/register -> 200 carrying authorization" in out
+    assert cells[4].secret not in ET.tostring(root, encoding="unicode")
+
+
+def test_junit_survives_control_characters(cells):
+    doc = to_document(cells[:1])
+    doc["cells"][0]["output"] = "\x1b[31mred\x1b[0m \x00"
+    ET.fromstring(to_junit(doc))  # well-formed
+
+
+def test_html_is_self_contained_and_escaped(cells):
+    doc = to_document(cells)
+    doc["cells"][0]["output"] = "<script>alert(1)</script>"
+    page = to_html(doc)
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    for external in ("<link", "<script", "src=", "url(", "@import"):
+        assert external not in page
+
+
+def test_write_reports(cells, tmp_path):
+    written = write_reports(tmp_path / "r", cells, lab={"backend": "local", "org_issuer_cn": "X"}, seconds=1)
+    assert [p.name for p in written] == ["report.html", "junit.xml", "report.json"]
+    assert json.loads((tmp_path / "r" / "report.json").read_text())["failed"] == 1
+
+
+# -- what a person sees: the page in real headless Chromium ------------------------------------
+
+PROBE_SCRIPT = """<script>
+const cells = [...document.querySelectorAll('td.cell[data-verdict]')].map(td => {
+  const s = getComputedStyle(td), r = td.getBoundingClientRect();
+  return {scenario: td.dataset.scenario, client: td.dataset.client, verdict: td.dataset.verdict,
+          bg: s.backgroundColor, edge: s.borderLeftColor, text: td.innerText, width: r.width, height: r.height};
+});
+const pre = document.createElement('pre'); pre.id = 'computed';
+pre.textContent = JSON.stringify({cells, title: document.title, text: document.body.innerText});
+document.body.appendChild(pre);
+</script>"""
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    if os.environ.get("CI"):
+        pytest.fail("headless Chromium is missing; .ci/run installs Debian's chromium package")
+    pytest.skip("headless Chromium is not installed (apt-get install -y chromium)")
+
+
+def run_chromium(tmp_path, *args) -> subprocess.CompletedProcess:
+    proc = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,1200", *args],
+                          capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+def rgb(css: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", css)[:3])
+
+
+def test_html_in_chromium(cells, tmp_path, tls_lab):
+    write_reports(tmp_path, cells, lab=json.loads(tls_lab.to_json()), seconds=2.0)
+    probe_page = tmp_path / "probe.html"
+    probe_page.write_text((tmp_path / "report.html").read_text().replace("</body>", PROBE_SCRIPT + "</body>"))
+    dom = run_chromium(tmp_path, "--dump-dom", probe_page.as_uri()).stdout
+    seen = json.loads(html.unescape(re.search(r'<pre id="computed">(.*?)</pre>', dom, re.S).group(1)))
+    assert seen["title"] == f"TLS-inspection lab: {len(cells) - 1} passed, 1 failed"
+    by = {(c["scenario"], c["client"]): c for c in seen["cells"]}
+    assert len(by) == len(cells)
+    for c in seen["cells"]:
+        r, g, b = rgb(c["bg"])
+        er, eg, eb = rgb(c["edge"])
+        assert c["width"] > 100 and c["height"] > 40, c
+        if c["verdict"] == "PASS":
+            assert g > r and g > b and eg > er and c["text"].startswith("PASS"), c
+        else:
+            assert r > g and r > b and er > eg and c["text"].startswith("FAIL"), c
+    org = f"issuer CN={tls_lab.org_issuer_cn}"
+    refused = by[("inspected-continue", "curl-pinned")]["text"]
+    assert "refused" in refused and org in refused and "pin no match (forged key)" in refused
+    unpinned = by[("inspected-continue", "curl-unpinned")]["text"]
+    assert "accepted-inspection" in unpinned and "proxy read 1 request + authorization" in unpinned
+    assert "issuer CN=Lab Public Intermediate CA" in by[("exception-wildcard", "curl-pinned")]["text"]
+    assert "pin match" in by[("direct", "beam")]["text"]
+    assert "expected accepted-inspection" in by[("inspected-continue", "mislabelled")]["text"]
+    # The failure's details are open and say what the proxy could not read; nothing secret is visible.
+    assert "but read nothing: the client finished the handshake, then sent nothing" in seen["text"]
+    assert not any(cell.secret in seen["text"] for cell in cells)
+
+
+def test_html_screenshot_shows_green_and_red(cells, tmp_path):
+    write_reports(tmp_path, cells, lab={"backend": "local", "org_issuer_cn": "Acme"}, seconds=2.0)
+    shot = tmp_path / "shot.png"
+    run_chromium(tmp_path, f"--screenshot={shot}", (tmp_path / "report.html").as_uri())
+    width, height, pixels = decode_png(shot.read_bytes())
+    assert (width, height) == (1400, 1200)
+    pass_edge = sum(1 for p in pixels if _near(p, (0x1e, 0x7e, 0x34)))
+    fail_edge = sum(1 for p in pixels if _near(p, (0xc5, 0x22, 0x1f)))
+    assert pass_edge > 500 and fail_edge > 200, (pass_edge, fail_edge)
+
+
+def _near(p, q, tol=12) -> bool:
+    return all(abs(a - b) <= tol for a, b in zip(p, q))
+
+
+def decode_png(data: bytes):
+    """A small PNG reader (8-bit RGB/RGBA, not interlaced: what Chromium writes) -> (w, h, [(r, g, b)])."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, width = 8, b"", 0
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", body)
+            assert depth == 8 and colour in (2, 6) and interlace == 0
+            bpp = 3 if colour == 2 else 4
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    raw, stride, prev, pixels = zlib.decompress(idat), width * bpp, bytearray(width * bpp), []
+    for y in range(height):
+        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        pixels += [tuple(line[i:i + 3]) for i in range(0, stride, bpp)]
+        prev = line
+    return width, height, pixels
