@@ -28,6 +28,7 @@ from pathlib import Path
 
 from harness.errors import LabError, UsageError
 from harness.lab import BACKENDS, LabInfo, default_state_dir
+from harness.model.values import port_number, positive_int, positive_seconds
 
 
 DEFAULT_ORG_CN, DEFAULT_ORG_O = "Acme Corp TLS Inspection Root CA", "Acme Corp"
@@ -36,26 +37,6 @@ DEFAULT_ORG_CN, DEFAULT_ORG_O = "Acme Corp TLS Inspection Root CA", "Acme Corp"
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         raise UsageError(f"{self.prog}: {message}; see '{self.prog} --help'.")
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
-    return value
-
-
-def port_number(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
-    return value
 
 
 def _lab_options(p: argparse.ArgumentParser) -> None:
@@ -127,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--pins", metavar="FILE", help="pins file (sha256/<base64> per line): tells inspection from the real server")
     probe.add_argument("--trust", metavar="PEM", help="CA bundle to validate against (default: the system store)")
     probe.add_argument("--connect-to", metavar="HOST:PORT", help="connect here instead (SNI and checks keep HOST)")
-    probe.add_argument("--timeout", type=float, default=10.0, help="seconds for each network step (default 10)")
+    probe.add_argument("--timeout", type=positive_seconds, default=10.0, help="seconds for each network step (default 10)")
     probe.add_argument("--json", action="store_true", help="print one JSON object")
 
     sub.add_parser("images", help="build the compose lab's image (see 'harness images --help')", add_help=False)

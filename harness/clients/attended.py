@@ -18,12 +18,12 @@ from harness.clients.common import (
     ExitCode,
     Session,
     add_common_args,
-    non_negative_int,
     run_client,
 )
 from harness.clients.decision import ON_WARNING_CHOICES, attended_warning, decide_on_warning
 from harness.clients.transport import NetworkError
 from harness.clients.wire import ProtocolError, WebSocket, http_request
+from harness.model.values import non_negative_int
 from harness.model.vocab import REFERENCE_URLS
 
 DEFAULT_URL = REFERENCE_URLS["attended"]

@@ -25,13 +25,12 @@ from harness.clients.common import (
     ExitCode,
     Session,
     add_common_args,
-    non_negative_int,
-    non_negative_seconds,
     run_client,
 )
 from harness.clients.decision import backoff_delays, beam_refusal
 from harness.clients.transport import NetworkError, TlsHandshakeAborted
 from harness.clients.wire import ProtocolError, WebSocket, http_request
+from harness.model.values import non_negative_int, non_negative_seconds
 from harness.model.vocab import REFERENCE_URLS
 
 DEFAULT_URL = REFERENCE_URLS["beam"]

@@ -23,6 +23,7 @@ from harness.clients.transport import (
 from harness.clients.wire import ProtocolError
 from harness.errors import LabError, UsageError
 from harness.model.pins import PinResult, check_pins, load_pins
+from harness.model.values import positive_seconds, split_host_port
 from harness.model.vocab import ExitCode
 
 
@@ -40,35 +41,6 @@ class Events:
             stream = self.err if error else self.out
             stream.write(message + "\n")
             stream.flush()
-
-
-def positive_seconds(text: str) -> float:
-    """argparse type: a finite number of seconds above zero."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (0 < value < float("inf")):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
-    return value
-
-
-def non_negative_seconds(text: str) -> float:
-    """argparse type: a finite number of seconds, 0 or more."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (0 <= value < float("inf")):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds, 0 or more")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: a whole number, 0 or more."""
-    if not text.strip().isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 0 or more")
-    return int(text)
 
 
 def add_common_args(p: argparse.ArgumentParser, *, default_url: str) -> None:
@@ -124,12 +96,12 @@ def resolve_target(args) -> Target:
         raise UsageError(f"server URL {args.url!r} is malformed; write it as https://HOST[:PORT].")
     connect_to = None
     if args.connect_to:
-        host, _, cport = args.connect_to.rpartition(":")
-        if host.startswith("[") and host.endswith("]"):
-            host = host[1:-1]
-        if not _host_ok(host) or not cport.isdigit() or not 0 < int(cport) < 65536:
+        try:
+            connect_to = split_host_port(args.connect_to)
+        except ValueError:
+            connect_to = None
+        if connect_to is None or not _host_ok(connect_to[0]):
             raise UsageError(f"--connect-to {args.connect_to!r} is malformed; write it as HOST:PORT (port 1-65535).")
-        connect_to = (host, int(cport))
     if args.proxy:
         proxy = parse_proxy_url(args.proxy)
     elif args.no_proxy:

@@ -27,12 +27,13 @@ from harness.clients.transport import (
     TlsVerificationError,
     open_tls,
     parse_proxy_url,
-    presented_chain,
+    peer_chain,
     proxy_from_environment,
     trust_context,
 )
 from harness.errors import UsageError
 from harness.model.pins import check_pins, load_pins, spki_sha256
+from harness.model.values import split_host_port
 
 OK, TLS_FAILED, INSPECTED, NETWORK = 0, 4, 5, 6
 
@@ -145,23 +146,10 @@ def parse_target(text: str) -> tuple[str, int]:
 def _connect_to(text: str | None) -> tuple[str, int] | None:
     if not text:
         return None
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
-        raise UsageError(f"--connect-to {text!r} is malformed; write it as HOST:PORT.")
-    return host.strip("[]"), int(port)
-
-
-def _unverified_chain(sock: ssl.SSLSocket) -> list[x509.Certificate]:
-    getter = getattr(sock, "get_unverified_chain", None)  # public from Python 3.13
-    if getter is None and getattr(sock, "_sslobj", None) is not None:
-        getter = getattr(sock._sslobj, "get_unverified_chain", None)
-    ders = []
-    if getter is not None:
-        for c in getter() or []:
-            ders.append(c if isinstance(c, bytes) else c.public_bytes(ssl._ssl.ENCODING_DER))
-    if not ders and (leaf := sock.getpeercert(binary_form=True)):
-        ders = [leaf]
-    return [x509.load_der_x509_certificate(d) for d in ders]
+    try:
+        return split_host_port(text)
+    except ValueError:
+        raise UsageError(f"--connect-to {text!r} is malformed; write it as HOST:PORT.") from None
 
 
 def probe(target: str, *, proxy: str | None = None, no_proxy: bool = False, pins_file: str | None = None,
@@ -191,7 +179,7 @@ def probe(target: str, *, proxy: str | None = None, no_proxy: bool = False, pins
         except (NetworkError, TlsVerificationError) as again:
             return assess(Facts(**base, trusted=False, trust_error=f"{e.reason} (and a second look failed: {again})"))
     try:
-        chain = presented_chain(conn.sock) if trusted else _unverified_chain(conn.sock)
+        chain = peer_chain(conn.sock, verified=trusted)
         tls_version = conn.tls_version
     finally:
         conn.close()

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 
 import h11
 from cryptography import x509
-from cryptography.x509.oid import NameOID
 
 from harness.errors import UsageError
 from harness.model.pins import spki_sha256
+from harness.pki.names import common_name, display_name
 
 
 class NetworkError(Exception):
@@ -149,26 +149,22 @@ def trust_context(cafile: str | None, *, tls_min: str | None = None, tls_max: st
     return ctx
 
 
-def _name_cn(name: x509.Name) -> str | None:
-    attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(attrs[0].value) if attrs else None
-
-
-def presented_chain(sock: ssl.SSLSocket) -> list[x509.Certificate]:
-    """The verified chain, leaf first, where this Python exposes it; else the leaf alone."""
-    ders: list[bytes] = []
-    getter = getattr(sock, "get_verified_chain", None)  # public from Python 3.13
+def peer_chain(sock: ssl.SSLSocket, *, verified: bool = True) -> list[x509.Certificate]:
+    """The peer's chain, leaf first: the one OpenSSL verified (``verified``) or the one the
+    peer sent, where this Python exposes it; else the leaf alone."""
+    name = "get_verified_chain" if verified else "get_unverified_chain"
+    getter = getattr(sock, name, None)  # public from Python 3.13
     if getter is None and getattr(sock, "_sslobj", None) is not None:
-        getter = getattr(sock._sslobj, "get_verified_chain", None)  # 3.10-3.12
+        getter = getattr(sock._sslobj, name, None)  # 3.10-3.12: only on the private object
+    ders: list[bytes] = []
     if getter is not None:
         try:
             for c in getter() or []:
                 ders.append(c if isinstance(c, bytes) else c.public_bytes(ssl._ssl.ENCODING_DER))
         except (AttributeError, ValueError, ssl.SSLError):
             ders = []
-    if not ders:
-        leaf = sock.getpeercert(binary_form=True)
-        ders = [leaf] if leaf else []
+    if not ders and (leaf := sock.getpeercert(binary_form=True)):
+        ders = [leaf]
     return [x509.load_der_x509_certificate(d) for d in ders]
 
 
@@ -259,13 +255,13 @@ def open_tls(
     except OSError as e:
         sock.close()
         raise NetworkError(f"connection to {host} broke during the TLS handshake ({e})") from None
-    chain = presented_chain(tls)
+    chain = peer_chain(tls)
     leaf = chain[0]
     return TlsConnection(
         sock=tls,
         host=host,
-        issuer_cn=_name_cn(leaf.issuer) or leaf.issuer.rfc4514_string(),
-        subject_cn=_name_cn(leaf.subject),
+        issuer_cn=display_name(leaf.issuer),
+        subject_cn=common_name(leaf.subject),
         chain_pins=[spki_sha256(c) for c in chain],
         chain_length=len(chain),
         tls_version=tls.version(),

@@ -30,6 +30,7 @@ from harness.lab import images
 from harness.errors import EnvironmentProblem, LabError, LabStartError
 from harness.lab import LabInfo, prepare_state_dir
 from harness.model.policy import Policy
+from harness.pki.names import display_name
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 COMPOSE_FILE = ROOT / "compose.yaml"
@@ -157,7 +158,7 @@ class ComposeLab:
         proxy_ready = json.loads(_exec(proxy_cid, "cat", "/tmp/lab-ready"))["ready"]
         server_ip = _network_ip(_inspect(server_cid), "internet")
         org_ca = x509.load_pem_x509_certificate(_exec(proxy_cid, "cat", f"{PKI_DIR}/org-ca.pem").encode())
-        cn = org_ca.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
+        cn = display_name(org_ca.subject)
         proxies: dict[str, list[str]] = {name: [""] * self.lanes for name in self.policies}
         for listener in proxy_ready["listeners"]:
             proxies.setdefault(listener["policy"], [""] * self.lanes)[listener["lane"]] = f"http://proxy:{listener['port']}"

@@ -51,6 +51,7 @@ from pathlib import Path
 
 from harness.errors import EnvironmentProblem, LabError
 from harness.lab.process import pid_alive
+from harness.model.values import port_number, positive_int
 from harness.proxy.config import gateway_addresses, parse_address
 
 DEFAULT_POOL = "198.18.0.0/15"
@@ -327,9 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     rules = sub.add_parser("rules", help="in the proxy's network namespace: gateway addresses and REDIRECT rules")
     rules.add_argument("--alias", default="gateway", help="name of the proxy on the corp-gw network")
     rules.add_argument("--policies", required=True, help="policies TOML (the proxy's)")
-    rules.add_argument("--lanes", type=int, required=True)
+    rules.add_argument("--lanes", type=positive_int, required=True)
     rules.add_argument("--gateways", required=True, metavar="IP", help="first gateway address (as the proxy's --gateways)")
-    rules.add_argument("--transparent-base-port", type=int, default=8300)
+    rules.add_argument("--transparent-base-port", type=port_number, default=8300)
     rules.add_argument("--transparent-policies", metavar="A,B", help="as the proxy's (default all)")
     route = sub.add_parser("route", help="route everything via the gateway, then run a command")
     route.add_argument("--via", default="gateway")

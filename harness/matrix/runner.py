@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from cryptography import x509
+
 from harness.model.clientdefs import ClientDef, placeholder_values
 from harness.net.journal import JournalReader
 from harness.lab import LabInfo
@@ -35,6 +37,7 @@ from harness.model.policy import Policy
 from harness.model.scenarios import Scenario
 from harness.model.verdict import Evidence, Verdict, judge
 from harness.model.vocab import REFERENCE_URLS
+from harness.pki.names import display_name
 
 
 @dataclass(frozen=True)
@@ -318,15 +321,11 @@ class MatrixRunner:
     def _read_server_issuer(self) -> str | None:
         """The common name of the issuer of the mock server's certificate, where the lab's PKI is readable."""
         if self._server_issuer is None:
-            from cryptography import x509
-            from cryptography.x509.oid import NameOID
-
             self._server_issuer = ""
             chain = self.lab.pki.get("server_chain")
             if chain and Path(chain).is_file():
                 leaf = x509.load_pem_x509_certificate(Path(chain).read_bytes())
-                cn = leaf.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
-                self._server_issuer = str(cn[0].value) if cn else leaf.issuer.rfc4514_string()
+                self._server_issuer = display_name(leaf.issuer)
         return self._server_issuer or None
 
     def run(self, scenarios: list[Scenario], clients: "list[str | ClientDef] | None" = None, *,

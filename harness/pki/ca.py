@@ -31,6 +31,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from harness.errors import BadFileError, UsageError
 from harness.model.pins import spki_sha256
+from harness.pki.names import display_name
 
 DEFAULT_LAB_DOMAINS = ("screenmeet.com", "scrn.mt", "lab.test")
 DEFAULT_LAB_NETWORKS = tuple(
@@ -236,7 +237,7 @@ class CA:
     @property
     def common_name(self) -> str:
         """The CA's subject common name (what a client shows as the issuer)."""
-        return subject_cn(self.cert)
+        return display_name(self.cert.subject)
 
     @property
     def chain(self) -> list[CA]:
@@ -312,7 +313,7 @@ class LeafCert:
         self.spki_pin = spki_sha256(cert)
 
     def __repr__(self) -> str:
-        return f"<LeafCert {subject_cn(self.cert)!r} pin={self.spki_pin}>"
+        return f"<LeafCert {display_name(self.cert.subject)!r} pin={self.spki_pin}>"
 
     def chain_pem(self) -> Blob:
         """The leaf and its intermediates in one PEM, as a server's certificate file."""
@@ -325,11 +326,6 @@ class LeafCert:
             chain = self.chain_pem().write_to_path(Path(tmp, "chain.pem"))
             key = self.private_key_pem.write_to_path(Path(tmp, "key.pem"), private=True)
             ctx.load_cert_chain(chain, key)
-
-
-def subject_cn(cert: x509.Certificate) -> str:
-    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(cns[0].value) if cns else cert.subject.rfc4514_string()
 
 
 def read_file(path: str | os.PathLike, what: str, hint: str) -> bytes:

@@ -28,9 +28,9 @@ from harness.pki.ca import (
     load_private_key,
     new_key,
     read_file,
-    subject_cn,
 )
 from harness.pki.hostile import server_sites
+from harness.pki.names import display_name
 
 
 def vendor_cas(vendor: VendorProfile, *, name_constraints: bool = True) -> tuple[CA, CA, CA]:
@@ -203,7 +203,7 @@ class LabPKI:
         """The common name of the CA that signs forged leaves, as clients will show it
         (the org root, or the vendor's intermediate: the first certificate mitmproxy signs with)."""
         signer = self.mitmproxy_confdir / "mitmproxy-ca.pem"
-        return subject_cn(load_certificate(signer if signer.exists() else self.org_ca))
+        return display_name(load_certificate(signer if signer.exists() else self.org_ca).subject)
 
     def describe(self) -> dict[str, str]:
         """Every path by field name, for the CLI and reports."""

@@ -32,7 +32,6 @@ import logging
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.x509.oid import NameOID
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.connection import Client
 from mitmproxy.proxy import server_hooks
@@ -40,6 +39,7 @@ from mitmproxy.tls import ClientHelloData, TlsData
 
 from harness.net.journal import Journal, announce_ready, start_admin
 from harness.net.addresses import resolve_bind
+from harness.pki.names import display_name
 from harness.model.policy import INTERCEPT, PASS_THROUGH
 from harness.proxy import forge
 from harness.proxy.config import Listener, ProxyConfig
@@ -51,11 +51,6 @@ logger = logging.getLogger(__name__)
 REDACTED = "[redacted]"
 SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie")
 MAX_SHOWN_BODY = 4096
-
-
-def issuer_cn(cert: x509.Certificate) -> str:
-    attrs = cert.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(attrs[0].value) if attrs else cert.issuer.rfc4514_string()
 
 
 def credentials_in(method: str, headers: dict[str, str], body: bytes) -> list[str]:
@@ -316,7 +311,7 @@ class InspectionAddon:
                 self._present(data, p, record)
                 return
         if record is not None and (cert := data.ssl_conn.get_certificate()) is not None:
-            record["forged_issuer"] = issuer_cn(cert.to_cryptography())
+            record["forged_issuer"] = display_name(cert.to_cryptography().issuer)
 
     def _present(self, data: TlsData, p: forge.Plan, record: dict | None) -> None:
         """Swap mitmproxy's connection for the lab's: a forged leaf per the plan, or none (refuse)."""
@@ -330,7 +325,7 @@ class InspectionAddon:
             leaf = self._get_forger().leaf(p, names, upstream)
         data.ssl_conn = self._get_forger().connection(p, data.ssl_conn.get_app_data(), leaf)
         if record is not None and leaf is not None:
-            record.update(forged_issuer=issuer_cn(leaf[0]), forged_key=forge.leaf_key_label(leaf[1]),
+            record.update(forged_issuer=display_name(leaf[0].issuer), forged_key=forge.leaf_key_label(leaf[1]),
                           forged_case=p.case or None)
 
     def tls_established_client(self, data: TlsData) -> None:

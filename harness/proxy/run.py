@@ -21,6 +21,7 @@ import sys
 
 from harness.errors import LabError
 from harness.net.journal import announce_ready
+from harness.model.values import listen_port, positive_int
 from harness.net.addresses import parse_ports, reserve_ports
 from harness.proxy.config import ProxyConfig, gateway_addresses
 
@@ -143,14 +144,14 @@ def main(argv: list[str] | None = None) -> int:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--config", help="proxy configuration JSON (written by 'harness up')")
     src.add_argument("--policies", help="policies TOML; with --lanes, --base-port, --upstream-ports")
-    p.add_argument("--lanes", type=int, default=1)
+    p.add_argument("--lanes", type=positive_int, default=1)
     p.add_argument("--listen-host", default="127.0.0.1")
-    p.add_argument("--base-port", type=int, default=8100)
+    p.add_argument("--base-port", type=listen_port, default=8100)
     p.add_argument("--upstream-host", default=None, help="send lab hosts here (default: resolve their names)")
     p.add_argument("--upstream-ports", help="server port per lane: 8443,8444 or 8443+2")
     p.add_argument("--gateways", metavar="IP", help="with --policies: first gateway address; adds a transparent "
                    "listener per (policy, lane) serving IP+index:443 (redirected by iptables)")
-    p.add_argument("--transparent-base-port", type=int, default=8300, help="first transparent listener port")
+    p.add_argument("--transparent-base-port", type=listen_port, default=8300, help="first transparent listener port")
     p.add_argument("--transparent-policies", metavar="A,B", help="with --gateways: only these policies (default all)")
     p.add_argument("--admin", default="127.0.0.1:0", help="journal endpoint: HOST:PORT or via:NAME:PORT")
     p.add_argument("--confdir", required=True, help="mitmproxy confdir holding mitmproxy-ca.pem (the org CA)")

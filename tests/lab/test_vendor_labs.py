@@ -21,7 +21,7 @@ from cryptography.x509.oid import NameOID
 
 from harness.clients import attended, beam
 from harness.clients.decision import attended_warning
-from harness.clients.transport import open_tls, parse_proxy_url
+from harness.clients.transport import open_tls, parse_proxy_url, peer_chain
 from harness.net.journal import JournalReader
 from harness.lab.local import LocalLab
 from harness.model.policy import Policy
@@ -70,9 +70,7 @@ def presented(info, policy, *, verify_with: str | None = None):
     ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
     conn = open_tls(API, 443, ctx, proxy=parse_proxy_url(info.proxies[policy][0]), timeout=10)
     try:
-        ders = [c.public_bytes(ssl._ssl.ENCODING_DER) if not isinstance(c, bytes) else c
-                for c in conn.sock._sslobj.get_unverified_chain()]
-        certs = [x509.load_der_x509_certificate(d) for d in ders]
+        certs = peer_chain(conn.sock, verified=False)
         return certs[0], certs[1:]
     finally:
         conn.close()
