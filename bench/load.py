@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 from harness.clients.swarm import journal_mismatch, percentile, run_swarm  # noqa: E402
 from harness.net.journal import JournalReader  # noqa: E402
-from harness.lab.local import LocalLab  # noqa: E402
-from harness.model.scenarios import load_policies  # noqa: E402
+from harness.lab.open import open_lab  # noqa: E402
+from harness.lab.options import LabOptions  # noqa: E402
 
 EXPECTED = {"exception-wildcard": "connected", "inspect": "refused"}
 
@@ -116,7 +116,7 @@ def main() -> int:
     fds = raise_fd_limit(max(4096, 8 * args.agents))
     with tempfile.TemporaryDirectory(prefix="tls-lab-load-") as tmp:
         log(f"starting a local lab (file descriptor limit {fds})")
-        with LocalLab(Path(tmp), policies=load_policies(), lanes=1, show_secrets=True) as info:
+        with open_lab(LabOptions(state_dir=Path(tmp), lanes=1, show_secrets=True)) as info:
             proxy_journal, server_journal = JournalReader(info.proxy_admin), JournalReader(info.server_admin)
             proxy_after, server_after = proxy_journal.last_seq(), server_journal.last_seq()
             log(f"{args.agents} agents through the exception policy and {args.agents} through inspection, at once")

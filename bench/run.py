@@ -32,9 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from harness.clients.transport import connect_tunnel  # noqa: E402
-from harness.lab.local import LocalLab  # noqa: E402
+from harness.lab.open import open_lab  # noqa: E402
+from harness.lab.options import LabOptions  # noqa: E402
 from harness.net.addresses import reserve_ports  # noqa: E402
-from harness.model.scenarios import load_policies  # noqa: E402
 
 PY = sys.executable
 ROUNDS = 5
@@ -178,7 +178,7 @@ def start_bare_mitmdump(confdir: str, upstream_trust: str) -> tuple[subprocess.P
 
 
 def handshake_benchmarks(state_dir: Path, n: int, concurrency: int) -> dict:
-    with LocalLab(state_dir, policies=load_policies(), lanes=1) as info:
+    with open_lab(LabOptions(state_dir=state_dir, lanes=1)) as info:
         org = ssl.create_default_context(cafile=info.pki["trust_public_org"])
         public = ssl.create_default_context(cafile=info.pki["trust_public"])
         server_port = int(info.server_connect[0].rsplit(":", 1)[1])
@@ -217,7 +217,6 @@ def handshake_benchmarks(state_dir: Path, n: int, concurrency: int) -> dict:
 def compose_benchmarks(cold: bool) -> dict:
     """Image build, ``up`` to healthy, and the core matrix against the containers."""
     from harness.lab import images
-    from harness.lab.compose import ComposeLab
     from harness.matrix.runner import MatrixRunner
     from harness.model.scenarios import load_scenarios
 
@@ -234,7 +233,7 @@ def compose_benchmarks(cold: bool) -> dict:
     result["image_build_kind"] = "cold (base + wheelhouse + image)" if cold else "image only (base cached)"
     core = [s for s in load_scenarios() if "core" in s.tags]
     with tempfile.TemporaryDirectory() as tmp:
-        lab = ComposeLab(Path(tmp), policies=load_policies(), lanes=4, build=False)
+        lab = open_lab(LabOptions(backend="compose", state_dir=Path(tmp), lanes=4, build=False))
         t = time.perf_counter()
         info = lab.start()
         try:
@@ -246,7 +245,7 @@ def compose_benchmarks(cold: bool) -> dict:
         finally:
             lab.stop()
     with tempfile.TemporaryDirectory() as tmp:
-        with LocalLab(Path(tmp), policies=load_policies(), lanes=4) as info:
+        with open_lab(LabOptions(state_dir=Path(tmp), lanes=4)) as info:
             t = time.perf_counter()
             MatrixRunner(info).run(core)
             result["local_matrix_s"] = time.perf_counter() - t
@@ -268,11 +267,9 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="tls-lab-bench-"))
     try:
         # A confdir with a CA already in it, so bare mitmdump does not pay CA generation.
-        seed = LocalLab(tmp / "seed", policies=load_policies(), lanes=1)
         from harness.pki.lab import LabPKI
 
         confdir = str(LabPKI.generate(tmp / "seed").mitmproxy_confdir)
-        del seed
 
         bare, lab = [], []
         for i in range(args.repeat):  # interleaved, so drift affects both alike

@@ -1,16 +1,20 @@
 """A lab that reproduces enterprise TLS inspection against pinned ScreenMeet clients.
 
-The pieces, one module per role:
+The packages, lowest first; a package imports only those above it in this list::
 
-* :mod:`harness.pki.ca`      – lab certificate authorities, leaf certificates, pins, trust bundles
-* :mod:`harness.model.pins`     – pure SPKI pin parsing and matching
-* :mod:`harness.model.policy`   – pure inspection policy (exception patterns, listener policies)
-* :mod:`harness.net.journal`  – the journals (ground truth) and their admin endpoint
-* :mod:`harness.server.mock`   – the mock ScreenMeet server
-* :mod:`harness.proxy`    – the inspection proxy: a mitmproxy addon
-* :mod:`harness.clients`  – the reference attended and Beam clients
-* :mod:`harness.lab`      – bringing the lab up and down (local processes, compose)
-* :mod:`harness.model.scenarios`, :mod:`harness.model.verdict`, :mod:`harness.matrix.runner` – the matrix
+    errors.py   every error a person sees, and what a client meets on the wire
+    model/      the data model and pure decisions: vocabularies, values, pins, policy,
+                scenarios, vendor profiles, client definitions, journal records, the verdict
+    pki/        certificate authorities, leaves, hostile certificates, the lab's PKI files
+    net/        addresses and ports, the journals and their admin endpoint
+    server/     the mock ScreenMeet server (HTTPS + WebSocket)
+    proxy/      the inspection proxy: mitmproxy plus the lab's addon
+    clients/    the reference clients (attended, Beam), probe, in-process and swarm runners
+    lab/        bringing a lab up and down: LabOptions -> open_lab() -> LabInfo; local,
+                compose, the transparent gateway, images
+    matrix/     running clients through scenarios on a lab and judging each cell
+    reports/    terminal table, JSON, JUnit XML, HTML
+    cli/        the ``harness`` command;  plugin.py: the pytest plugin (``pytest11``)
 """
 
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""Every error the lab reports to a person.
+"""Every error the lab reports to a person, and every failure a reference client reports.
 
 ::
 
@@ -12,6 +12,17 @@
 
 The CLI prints ``str(error)`` and exits with ``error.exit_code``; it never shows
 a traceback for these.  Anything else escaping is a bug in the lab.
+
+The reference clients (:mod:`harness.clients`) fail for the remote side's
+reasons, not the caller's; each failure maps to a client exit code
+(:class:`harness.model.vocab.ExitCode`) and its message names what happened::
+
+    NetworkError              – the proxy or server could not be reached, or refused the tunnel (exit 6)
+    ├── StepTimeout           – one network step (an answer, a handshake, a message) took too long
+    └── ProtocolError         – the server answered something that is not the protocol we speak
+    TlsVerificationError      – the chain is untrusted, expired, for another host, or weak (exit 4)
+    └── TlsHandshakeAborted   – the other end closed mid-handshake (an inspection product's refusal,
+                                or a restarting proxy: an agent may retry it)
 """
 
 from __future__ import annotations
@@ -53,3 +64,37 @@ class LabStartError(LabError):
     """A lab component failed to start or to become ready in time."""
 
     exit_code = 1
+
+
+# -- what a reference client meets on the wire ---------------------------------------------
+
+
+class NetworkError(Exception):
+    """The proxy or server could not be reached, or the proxy refused the tunnel."""
+
+
+class StepTimeout(NetworkError):
+    """A network step (an answer, a handshake, a message) took longer than the client's timeout."""
+
+
+class ProtocolError(NetworkError):
+    """The server answered something that is not the protocol we speak."""
+
+
+class TlsVerificationError(Exception):
+    """The presented chain is not trusted, expired, for another host, or too weak."""
+
+    def __init__(self, reason: str, *, issuer_cn: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.issuer_cn = issuer_cn
+        self.host: str | None = None
+
+
+class TlsHandshakeAborted(TlsVerificationError):
+    """The other end closed the connection in the middle of the TLS handshake.
+
+    A TLS failure (an inspection product that refuses the handshake does just
+    that), but also what a proxy restart looks like, so a long-running agent
+    may retry it before giving up; nothing was verified or sent.
+    """

@@ -4,20 +4,22 @@ Layers, as in pytest-httpserver:
 
 * configuration fixtures, each overridable in a ``conftest.py``:
   ``lab_backend`` (``--lab=local|compose`` or ``$HARNESS_LAB``),
-  ``lab_options`` (lanes, show_secrets, org CA name ...), ``lab_policies``,
-  ``lab_scenarios``;
+  ``lab_options`` (a :class:`harness.lab.options.LabOptions`: lanes,
+  show_secrets, org CA name, vendor ...), ``lab_policies``, ``lab_scenarios``;
 * ``tls_lab`` – session-scoped: the lab starts once per test session and is
-  shared; yields its :class:`harness.lab.LabInfo`;
+  shared (:func:`harness.lab.open.open_lab`); yields its :class:`harness.lab.info.LabInfo`;
 * ``lab_runner`` – session-scoped :class:`harness.matrix.runner.MatrixRunner`;
 * ``lab_journal`` – per test and cheap: remembers where both journals ended
   when the test began, so a test only sees its own records.
 
 ``run_scenario(name, client)`` runs a reference client in a scenario and
-returns a judged :class:`harness.matrix.runner.CellResult`; ``run_client(definition,
+returns a judged :class:`harness.matrix.cell.CellResult`; ``run_client(definition,
 scenario)`` does the same for any client described by a
 :class:`harness.model.clientdefs.ClientDef` (a command template and the pinning
 policy it claims; ``lab_clients`` holds the definitions of
-``fixtures/clients.toml`` and ``--lab-clients FILE``).  ``assert_outcome(cell)``
+``fixtures/clients.toml`` and ``--lab-clients FILE``).
+``--lab-vendor NAME`` emulates a vendor profile and judges every cell as
+that product would make it turn out.  ``assert_outcome(cell)``
 fails with expected vs observed, what the proxy could read, both journals and
 the client's output (credentials redacted).
 """
@@ -29,14 +31,26 @@ from pathlib import Path
 
 import pytest
 
+from harness.errors import UnknownNameError
+from harness.lab.open import open_lab
+from harness.lab.options import BACKENDS, LabOptions
+from harness.matrix.execute import REFERENCE_CLIENTS
+from harness.matrix.runner import MatrixRunner
+from harness.model.clientdefs import ClientDef, builtin_clients, load_clients
+from harness.model.scenarios import load_policies, load_scenarios  # MERGE: load_policies -> policy
+from harness.model.values import positive_int
+from harness.model.vendors import get_vendor
 from harness.net.journal import JournalReader
+from harness.reports.report import cell_document, describe  # MERGE: -> harness.reports.cells
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("tls-lab", "TLS-inspection lab")
-    group.addoption("--lab", choices=("local", "compose"), default=None,
+    group.addoption("--lab", choices=BACKENDS, default=None,
                     help="lab backend for the tls_lab fixture (default $HARNESS_LAB or local)")
-    group.addoption("--lab-lanes", type=int, default=None, help="parallel lanes of the lab (default 4)")
+    group.addoption("--lab-lanes", type=positive_int, default=None, help="parallel lanes of the lab (default 4)")
+    group.addoption("--lab-vendor", metavar="NAME", default=None,
+                    help="emulate this vendor profile (fixtures/vendors.toml; default $HARNESS_VENDOR or none)")
     group.addoption("--lab-clients", action="append", default=[], metavar="TOML",
                     help="client definitions ([client.NAME] tables) for the lab_clients fixture (repeatable)")
 
@@ -47,54 +61,55 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def lab_backend(pytestconfig) -> str:
+    """``local`` or ``compose``: ``--lab``, else ``$HARNESS_LAB``, else ``local``."""
     return pytestconfig.getoption("--lab") or os.environ.get("HARNESS_LAB", "local")
 
 
 @pytest.fixture(scope="session")
-def lab_options(pytestconfig) -> dict:
-    """Keyword arguments for the lab backend; override to change the org CA, lanes, secrets."""
-    return {"lanes": pytestconfig.getoption("--lab-lanes") or 4, "show_secrets": False}
+def lab_state_dir(tmp_path_factory) -> Path:
+    """Where the session's lab keeps its PKI, logs and ``lab.json``."""
+    return tmp_path_factory.mktemp("tls-lab")
+
+
+@pytest.fixture(scope="session")
+def lab_options(pytestconfig, lab_backend, lab_state_dir) -> LabOptions:
+    """The :class:`harness.lab.options.LabOptions` of the session's lab; override to change the
+    org CA, lanes, secrets, vendor (a dict of LabOptions fields is accepted too)."""
+    vendor = pytestconfig.getoption("--lab-vendor") or os.environ.get("HARNESS_VENDOR") or None
+    return LabOptions(backend=lab_backend, state_dir=lab_state_dir, lanes=pytestconfig.getoption("--lab-lanes") or 4,
+                      vendor=get_vendor(vendor) if vendor else None)
+
+
+@pytest.fixture(scope="session")
+def lab_settings(lab_options, lab_backend, lab_state_dir) -> LabOptions:
+    """``lab_options`` as a LabOptions, whatever the override returned."""
+    if isinstance(lab_options, LabOptions):
+        return lab_options
+    return LabOptions(**{"backend": lab_backend, "state_dir": lab_state_dir, **lab_options})
 
 
 @pytest.fixture(scope="session")
 def lab_policies() -> dict:
-    from harness.model.scenarios import load_policies
-
+    """The policies the lab serves: ``fixtures/policies.toml``."""
     return load_policies()
 
 
 @pytest.fixture(scope="session")
 def lab_scenarios(lab_policies) -> dict:
-    from harness.model.scenarios import load_scenarios
-
+    """Every scenario row by name: ``fixtures/scenarios.toml``."""
     return {s.name: s for s in load_scenarios(policies=lab_policies)}
 
 
 @pytest.fixture(scope="session")
-def lab_state_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("tls-lab")
-
-
-@pytest.fixture(scope="session")
-def tls_lab(lab_backend, lab_options, lab_policies, lab_state_dir):
-    """The running lab, started once per session; yields its LabInfo."""
-    if lab_backend == "compose":
-        from harness.lab.compose import ComposeLab as Lab
-    else:
-        from harness.lab.local import LocalLab as Lab
-    lab = Lab(lab_state_dir, policies=lab_policies, **lab_options)
-    info = lab.start()
-    try:
+def tls_lab(lab_settings, lab_policies):
+    """The running lab, started once per session; yields its :class:`harness.lab.info.LabInfo`."""
+    with open_lab(lab_settings, policies=lab_policies) as info:
         yield info
-    finally:
-        lab.stop()
 
 
 @pytest.fixture(scope="session")
 def lab_clients(pytestconfig) -> dict:
     """Client definitions by name: fixtures/clients.toml, then every ``--lab-clients`` file."""
-    from harness.model.clientdefs import builtin_clients, load_clients
-
     clients = builtin_clients()
     for path in pytestconfig.getoption("--lab-clients"):
         clients.update(load_clients(path))
@@ -102,10 +117,9 @@ def lab_clients(pytestconfig) -> dict:
 
 
 @pytest.fixture(scope="session")
-def lab_runner(tls_lab, lab_policies):
-    from harness.matrix.runner import MatrixRunner
-
-    return MatrixRunner(tls_lab, policies=lab_policies)
+def lab_runner(tls_lab, lab_policies, lab_settings) -> MatrixRunner:
+    """The session's :class:`harness.matrix.runner.MatrixRunner` (judges as the lab's vendor would)."""
+    return MatrixRunner(tls_lab, policies=lab_policies, vendor=lab_settings.vendor)
 
 
 class JournalView:
@@ -136,7 +150,6 @@ def lab_journal(tls_lab) -> JournalView:
 @pytest.fixture
 def run_scenario(lab_runner, lab_scenarios):
     """``run_scenario("inspected-continue", "beam")`` -> a judged CellResult."""
-    from harness.errors import UnknownNameError
 
     def run(name: str, client: str):
         if name not in lab_scenarios:
@@ -155,9 +168,6 @@ def run_client(lab_runner, lab_scenarios, lab_clients):
     ``lab_clients``, or ``attended``/``beam``.  ``expect=OUTCOME`` judges
     against that outcome instead of the one the client's policy implies.
     """
-    from harness.model.clientdefs import ClientDef
-    from harness.errors import UnknownNameError
-    from harness.matrix.runner import REFERENCE_CLIENTS
 
     def run(client, scenario: str, *, expect: str | None = None):
         if scenario not in lab_scenarios:
@@ -178,8 +188,6 @@ def run_client(lab_runner, lab_scenarios, lab_clients):
 def describe_cell(cell) -> str:
     """A readable account of a judged cell: expected vs observed, what the proxy could read,
     both journals and the client's output (credentials redacted)."""
-    from harness.reports.report import cell_document, describe
-
     return describe(cell_document(cell))
 
 

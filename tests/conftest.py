@@ -3,16 +3,17 @@ with one override: journals keep credentials in clear, so tests can prove where 
 
 import pytest
 
+from harness.lab.gateway import policies_for
+from harness.lab.options import LabOptions
+from harness.model.scenarios import load_scenarios
+
 
 @pytest.fixture(scope="session")
-def lab_options(pytestconfig) -> dict:
-    from harness.lab.gateway import policies_for
-    from harness.model.scenarios import load_scenarios
-
+def lab_options(pytestconfig, lab_backend, lab_state_dir) -> LabOptions:
     # The transparent rows need the gateway: built where it can be (root on Linux; skipped with
     # the reason otherwise), for the policies those rows use.
-    return {"lanes": pytestconfig.getoption("--lab-lanes") or 4, "show_secrets": True,
-            "transparent": None, "transparent_policies": policies_for(load_scenarios())}
+    return LabOptions(backend=lab_backend, state_dir=lab_state_dir, lanes=pytestconfig.getoption("--lab-lanes") or 4,
+                      show_secrets=True, transparent=None, transparent_policies=tuple(policies_for(load_scenarios())))
 
 
 def pytest_collection_modifyitems(config, items):

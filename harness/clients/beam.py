@@ -19,6 +19,7 @@ import secrets
 import time
 from typing import TextIO
 
+from harness.errors import NetworkError, ProtocolError, TlsHandshakeAborted
 from harness.clients.common import (
     ArgumentParser,
     Events,
@@ -28,8 +29,7 @@ from harness.clients.common import (
     run_client,
 )
 from harness.clients.decision import backoff_delays, beam_refusal
-from harness.clients.transport import NetworkError, TlsHandshakeAborted
-from harness.clients.wire import ProtocolError, WebSocket, http_request
+from harness.clients.wire import WebSocket, http_request
 from harness.model.values import non_negative_int, non_negative_seconds
 from harness.model.vocab import REFERENCE_URLS
 

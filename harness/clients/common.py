@@ -10,21 +10,18 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from harness.clients.transport import (
-    NetworkError,
     ProxyURL,
-    StepTimeout,
     TlsConnection,
-    TlsVerificationError,
     open_tls,
     parse_proxy_url,
     proxy_from_environment,
     trust_context,
 )
-from harness.clients.wire import ProtocolError
-from harness.errors import LabError, UsageError
+from harness.errors import LabError, NetworkError, ProtocolError, StepTimeout, TlsVerificationError, UsageError
 from harness.model.pins import PinResult, check_pins, load_pins
 from harness.model.values import positive_seconds, split_host_port
 from harness.model.vocab import ExitCode
+from harness.pki.ca import load_certificates
 
 
 class Events:
@@ -129,8 +126,6 @@ class Session:
 
     def _load_trust(self):
         if self.args.trust:
-            from harness.pki.ca import load_certificates
-
             load_certificates(self.args.trust)  # one clear sentence if the bundle is missing or corrupt
         return trust_context(self.args.trust, tls_min=self.args.tls_min, tls_max=self.args.tls_max)
 

@@ -24,6 +24,8 @@ import threading
 import time
 from typing import Callable
 
+from harness.clients import attended, beam
+
 GATE_TIMEOUT = 60.0
 
 
@@ -99,8 +101,6 @@ class ClientThread(threading.Thread):
         super().__init__(name=f"{client}-client", daemon=True)
         self.gate = gate  # if given, the client starts only once it is set (many clients "at once")
         self.started_at: float | None = None
-        from harness.clients import attended, beam
-
         self.program = {"attended": attended, "beam": beam}[client]
         self.argv = list(argv)
         self.tap = EventTap(on_event)

@@ -23,17 +23,16 @@ from dataclasses import asdict, dataclass
 from cryptography import x509
 
 from harness.clients.transport import (
-    NetworkError,
-    TlsVerificationError,
     open_tls,
     parse_proxy_url,
     peer_chain,
     proxy_from_environment,
     trust_context,
 )
-from harness.errors import UsageError
+from harness.errors import NetworkError, TlsVerificationError, UsageError
 from harness.model.pins import check_pins, load_pins, spki_sha256
 from harness.model.values import split_host_port
+from harness.pki.ca import load_certificates
 
 OK, TLS_FAILED, INSPECTED, NETWORK = 0, 4, 5, 6
 
@@ -158,8 +157,6 @@ def probe(target: str, *, proxy: str | None = None, no_proxy: bool = False, pins
     host, port = parse_target(target)
     pins = load_pins(pins_file) if pins_file else None
     if trust:
-        from harness.pki.ca import load_certificates
-
         load_certificates(trust)  # one clear sentence if the bundle is missing or corrupt
     proxy_url = parse_proxy_url(proxy) if proxy else (None if no_proxy else proxy_from_environment(host))
     to = _connect_to(connect_to)

@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from harness.clients.inprocess import ClientThread
-from harness.lab import LabInfo
+from harness.lab.info import LabInfo
 
 
 @dataclass

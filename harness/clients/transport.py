@@ -18,27 +18,9 @@ from dataclasses import dataclass, field
 import h11
 from cryptography import x509
 
-from harness.errors import UsageError
+from harness.errors import NetworkError, StepTimeout, TlsHandshakeAborted, TlsVerificationError, UsageError
 from harness.model.pins import spki_sha256
 from harness.pki.names import common_name, display_name
-
-
-class NetworkError(Exception):
-    """The proxy or server could not be reached, or the proxy refused the tunnel."""
-
-
-class StepTimeout(NetworkError):
-    """A network step (an answer, a handshake, a message) took longer than the client's timeout."""
-
-
-class TlsVerificationError(Exception):
-    """The presented chain is not trusted, expired, for another host, or too weak."""
-
-    def __init__(self, reason: str, *, issuer_cn: str | None = None):
-        super().__init__(reason)
-        self.reason = reason
-        self.issuer_cn = issuer_cn
-        self.host: str | None = None
 
 
 class Deadline:
@@ -66,15 +48,6 @@ class Deadline:
         finally:
             if self.end is not None:
                 self.sock.settimeout(self.limit)
-
-
-class TlsHandshakeAborted(TlsVerificationError):
-    """The other end closed the connection in the middle of the TLS handshake.
-
-    A TLS failure (an inspection product that refuses the handshake does just
-    that), but also what a proxy restart looks like, so a long-running agent
-    may retry it before giving up; nothing was verified or sent.
-    """
 
 
 @dataclass(frozen=True)

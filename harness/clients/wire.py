@@ -22,13 +22,10 @@ from wsproto.events import (
     TextMessage,
 )
 
-from harness.clients.transport import Deadline, NetworkError
+from harness.clients.transport import Deadline
+from harness.errors import NetworkError, ProtocolError
 
 MAX_RESPONSE = 1 << 20  # an answer larger than this is a broken or hostile server
-
-
-class ProtocolError(NetworkError):
-    """The server answered something that is not the protocol we speak."""
 
 
 @dataclass

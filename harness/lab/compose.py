@@ -10,7 +10,7 @@ the direct scenario), so the runner and verdicts are the same as locally.
 
 Transparent (gateway) inspection is always there: ``attended-gw`` / ``beam-gw``
 on the ``corp-gw`` network route via the proxy, whose ``gateway`` service
-REDIRECTs the gateway addresses (``extra["transparent"]["gateways"]``) to its
+REDIRECTs the gateway addresses (``LabInfo.transparent.gateways``) to its
 transparent listeners; ``transparent_policies`` picks the policies served that
 way (``LAB_GW_POLICIES``).
 """
@@ -27,9 +27,12 @@ from pathlib import Path
 from cryptography import x509
 
 from harness.lab import images
-from harness.errors import EnvironmentProblem, LabError, LabStartError
-from harness.lab import LabInfo, prepare_state_dir
+from harness.errors import LabError, LabStartError
+from harness.lab.info import LabInfo, Machines, Transparent
+from harness.lab.options import LabOptions
+from harness.lab.statedir import prepare_state_dir
 from harness.model.policy import Policy
+from harness.model.vocab import CLIENTS
 from harness.pki.names import display_name
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -95,23 +98,18 @@ class ComposeLab:
 
     backend = "compose"
 
-    def __init__(self, state_dir: str | Path, *, policies: dict[str, Policy], lanes: int = 4,
-                 show_secrets: bool = False, org_common_name: str = "Acme Corp TLS Inspection Root CA",
-                 org_organization: str = "Acme Corp", name_constraints: bool = True,
-                 start_timeout: float = 180.0, build: bool = True, transparent: bool | None = None,
-                 transparent_policies: list[str] | None = None) -> None:
-        if not name_constraints:
-            raise EnvironmentProblem("the compose lab always name-constrains its CAs; use --lab local for --no-name-constraints.")
-        self.state_dir = Path(state_dir)
+    def __init__(self, options: LabOptions, *, policies: dict[str, Policy]) -> None:
+        self.options = options
+        self.state_dir = options.state_dir
         self.policies = policies
-        self.lanes = lanes
-        self.env = {"LAB_LANES": str(lanes), "LAB_ORG_CN": org_common_name, "LAB_ORG_O": org_organization,
-                    "LAB_SHOW_SECRETS": "1" if show_secrets else "0"}
+        self.lanes = options.lanes
+        self.env = {"LAB_LANES": str(self.lanes), "LAB_ORG_CN": options.org_common_name,
+                    "LAB_ORG_O": options.org_organization, "LAB_SHOW_SECRETS": "1" if options.show_secrets else "0"}
         # The gateway is part of compose.yaml (``transparent`` cannot turn it off); these policies get it.
-        if transparent_policies:
-            self.env["LAB_GW_POLICIES"] = ",".join(transparent_policies)
-        self.start_timeout = start_timeout
-        self.build = build
+        if options.transparent_policies:
+            self.env["LAB_GW_POLICIES"] = ",".join(options.transparent_policies)
+        self.start_timeout = options.start_timeout or 180.0
+        self.build = options.build
         self.compose: Compose | None = None
         self.info: LabInfo | None = None
 
@@ -168,10 +166,12 @@ class ComposeLab:
             "pins_file": f"{PKI_DIR}/pins.txt",
             "org_ca": f"{PKI_DIR}/org-ca.pem",
         }
-        clients = {s: ["docker", "exec", "-i", self.compose.container(s)] for s in ("attended", "beam", "home")}
-        # Behind the transparent gateway: the containers run as root (to set their route); clients as lab.
-        clients |= {f"{s}@transparent": ["docker", "exec", "-i", "-u", "lab", self.compose.container(f"{s}-gw")]
-                    for s in ("attended", "beam")}
+        machines = Machines(
+            home=["docker", "exec", "-i", self.compose.container("home")],
+            corp={c: ["docker", "exec", "-i", self.compose.container(c)] for c in CLIENTS},
+            # Behind the transparent gateway: the containers run as root (to set their route); clients as lab.
+            gateway={c: ["docker", "exec", "-i", "-u", "lab", self.compose.container(f"{c}-gw")] for c in CLIENTS},
+        )
         gateways: dict[str, list[str]] = {}
         for listener in proxy_ready.get("transparent", []):
             gateways.setdefault(listener["policy"], [""] * self.lanes)[listener["lane"]] = listener["gateway"]
@@ -179,10 +179,9 @@ class ComposeLab:
             backend=self.backend, state_dir=str(self.state_dir), lanes=self.lanes, proxies=proxies,
             server_connect=[f"screenmeet:{8443 + lane}" for lane in range(self.lanes)],
             proxy_admin=proxy_ready["admin"], server_admin=f"http://{server_ip}:9000",
-            pki=pki, org_issuer_cn=str(cn),
-            extra={"project": project_name(), "client_exec": clients,
-                   "transparent": {"network": "corp-gw", "gateways": gateways},
-                   "containers": {"screenmeet": server_cid, "proxy": proxy_cid}},
+            pki=pki, org_issuer_cn=str(cn), machines=machines,
+            transparent=Transparent(gateways=gateways, network="corp-gw"),
+            containers={"screenmeet": server_cid, "proxy": proxy_cid},
         )
 
     def stop(self) -> None:

@@ -21,10 +21,9 @@ Transparent (gateway) inspection (root on Linux): ``transparent=None`` builds
 it where it can, ``True`` requires it, ``False`` (the default) leaves it out;
 ``transparent_policies`` limits it to those policies (default: all).  A network
 namespace behind an iptables REDIRECT to the proxy's transparent listeners
-(:mod:`harness.lab.gateway`): clients run there with
-``LabInfo.extra["client_exec"]["<client>@transparent"]`` and connect to
-``LabInfo.gateway_address(policy, lane)``; without it,
-``extra["transparent_unavailable"]`` says why in one sentence.
+(:mod:`harness.lab.gateway`): clients run there and connect to the gateway
+address of their policy (``LabInfo.endpoint(network="transparent", ...)``);
+without it, ``LabInfo.transparent_unavailable`` says why in one sentence.
 """
 
 from __future__ import annotations
@@ -36,13 +35,17 @@ import sys
 import urllib.parse
 from pathlib import Path
 
-from harness.errors import EnvironmentProblem, LabError, UsageError
-from harness.lab import LabInfo, prepare_state_dir
+from harness.errors import EnvironmentProblem, LabError, UnknownNameError, UsageError
+from harness.lab import gateway as transparent_gateway
+from harness.lab.info import LabInfo, Transparent
+from harness.lab.options import LabOptions
+from harness.lab.statedir import prepare_state_dir
 from harness.lab.process import Child, kill, spawn, stop, wait_ready
 from harness.net.addresses import reserve_ports
 from harness.pki.lab import LabPKI
 from harness.pki.ca import CA, Blob
 from harness.model.policy import Policy
+from harness.model.vocab import CLIENTS
 from harness.proxy.config import ProxyConfig
 
 LOOPBACK = "127.0.0.1"
@@ -88,42 +91,28 @@ def _port_of(url: str) -> int:
 
 
 class LocalLab:
-    """Context manager: ``with LocalLab(state_dir, policies=...) as info: ...``."""
+    """Context manager: ``with LocalLab(LabOptions(...), policies=...) as info: ...``.
+
+    ``policies`` are the listeners it serves; ``proxy_child`` is a proxy from
+    :func:`prespawn_proxy` to adopt instead of starting one.
+    """
 
     backend = "local"
 
-    def __init__(
-        self,
-        state_dir: str | Path,
-        *,
-        policies: dict[str, Policy],
-        lanes: int = 4,
-        show_secrets: bool = False,
-        org_common_name: str = "Acme Corp TLS Inspection Root CA",
-        org_organization: str = "Acme Corp",
-        name_constraints: bool = True,
-        start_timeout: float = 30.0,
-        base_port: int | None = None,
-        python: str = sys.executable,
-        vendor=None,
-        transparent: bool | None = False,
-        transparent_policies: list[str] | None = None,
-        proxy_child: Child | None = None,
-    ) -> None:
-        if lanes < 1:
-            raise EnvironmentProblem("the lab needs at least one lane; pass --lanes 1 or more.")
-        self.state_dir = Path(state_dir)
+    def __init__(self, options: LabOptions, *, policies: dict[str, Policy], proxy_child: Child | None = None) -> None:
+        self.options = options
+        self.state_dir = options.state_dir
         self.policies = dict(policies)
-        self.lanes = lanes
-        self.show_secrets = show_secrets
-        self.org_common_name = org_common_name
-        self.org_organization = org_organization
-        self.name_constraints = name_constraints
-        self.start_timeout = start_timeout
-        self.base_port = base_port
-        self.python = python
-        # A harness.model.vendors.VendorProfile: its CA names and chain, its forging and untrusted-upstream action.
-        self.vendor = vendor
+        self.lanes = options.lanes
+        self.show_secrets = options.show_secrets
+        self.org_common_name = options.org_common_name
+        self.org_organization = options.org_organization
+        self.name_constraints = options.name_constraints
+        self.start_timeout = options.start_timeout or 30.0
+        self.base_port = options.base_port
+        self.python = options.python
+        # Its CA names and chain, its forging and untrusted-upstream action.
+        self.vendor = options.vendor
         # Hostile sites the policies point at (a policy's `upstream`): case -> server port per lane.
         self._sites: dict[str, list[int]] = {c: [] for c in sorted({p.upstream for p in self.policies.values()
                                                                      if p.upstream})}
@@ -139,11 +128,9 @@ class LocalLab:
         self._server_ports: list[int] = []
         self._server_admin = 0
         # The transparent gateway (None: not built; the reason in _gateway_unavailable).
-        self.transparent = transparent
-        self.transparent_policies = list(transparent_policies or self.policies)
+        self.transparent = options.transparent
+        self.transparent_policies = list(options.transparent_policies or self.policies)
         if unknown := [p for p in self.transparent_policies if p not in self.policies]:
-            from harness.errors import UnknownNameError
-
             raise UnknownNameError("policy", unknown[0], list(self.policies))
         self.gateway = None
         self._gateway_unavailable: str | None = None
@@ -267,10 +254,14 @@ class LocalLab:
             pki={k: v for k, v in pki.describe().items()},
             org_issuer_cn=pki.org_issuer_cn,
             pids={"server": self.children[0].pid, "proxy": self.children[1].pid},
-            extra={"vendor": self.vendor.name if self.vendor is not None else None,
-                   "sites": {case: [f"{LOOPBACK}:{p}" for p in ports] for case, ports in self._sites.items()},
-                   **self._gateway_extra()},
+            vendor=self.vendor.name if self.vendor is not None else None,
+            sites={case: [f"{LOOPBACK}:{p}" for p in ports] for case, ports in self._sites.items()},
+            transparent_unavailable=self._gateway_unavailable,
         )
+        if self.gateway is not None:
+            self.info.transparent = Transparent(**self.gateway.describe())
+            prefix = self.gateway.exec_prefix(transparent_gateway.write_launcher(self.state_dir / "bin", self.python))
+            self.info.machines.gateway = {c: prefix for c in CLIENTS}
         return self.info
 
     def _remember_ports(self, *, server: dict | None = None, proxy: dict | None = None) -> None:
@@ -297,13 +288,11 @@ class LocalLab:
         if self.transparent is False:
             self._gateway_unavailable = "transparent mode is off for this lab; 'harness up --transparent' (root) turns it on."
             return
-        from harness.lab.gateway import Gateway, unavailable_reason
-
-        reason = unavailable_reason()
+        reason = transparent_gateway.unavailable_reason()
         if reason is not None and self.transparent is None:
             self._gateway_unavailable = reason
             return
-        self.gateway = Gateway.create(self.transparent_policies, self.lanes)  # raises with the reason
+        self.gateway = transparent_gateway.Gateway.create(self.transparent_policies, self.lanes)  # raises with the reason
 
     def _gateway_ready(self) -> None:
         """Point each gateway address at its transparent listener (ports known once the proxy is up)."""
@@ -314,15 +303,6 @@ class LocalLab:
         except BaseException:
             self.stop()
             raise
-
-    def _gateway_extra(self) -> dict:
-        if self.gateway is None:
-            return {"transparent_unavailable": self._gateway_unavailable}
-        from harness.lab.gateway import write_launcher
-
-        prefix = self.gateway.exec_prefix(write_launcher(self.state_dir / "bin", self.python))
-        return {"transparent": self.gateway.describe(),
-                "client_exec": {f"{c}@transparent": prefix for c in ("attended", "beam")}}
 
     def stop(self) -> None:
         stop(self.children)
@@ -406,8 +386,6 @@ class LocalLab:
     def set_policy(self, name: str, policy: Policy) -> LabInfo:
         """Change what the listeners of policy ``name`` do (restarts the proxy on the same ports)."""
         if name not in self.policies:
-            from harness.errors import UnknownNameError
-
             raise UnknownNameError("policy", name, list(self.policies))
         return self.restart_proxy(policies={**self.policies, name: policy})
 

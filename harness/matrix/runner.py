@@ -5,9 +5,8 @@ listener per policy and its own server port, so cells run in parallel without
 sharing anything mutable, and the journal records of a lane after the cell's
 starting cursor are exactly that cell's ground truth.
 
-Reference clients run in-process by default (same code as the console
-script, without paying interpreter start-up per cell); ``in_process=False``
-runs them as real subprocesses.  Any other client is a
+Reference clients run in-process by default (:mod:`harness.matrix.execute`);
+``in_process=False`` runs them as real subprocesses.  Any other client is a
 :class:`harness.model.clientdefs.ClientDef` (a command template and the pinning
 policy it claims): it runs as a subprocess and is judged from the journals,
 its exit code and its warning regex, since it prints no lab events.
@@ -15,174 +14,29 @@ its exit code and its warning regex, since it prints no lab events.
 
 from __future__ import annotations
 
-import io
-import json
-import os
 import queue
 import secrets
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Callable
 
 from cryptography import x509
 
+from harness.errors import UsageError
+from harness.lab.info import LabInfo
+from harness.matrix.cell import CellResult
+from harness.matrix.execute import REFERENCE_CLIENTS, parse_events, run_foreign, run_reference
+from harness.matrix.vendors import judge_vendor
 from harness.model.clientdefs import ClientDef, placeholder_values
-from harness.net.journal import JournalReader
-from harness.lab import LabInfo
 from harness.model.policy import Policy
-from harness.model.scenarios import Scenario
-from harness.model.verdict import Evidence, Verdict, judge
-from harness.model.vocab import REFERENCE_URLS
+from harness.model.scenarios import Scenario, load_policies  # MERGE: load_policies moves to model.policy
+from harness.model.vendors import VendorProfile
+from harness.model.verdict import Evidence, judge
+from harness.net.journal import JournalReader
 from harness.pki.names import display_name
-
-
-@dataclass(frozen=True)
-class ReferenceClient:
-    """One of the lab's own clients, ``attended`` or ``beam``."""
-
-    name: str
-    url: str
-
-    def argv(self, scenario: Scenario, lab: LabInfo, lane: int, secret: str) -> list[str]:
-        # A scenario may send a client elsewhere (api.scrn.mt) or pass it extra flags (--tls-max 1.2).
-        args = ["--url", scenario.urls.get(self.name, self.url), "--pins", lab.pins_file,
-                "--trust", lab.trust_bundle(scenario.trust), "--json", "--timeout", "10",
-                *scenario.client_args.get(self.name, ())]
-        if scenario.via_proxy:
-            args += ["--proxy", lab.proxy_url(scenario.policy, lane)]
-        elif scenario.network == "transparent":
-            # No proxy configured: the gateway redirects the connection to the proxy.
-            args += ["--no-proxy", "--connect-to", lab.gateway_address(scenario.policy, lane)]
-        else:
-            args += ["--no-proxy", "--connect-to", lab.server_connect[lane]]
-        if self.name == "attended":
-            args += ["--on-warning", scenario.attended_on_warning, "--code", secret]
-        else:
-            args += ["--once", "--token", secret]
-        return args
-
-    def main(self) -> Callable[..., int]:
-        if self.name == "attended":
-            from harness.clients.attended import main
-        else:
-            from harness.clients.beam import main
-        return main
-
-
-REFERENCE_CLIENTS = {name: ReferenceClient(name, url) for name, url in REFERENCE_URLS.items()}
-
-
-@dataclass
-class CellResult:
-    """One cell of the matrix: a client in a scenario, judged."""
-
-    scenario: Scenario
-    client: str
-    verdict: Verdict
-    lane: int
-    seconds: float
-    output: str
-    proxy_records: list[dict] = field(default_factory=list)
-    server_records: list[dict] = field(default_factory=list)
-    secret: str = ""
-    # "reference" for attended/beam, else the policy a client definition claims.
-    client_policy: str = "reference"
-    command: tuple[str, ...] = ()
-
-    @property
-    def passed(self) -> bool:
-        return self.verdict.passed
-
-    def to_dict(self) -> dict:
-        o = self.verdict.observation
-        return {
-            "scenario": self.scenario.name,
-            "scenario_detail": {"network": self.scenario.network, "policy": self.scenario.policy,
-                                "trust": self.scenario.trust, "description": self.scenario.description},
-            "client": self.client,
-            "client_policy": self.client_policy,
-            "command": list(self.command),
-            "expected": self.verdict.expected,
-            "observed": o.outcome,
-            "verdict": self.verdict.label,
-            "reasons": list(self.verdict.reasons),
-            "issuer_seen": o.issuer_seen,
-            "pin_match": o.pin_match,
-            "observation": o.__dict__ | {"credentials_at_proxy": list(o.credentials_at_proxy)},
-            "lane": self.lane,
-            "seconds": round(self.seconds, 3),
-            "output": self.output,
-            "proxy_records": self.proxy_records,
-            "server_records": self.server_records,
-        }
-
-
-def parse_events(output: str) -> list[dict]:
-    events = []
-    for line in output.splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                events.append(json.loads(line))
-            except ValueError:
-                pass
-    return events
-
-
-def run_reference(client: ReferenceClient, argv: list[str], *, in_process: bool,
-                  prefix: list[str] | None = None) -> tuple[int, str]:
-    """Run a reference client; returns (exit code, combined output).
-
-    ``prefix`` runs ``harness`` elsewhere (``docker exec CONTAINER`` in the compose lab).
-    """
-    if prefix:
-        proc = subprocess.run([*prefix, "harness", client.name, *argv], stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=120)
-        return proc.returncode, proc.stdout + proc.stderr
-    if in_process:
-        out, err = io.StringIO(), io.StringIO()
-        code = client.main()(argv, stdout=out, stderr=err, stdin=io.StringIO())
-        return code, out.getvalue() + err.getvalue()
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness", client.name, *argv],
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
-    )
-    return proc.returncode, proc.stdout + proc.stderr
-
-
-def run_foreign(argv: list[str], env: dict[str, str], stdin: str | None, timeout: float,
-                prefix: list[str] | None = None) -> tuple[int, str]:
-    """Run a client under test; returns (exit code, combined output).
-
-    A missing program is exit 127 and a run past ``timeout`` exit 124 (as a
-    shell and timeout(1) report them), each with a sentence in the output.
-    """
-    if prefix:
-        argv = [*prefix, *(["env", *[f"{k}={v}" for k, v in env.items()]] if env else []), *argv]
-        env = {}
-    try:
-        proc = subprocess.run(argv, input=stdin if stdin is not None else "", capture_output=True, text=True,
-                              timeout=timeout, env={**os.environ, **env})
-    except FileNotFoundError:
-        return 127, f"[harness] cannot run {argv[0]!r}: no such program; install it or fix 'command'.\n"
-    except PermissionError:
-        return 126, f"[harness] cannot run {argv[0]!r}: not executable.\n"
-    except subprocess.TimeoutExpired as e:
-        out = (e.stdout or b"") + (e.stderr or b"")
-        out = out.decode("utf-8", "replace") if isinstance(out, bytes) else out
-        return 124, out + f"\n[harness] the client did not finish within {timeout:g}s and was stopped.\n"
-    return proc.returncode, proc.stdout + proc.stderr
-
-
-def client_place(scenario: Scenario, client: str) -> str:
-    """Where a client runs, as a key of ``LabInfo.extra["client_exec"]`` (absent: in this process or
-    a local subprocess): "home" without a proxy, its own corp machine behind an explicit proxy,
-    "<client>@transparent" behind the transparent gateway."""
-    return {"direct": "home", "proxy": client}.get(scenario.network, f"{client}@{scenario.network}")
 
 
 def unavailable(scenario: Scenario, lab: LabInfo, policies: dict[str, Policy] | None = None) -> str | None:
@@ -190,15 +44,13 @@ def unavailable(scenario: Scenario, lab: LabInfo, policies: dict[str, Policy] | 
 
     ``policies`` are the lab's (default ``fixtures/policies.toml``).
     """
-    if scenario.network == "transparent" and not lab.extra.get("transparent"):
-        return lab.extra.get("transparent_unavailable") or "this lab has no transparent gateway."
+    if scenario.network == "transparent" and lab.transparent is None:
+        return lab.transparent_unavailable or "this lab has no transparent gateway."
     if scenario.policy:
         if policies is None:
-            from harness.model.scenarios import load_policies
-
             policies = load_policies()
         site = getattr(policies.get(scenario.policy), "upstream", "")
-        if site and site not in lab.extra.get("sites", {}):
+        if site and site not in lab.sites:
             return f"the {lab.backend} lab serves no hostile site {site!r} (the local lab does)."
     return None
 
@@ -207,14 +59,18 @@ class MatrixRunner:
     """Runs cells on a lab, one lane per cell at a time.
 
     ``policies`` (the lab's, default ``fixtures/policies.toml``) tell a client
-    definition which hosts each scenario decrypts.
+    definition which hosts each scenario decrypts.  ``vendor`` is the profile
+    the lab emulates: each row is judged as it must turn out under that
+    product, and a cell that shows another issuer fails
+    (:mod:`harness.matrix.vendors`).
     """
 
     def __init__(self, lab: LabInfo, *, in_process: bool = True, settle: float = 5.0,
-                 policies: dict[str, Policy] | None = None) -> None:
+                 policies: dict[str, Policy] | None = None, vendor: VendorProfile | None = None) -> None:
         self.lab = lab
         self.in_process = in_process
         self.settle = settle
+        self.vendor = vendor
         self._policies = policies
         self._pins_text: str | None = None
         self._server_issuer: str | None = None
@@ -230,8 +86,6 @@ class MatrixRunner:
     @property
     def policies(self) -> dict[str, Policy]:
         if self._policies is None:
-            from harness.model.scenarios import load_policies
-
             self._policies = load_policies()
         return self._policies
 
@@ -240,15 +94,22 @@ class MatrixRunner:
 
         ``expect`` replaces the expected outcome (default: the scenario's, or the definition's policy).
         """
+        if self.vendor is not None:
+            scenario = scenario.for_vendor(self.vendor)
         if isinstance(client_name, ClientDef):
-            return self._run_definition(scenario, client_name, expect)
+            cell = self._run_definition(scenario, client_name, expect)
+        else:
+            cell = self._run_reference(scenario, client_name, expect)
+        return cell if self.vendor is None else judge_vendor(cell, self.vendor)
+
+    def _run_reference(self, scenario: Scenario, client_name: str, expect: str | None) -> CellResult:
         client = REFERENCE_CLIENTS[client_name]
-        # Compose: the client runs in its container (corp), or at "home" for the direct scenario.
-        prefix = self.lab.extra.get("client_exec", {}).get(client_place(scenario, client_name))
 
         def execute(lane: int, secret: str):
-            code, output = run_reference(client, client.argv(scenario, self.lab, lane, secret),
-                                         in_process=self.in_process, prefix=prefix)
+            # Compose: the client runs in its container (corp), or at "home" for the direct scenario.
+            endpoint = self.lab.endpoint(scenario.network, scenario.policy, lane, client_name)
+            code, output = run_reference(client, client.argv(scenario, self.lab, endpoint, secret),
+                                         in_process=self.in_process, prefix=list(endpoint.exec_prefix))
             return code, output, None
 
         lane, secret, (code, output, _), proxy, server, seconds = self._on_lane(execute)
@@ -280,20 +141,17 @@ class MatrixRunner:
     def _run_definition(self, scenario: Scenario, client: ClientDef, expect: str | None) -> CellResult:
         expected = expect or client.expected(scenario, self.policies)
         if expected is None:
-            from harness.errors import UsageError
-
             raise UsageError(f"the lab cannot tell what {client.name} ({client.policy}) must do in {scenario.name}; "
                              f"add expect = {{ \"{scenario.name}\" = \"OUTCOME\" }} to its definition.")
-        # Compose: from a corp container behind the proxy, from "home" for the direct scenario.
-        prefix = self.lab.extra.get("client_exec", {}).get(client_place(scenario, "beam"))
 
         def execute(lane: int, secret: str):
+            # Compose: from a corp container behind the proxy (Beam's), from "home" for the direct scenario.
+            endpoint = self.lab.endpoint(scenario.network, scenario.policy, lane, "beam")
+            prefix = list(endpoint.exec_prefix)
             values = placeholder_values(
-                proxy_url=self.lab.proxy_url(scenario.policy, lane) if scenario.via_proxy else "",
+                proxy_url=endpoint.proxy_url or "", connect_to=endpoint.connect_to or "",
                 trust=self.lab.trust_bundle(scenario.trust), pins=self.lab.pins_file,
-                pins_text=self._read_pins(prefix), url=client.url, scenario=scenario.name,
-                connect_to="" if scenario.via_proxy else self.lab.gateway_address(scenario.policy, lane)
-                if scenario.network == "transparent" else self.lab.server_connect[lane], secret=secret, lane=lane,
+                pins_text=self._read_pins(prefix), url=client.url, scenario=scenario.name, secret=secret, lane=lane,
                 org_ca=self.lab.pki.get("org_ca", ""), python="python3" if prefix else sys.executable,
             )
             rendered = client.render(values, via_proxy=scenario.via_proxy, on_warning=scenario.attended_on_warning)
@@ -348,7 +206,7 @@ class MatrixRunner:
         done = 0
         with ThreadPoolExecutor(max_workers=self.lab.lanes) as pool:
             futures = {pool.submit(self.run_cell, s, c): i for i, (s, c) in enumerate(cells)}
-            for fut in _as_completed(futures):
+            for fut in as_completed(futures):
                 i = futures[fut]
                 results[i] = fut.result()
                 done += 1
@@ -356,8 +214,3 @@ class MatrixRunner:
                     progress(results[i], done, len(cells))
         return [r for r in results if r is not None]
 
-
-def _as_completed(futures):
-    from concurrent.futures import as_completed
-
-    return as_completed(futures)

@@ -19,11 +19,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
+import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any
+
+import h11
 
 from harness.errors import LabError
 
@@ -161,8 +165,6 @@ class AdminEndpoint:
                      "records": self.journal.read(lane=lane, after=after)}
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        import h11
-
         conn = h11.Connection(h11.SERVER)
         try:
             while True:
@@ -209,9 +211,6 @@ def announce_ready(report: dict, fd: int | None, path: str | None = None) -> Non
     ``path`` the report is also written (atomically) to a file, which is what a
     container healthcheck looks for.
     """
-    import os
-    import sys
-
     line = (json.dumps(report) + "\n").encode()
     if path:
         tmp = f"{path}.tmp"

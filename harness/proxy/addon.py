@@ -33,6 +33,7 @@ from pathlib import Path
 
 from cryptography import x509
 from mitmproxy import ctx, exceptions, http
+from OpenSSL import SSL
 from mitmproxy.connection import Client
 from mitmproxy.proxy import server_hooks
 from mitmproxy.tls import ClientHelloData, TlsData
@@ -291,8 +292,6 @@ class InspectionAddon:
 
     def tls_start_server(self, data: TlsData) -> None:
         if data.context.client.id in self._allow_untrusted and data.ssl_conn is not None:
-            from OpenSSL import SSL
-
             # "allow": the product re-signs an untrusted server with its trusted CA, so it must not refuse it.
             data.ssl_conn.set_verify(SSL.VERIFY_NONE, None)
 

@@ -22,9 +22,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+from mitmproxy.addons.tlsconfig import alpn_select_callback
+from mitmproxy.certs import CERT_EXPIRY
+from OpenSSL import SSL
 
 from harness.model.policy import Policy
 from harness.model.vendors import VendorProfile, parse_key
+from harness.pki import hostile
+from harness.pki.ca import CA, load_certificates, new_key
 
 ENGINE = "engine"   # mitmproxy forges by itself
 FORGE = "forge"     # the lab builds the leaf and the connection
@@ -82,12 +87,6 @@ def plan(policy: Policy, vendor: VendorProfile | None, *, upstream_failed: bool)
     return replace(base, kind=FORGE if custom else ENGINE)
 
 
-def _load_ca(cert_path: Path, key_path: Path | None = None):
-    from harness.pki.ca import CA
-
-    return CA.load(cert_path, key_path)
-
-
 class Forger:
     """Builds forged leaves and client-facing connections from the lab's PKI files.
 
@@ -97,16 +96,14 @@ class Forger:
     """
 
     def __init__(self, confdir: str | Path, pki_dir: str | Path) -> None:
-        from harness.pki.ca import load_certificates
-
         confdir, pki_dir = Path(confdir), Path(pki_dir)
-        self.signer = _load_ca(confdir / "mitmproxy-ca.pem")
+        self.signer = CA.load(confdir / "mitmproxy-ca.pem")
         certs = load_certificates(confdir / "mitmproxy-ca.pem")
         # Sent along: the signer itself when it is an intermediate (the client holds only the root).
         self.chain = [] if certs[0].issuer == certs[0].subject else [certs[0]]
-        self.untrusted = _load_ca(pki_dir / "untrusted-ca.pem", pki_dir / "untrusted-ca.key")
+        self.untrusted = CA.load(pki_dir / "untrusted-ca.pem", pki_dir / "untrusted-ca.key")
         sub = pki_dir / "org-sub-ca.pem"
-        self.sub_ca = _load_ca(sub, pki_dir / "org-sub-ca.key") if sub.exists() else None
+        self.sub_ca = CA.load(sub, pki_dir / "org-sub-ca.key") if sub.exists() else None
         self._keys: dict[str, object] = {}
         self._leaves: dict[tuple, tuple] = {}
         self._contexts: dict[tuple, object] = {}
@@ -115,8 +112,6 @@ class Forger:
         if spec == "ca-key":
             return self.signer.private_key
         if spec not in self._keys:
-            from harness.pki.ca import new_key
-
             self._keys[spec] = new_key(*parse_key(spec))
         return self._keys[spec]
 
@@ -129,8 +124,6 @@ class Forger:
         return self._leaves[cache_key]
 
     def _make_leaf(self, p: Plan, hostnames: tuple[str, ...], upstream):
-        from harness.pki import hostile
-
         key = self._key(p.leaf_key)
         if p.case:
             return hostile.issue(p.case, hostnames, issuer=self.signer, chain=self.chain,
@@ -142,8 +135,6 @@ class Forger:
     def connection(self, p: Plan, app_data, leaf=None):
         """A server-side pyOpenSSL connection presenting ``leaf`` (``None``: no certificate, so
         the handshake fails) with ``app_data`` (mitmproxy's ALPN bookkeeping) carried over."""
-        from OpenSSL import SSL
-
         cert, key, chain = leaf if leaf is not None else (None, None, [])
         weak = cert is not None and (p.case == "sha1" or _is_weak_key(key))
         conn = SSL.Connection(self._context(p.tls_min, p.tls_max, weak, tuple(chain)))
@@ -155,9 +146,6 @@ class Forger:
         return conn
 
     def _context(self, tls_min: str, tls_max: str, weak: bool, chain: tuple):
-        from mitmproxy.addons.tlsconfig import alpn_select_callback
-        from OpenSSL import SSL
-
         cache_key = (tls_min, tls_max, weak, tuple(c.fingerprint(_SHA256) for c in chain))
         if cache_key not in self._contexts:
             ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
@@ -188,10 +176,6 @@ def _validity(validity: int | str, upstream: x509.Certificate | None) -> tuple[d
         # An hour back absorbs clock skew, as products do, without the engine's two days.
         return now - timedelta(hours=1), now + timedelta(days=validity)
     # "engine", or "copy" without an upstream certificate: mitmproxy's own window.
-    try:
-        from mitmproxy.certs import CERT_EXPIRY
-    except ImportError:  # pragma: no cover - mitmproxy always has it
-        CERT_EXPIRY = timedelta(days=365)
     return now - timedelta(days=2), now + CERT_EXPIRY
 
 

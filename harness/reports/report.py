@@ -232,7 +232,7 @@ def to_junit(doc: dict) -> str:
 
 def prepare_report_dir(path: str | Path) -> Path:
     """Create the report directory, or say in one sentence why it cannot be used."""
-    from harness.lab import writable_dir
+    from harness.lab.statedir import writable_dir
 
     return writable_dir(path, what="report directory", option="--report")
 

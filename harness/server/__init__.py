@@ -1,1 +1,1 @@
-"""The mock ScreenMeet server."""
+"""The mock ScreenMeet server (:mod:`harness.server.mock`; ``python -m harness.server``)."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import secrets
 import signal
@@ -217,8 +218,6 @@ def _read_sites(path: str | None) -> dict:
     """``--sites FILE``: ``{name: {"cert": PEM, "key": PEM, "ports": [port per lane]}}`` (JSON)."""
     if not path:
         return {}
-    import json
-
     with open(path) as f:
         return json.load(f)
 

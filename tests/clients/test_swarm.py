@@ -17,6 +17,7 @@ import pytest
 from harness.clients.swarm import journal_mismatch, percentile, run_swarm
 from harness.net.journal import JournalReader
 from harness.lab.local import LocalLab
+from harness.lab.options import LabOptions
 from harness.model.scenarios import load_policies
 
 N = 20
@@ -24,7 +25,8 @@ N = 20
 
 @pytest.fixture(scope="module")
 def load_lab(tmp_path_factory):
-    lab = LocalLab(tmp_path_factory.mktemp("load"), policies=load_policies(), lanes=1, show_secrets=True)
+    lab = LocalLab(LabOptions(state_dir=tmp_path_factory.mktemp("load"), lanes=1, show_secrets=True),
+                   policies=load_policies())
     info = lab.start()
     try:
         yield info

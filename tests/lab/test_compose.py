@@ -18,8 +18,17 @@ def compose_lab(tls_lab, lab_backend):
     return tls_lab
 
 
+def _machine(lab, service: str) -> list[str]:
+    """The exec prefix of a compose service: home, attended, beam, or attended-gw / beam-gw."""
+    if service == "home":
+        return lab.machines.home
+    if service.endswith("-gw"):
+        return lab.machines.gateway[service[:-3]]
+    return lab.machines.corp[service]
+
+
 def in_container(lab, service, code, timeout=30):
-    cmd = [*lab.extra["client_exec"][service], "python", "-c", code]
+    cmd = [*_machine(lab, service), "python", "-c", code]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
@@ -61,7 +70,7 @@ def test_admin_endpoints_are_unreachable_from_corp(compose_lab):
 
 def test_forged_chain_seen_from_corp_with_curl(compose_lab):
     """What the README tells a reviewer to do: curl through the proxy from a corp machine."""
-    cmd = [*compose_lab.extra["client_exec"]["beam"], "curl", "-sv", "--proxy", compose_lab.proxy_url("inspect"),
+    cmd = [*compose_lab.machines.corp["beam"], "curl", "-sv", "--proxy", compose_lab.proxy_url("inspect"),
            "--cacert", compose_lab.pki["trust_public_org"], "https://api.screenmeet.com/"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
@@ -70,17 +79,17 @@ def test_forged_chain_seen_from_corp_with_curl(compose_lab):
 
 # -- transparent (gateway) inspection: the corp-gw network ------------------------------------
 
-GW = "beam@transparent"  # beam-gw: no proxy configured, default route via the proxy
+GW = "beam-gw"  # no proxy configured, default route via the proxy
 
 
 def test_gateway_clients_route_everything_via_the_proxy(compose_lab):
-    out = subprocess.run([*compose_lab.extra["client_exec"][GW], "ip", "route", "show", "default"],
+    out = subprocess.run([*compose_lab.machines.gateway["beam"], "ip", "route", "show", "default"],
                          capture_output=True, text=True, timeout=30)
     resolve = in_container(compose_lab, GW, "import socket; print(socket.gethostbyname('gateway'))")
     assert out.stdout.split()[:3] == ["default", "via", resolve.stdout.strip()], out.stdout + resolve.stderr
     # Negative: an explicit-proxy corp machine does not route via the proxy (the internal network's
     # Docker gateway drops what it is sent); it reaches the proxy by name, as a proxy.
-    corp = subprocess.run([*compose_lab.extra["client_exec"]["beam"], "ip", "route", "show", "default"],
+    corp = subprocess.run([*compose_lab.machines.corp["beam"], "ip", "route", "show", "default"],
                           capture_output=True, text=True, timeout=30)
     proxy = in_container(compose_lab, "beam", "import socket; print(socket.gethostbyname('proxy'))").stdout.strip()
     assert proxy and f"via {proxy} " not in corp.stdout + " ", corp.stdout

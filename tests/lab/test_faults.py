@@ -18,6 +18,7 @@ from harness.clients.inprocess import ClientThread
 from harness.errors import BadFileError, UsageError
 from harness.net.journal import JournalReader
 from harness.lab.local import RESTART_SEQ_STEP, LocalLab
+from harness.lab.options import LabOptions
 from harness.pki.ca import CA, load_certificates
 from harness.model.policy import PASS_THROUGH, Policy
 from harness.model.scenarios import load_policies
@@ -30,7 +31,7 @@ NEW_CN = "Acme Corp TLS Inspection Root CA G2"
 
 @pytest.fixture
 def lab(tmp_path):
-    lab = LocalLab(tmp_path / "lab", policies=load_policies(), lanes=1, show_secrets=True)
+    lab = LocalLab(LabOptions(state_dir=tmp_path / "lab", lanes=1, show_secrets=True), policies=load_policies())
     lab.start()
     try:
         yield lab

@@ -15,10 +15,12 @@ import sys
 import pytest
 
 from harness.errors import EnvironmentProblem, UnknownNameError
-from harness.lab import LabInfo
+from harness.lab.info import Endpoint, LabInfo, Transparent
+from harness.lab.options import LabOptions
 from harness.lab import gateway as gw
 from harness.lab.local import LocalLab
-from harness.matrix.runner import MatrixRunner, REFERENCE_CLIENTS, client_place, unavailable
+from harness.matrix.execute import REFERENCE_CLIENTS
+from harness.matrix.runner import MatrixRunner, unavailable
 from harness.model.scenarios import Scenario, load_policies
 
 ROOT_REASON = gw.unavailable_reason()
@@ -60,28 +62,37 @@ def test_policies_for_lists_what_transparent_rows_use():
     assert gw.policies_for(rows) == ["exception-api", "inspect"]
 
 
-def _info(extra) -> LabInfo:
+def _info(**gateway) -> LabInfo:
     return LabInfo(backend="local", state_dir="/nonexistent", lanes=2, proxies={"inspect": ["http://p:1", "http://p:2"]},
                    server_connect=["127.0.0.1:7001", "127.0.0.1:7002"], proxy_admin="http://127.0.0.1:9",
                    server_admin="http://127.0.0.1:9", pki={"trust_public": "pub.pem", "trust_public_org": "org.pem",
                                                            "pins_file": "pins.txt"},
-                   org_issuer_cn="Org CA", extra=extra)
+                   org_issuer_cn="Org CA", **gateway)
+
+
+def _argv(row, lab, lane):
+    return REFERENCE_CLIENTS["beam"].argv(row, lab, lab.endpoint(row.network, row.policy, lane, "beam"), "s")
 
 
 def test_reference_clients_behind_the_gateway_get_no_proxy_and_the_gateway_address():
-    lab = _info({"transparent": {"gateways": {"inspect": ["198.18.0.10:443", "198.18.0.11:443"]}}})
+    lab = _info(transparent=Transparent(gateways={"inspect": ["198.18.0.10:443", "198.18.0.11:443"]}))
+    lab.machines.gateway = {"beam": ["ip", "netns", "exec", "ns"]}
+    lab.machines.corp = {"beam": ["docker", "exec", "corp-beam"]}
+    lab.machines.home = ["docker", "exec", "home"]
     row = transparent("inspect", {"beam": "refused"})
-    argv = REFERENCE_CLIENTS["beam"].argv(row, lab, 1, "s")
+    argv = _argv(row, lab, 1)
     assert argv[argv.index("--connect-to") + 1] == "198.18.0.11:443" and "--no-proxy" in argv
     assert "--proxy" not in argv
-    assert client_place(row, "beam") == "beam@transparent"
+    assert lab.endpoint("transparent", "inspect", 1, "beam") == Endpoint(("ip", "netns", "exec", "ns"),
+                                                                         connect_to="198.18.0.11:443")
     assert unavailable(row, lab) is None
     # Negative: the explicit and direct rows are placed and routed as before.
     explicit = Scenario(name="p", network="proxy", policy="inspect", expect={"beam": "refused"})
-    assert client_place(explicit, "beam") == "beam" and "--proxy" in REFERENCE_CLIENTS["beam"].argv(explicit, lab, 0, "s")
+    assert lab.endpoint("proxy", "inspect", 0, "beam") == Endpoint(("docker", "exec", "corp-beam"), proxy_url="http://p:1")
+    assert "--proxy" in _argv(explicit, lab, 0)
     direct = Scenario(name="d", network="direct", expect={"beam": "connected"})
-    assert client_place(direct, "beam") == "home"
-    assert REFERENCE_CLIENTS["beam"].argv(direct, lab, 0, "s")[-5:-3] == ["--connect-to", "127.0.0.1:7001"]
+    assert lab.endpoint("direct", None, 0, "beam").exec_prefix == ("docker", "exec", "home")
+    assert _argv(direct, lab, 0)[-5:-3] == ["--connect-to", "127.0.0.1:7001"]
     with pytest.raises(UnknownNameError):
         lab.gateway_address("tunnel", 0)
 
@@ -89,23 +100,24 @@ def test_reference_clients_behind_the_gateway_get_no_proxy_and_the_gateway_addre
 def test_a_lab_without_gateway_says_why_and_the_runner_skips_those_rows(tmp_path, monkeypatch):
     reason = "transparent mode needs root (test)."
     monkeypatch.setattr(gw, "unavailable_reason", lambda: reason)
-    lab = LocalLab(tmp_path, policies=load_policies(), lanes=1, transparent=None, transparent_policies=["inspect"])
+    lab = LocalLab(LabOptions(state_dir=tmp_path, lanes=1, transparent=None, transparent_policies=["inspect"]),
+                   policies=load_policies())
     lab._open_gateway()
-    assert lab.gateway is None and lab._gateway_extra() == {"transparent_unavailable": reason}
-    info = _info(lab._gateway_extra())
+    assert lab.gateway is None and lab._gateway_unavailable == reason
+    info = _info(transparent_unavailable=lab._gateway_unavailable)
     row = transparent("inspect", {"beam": "refused"})
     with pytest.raises(EnvironmentProblem, match="needs root"):
-        REFERENCE_CLIENTS["beam"].argv(row, info, 0, "s")
+        _argv(row, info, 0)
     runner = MatrixRunner(info)
     assert runner.run([row]) == [] and runner.skipped == {row.name: reason}
     # Negative: required (transparent=True) is an error, not a skip; off says how to turn it on.
     with pytest.raises(EnvironmentProblem, match="needs root"):
-        LocalLab(tmp_path, policies=load_policies(), lanes=1, transparent=True)._open_gateway()
-    off = LocalLab(tmp_path, policies=load_policies(), lanes=1)
+        LocalLab(LabOptions(state_dir=tmp_path, lanes=1, transparent=True), policies=load_policies())._open_gateway()
+    off = LocalLab(LabOptions(state_dir=tmp_path, lanes=1), policies=load_policies())
     off._open_gateway()
-    assert "--transparent" in off._gateway_extra()["transparent_unavailable"]
+    assert "--transparent" in off._gateway_unavailable
     with pytest.raises(UnknownNameError):
-        LocalLab(tmp_path, policies=load_policies(), transparent=None, transparent_policies=["nope"])
+        LocalLab(LabOptions(state_dir=tmp_path, transparent=None, transparent_policies=["nope"]), policies=load_policies())
 
 
 # -- root: real namespaces, veths and iptables ------------------------------------------------
@@ -118,8 +130,8 @@ def gw_lab(tmp_path_factory):
     if ROOT_REASON:
         pytest.skip(ROOT_REASON)
     policies = load_policies()
-    lab = LocalLab(tmp_path_factory.mktemp("gw-lab"), policies=policies, lanes=2, show_secrets=True,
-                   transparent=True, transparent_policies=POLICIES)
+    lab = LocalLab(LabOptions(state_dir=tmp_path_factory.mktemp("gw-lab"), lanes=2, show_secrets=True,
+                              transparent=True, transparent_policies=POLICIES), policies=policies)
     info = lab.start()
     try:
         yield lab, info, MatrixRunner(info, policies=policies)
@@ -141,7 +153,7 @@ def test_beam_behind_the_gateway_is_inspected_and_refuses(gw_lab):
     assert cell.passed, cell.verdict.reasons
     [record] = [r for r in cell.proxy_records if r["kind"] == "connection"]
     assert record["original_dst"] == info.gateway_address("inspect", cell.lane)
-    assert record["client"].startswith(info.extra["transparent"]["client_address"] + ":")
+    assert record["client"].startswith(info.transparent.client_address + ":")
     assert record["connect_host"] is None  # no proxy was configured: no CONNECT
     assert (record["sni"], record["action"], record["forged_issuer"]) == ("beam.screenmeet.com", "intercepted",
                                                                           info.org_issuer_cn)
@@ -196,7 +208,7 @@ def new_records(info, after):
 @needs_root
 def test_the_namespace_has_no_other_way_out(gw_lab):
     lab, info, _ = gw_lab
-    ns = info.extra["transparent"]["namespace"]
+    ns = info.transparent.namespace
     code = ("import socket, sys\n"
             "for host, port in [(sys.argv[1], int(sys.argv[2])), ('203.0.113.1', 443)]:\n"
             "    try:\n"
@@ -229,7 +241,7 @@ def test_only_gateway_addresses_are_served(gw_lab):
     subprocess.run(["iptables", "-w", *[a if a != "{}" else "-A" for a in rule]], check=True)
     try:
         before = runner_cursor(info)
-        proc = _run_beam(info.extra["client_exec"]["beam@transparent"], info, f"{rogue}:443")
+        proc = _run_beam(info.machines.gateway["beam"], info, f"{rogue}:443")
         assert proc.returncode in (4, 6), proc.stdout + proc.stderr
         [record] = [r for r in new_records(info, before) if r["kind"] == "connection"]
         assert record["original_dst"] == f"{rogue}:443" and record["action"] == "blocked"
@@ -294,8 +306,8 @@ def test_a_dead_labs_gateway_is_swept():
 @needs_root
 def test_a_lab_that_fails_to_start_removes_its_gateway(tmp_path):
     before = namespaces(), lab_chains()
-    lab = LocalLab(tmp_path, policies=load_policies(), lanes=1, transparent=True,
-                   transparent_policies=["inspect"], python="/bin/false", start_timeout=10)
+    lab = LocalLab(LabOptions(state_dir=tmp_path, lanes=1, transparent=True, transparent_policies=["inspect"],
+                              python="/bin/false", start_timeout=10), policies=load_policies())
     with pytest.raises(Exception):
         lab.start()
     assert (namespaces(), lab_chains()) == before

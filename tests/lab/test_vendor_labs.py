@@ -24,6 +24,7 @@ from harness.clients.decision import attended_warning
 from harness.clients.transport import open_tls, parse_proxy_url, peer_chain
 from harness.net.journal import JournalReader
 from harness.lab.local import LocalLab
+from harness.lab.options import LabOptions
 from harness.model.policy import Policy
 from harness.model.vendors import load_vendors, parse_key
 
@@ -39,8 +40,8 @@ API = "api.screenmeet.com"
 @pytest.fixture(scope="module", params=list(VENDORS), ids=list(VENDORS))
 def vlab(request, tmp_path_factory):
     vendor = VENDORS[request.param]
-    lab = LocalLab(tmp_path_factory.mktemp(f"vendor-{vendor.name}"), policies=POLICIES, lanes=1,
-                   show_secrets=True, vendor=vendor)
+    lab = LocalLab(LabOptions(state_dir=tmp_path_factory.mktemp(f"vendor-{vendor.name}"), lanes=1,
+                              show_secrets=True, vendor=vendor), policies=POLICIES)
     info = lab.start()
     try:
         yield vendor, info
@@ -83,7 +84,7 @@ def _cn(name: x509.Name) -> str:
 
 def test_the_attended_warning_names_the_vendors_issuer(vlab):
     vendor, info = vlab
-    assert info.org_issuer_cn == vendor.issuing_cn and info.extra["vendor"] == vendor.name
+    assert info.org_issuer_cn == vendor.issuing_cn and info.vendor == vendor.name
     code, events, records = run(attended, info, "inspect")
     warnings = [e for e in events if e["event"] == "warning"]
     assert code == 0 and warnings and warnings[0]["text"] == attended_warning(vendor.issuing_cn)
@@ -188,7 +189,8 @@ def test_mitmproxy_itself_forges_with_an_ecdsa_ca(tmp_path):
 
     profile = VendorProfile(name="ec-corp", product="EC Corp", issuer_cn="EC Corp Inspection CA", chain="root",
                             key="ec-256", leaf_key="ca-key", leaf_validity="engine", untrusted_upstream="block-page")
-    lab = LocalLab(tmp_path, policies={"inspect": Policy("inspect")}, lanes=1, show_secrets=True, vendor=profile)
+    lab = LocalLab(LabOptions(state_dir=tmp_path, lanes=1, show_secrets=True, vendor=profile),
+                   policies={"inspect": Policy("inspect")})
     info = lab.start()
     try:
         code, events, records = run(attended, info, "inspect")

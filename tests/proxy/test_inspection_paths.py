@@ -13,6 +13,7 @@ from harness.clients import attended
 from harness.pki.hostile import CASES, VERIFY_ERRORS as REASONS
 from harness.net.journal import JournalReader
 from harness.lab.local import LocalLab
+from harness.lab.options import LabOptions
 from harness.model.policy import Policy
 from harness.matrix.runner import parse_events
 
@@ -41,8 +42,8 @@ def test_an_attended_session_past_the_warning_carries_its_websocket_through_insp
 
 @pytest.fixture(scope="module")
 def redacting_lab(tmp_path_factory):
-    lab = LocalLab(tmp_path_factory.mktemp("redacting"), policies={"inspect": Policy("inspect")}, lanes=1,
-                   show_secrets=False)
+    lab = LocalLab(LabOptions(state_dir=tmp_path_factory.mktemp("redacting"), lanes=1, show_secrets=False),
+                   policies={"inspect": Policy("inspect")})
     info = lab.start()
     try:
         yield info
@@ -187,8 +188,8 @@ def test_rows_needing_a_hostile_site_are_skipped_where_the_lab_has_none(tls_lab,
     from harness.matrix.runner import unavailable
 
     row = lab_scenarios["hostile-expired-tunnel"]
-    assert unavailable(row, tls_lab) is None and "expired" in tls_lab.extra["sites"]
-    compose_like = replace(tls_lab, backend="compose", extra={})
+    assert unavailable(row, tls_lab) is None and "expired" in tls_lab.sites
+    compose_like = replace(tls_lab, backend="compose", sites={})
     assert unavailable(row, compose_like) == "the compose lab serves no hostile site 'expired' (the local lab does)."
     # Negative: rows without a hostile upstream run anywhere.
     assert unavailable(lab_scenarios["hostile-expired-forged"], compose_like) is None

@@ -6,6 +6,7 @@ import urllib.parse
 
 import pytest
 
+from harness.errors import NetworkError
 from harness.clients.transport import connect_tunnel, trust_context
 from harness.clients.wire import WebSocket, http_request
 
@@ -62,7 +63,6 @@ def test_admin_endpoint_is_not_reachable_through_the_proxy(tls_lab):
     admin = urllib.parse.urlsplit(tls_lab.server_admin)
     sock = socket.create_connection((proxy.hostname, proxy.port), timeout=5)
     try:
-        from harness.clients.transport import NetworkError
 
         with pytest.raises(NetworkError, match="403"):
             connect_tunnel(sock, admin.hostname, admin.port)

@@ -1,0 +1,110 @@
+"""The ``harness`` command line's arguments, and the one place they become a :class:`LabOptions`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from harness.errors import UsageError
+from harness.lab.options import BACKENDS, DEFAULT_ORG_CN, DEFAULT_ORG_O, LabOptions
+from harness.lab.statedir import default_state_dir
+from harness.model.values import port_number, positive_int, positive_seconds
+from harness.model.vendors import get_vendor
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one sentence (a UsageError) pointing at the command's --help."""
+
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: {message}; see '{self.prog} --help'.")
+
+
+def _lab_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lab", choices=BACKENDS, default=os.environ.get("HARNESS_LAB", "local"),
+                   help="where the lab runs: local processes (default) or Docker Compose")
+    p.add_argument("--state-dir", type=Path, default=None, help="where PKI, logs and lab.json go (default .lab)")
+    p.add_argument("--lanes", type=positive_int, default=4, help="parallel lanes: listeners per policy (default 4)")
+    p.add_argument("--show-secrets", action="store_true", help="journal credentials in clear (never in shared reports)")
+    p.add_argument("--org-cn", default=DEFAULT_ORG_CN, help="common name of the organisation's inspection CA")
+    p.add_argument("--org-o", default=DEFAULT_ORG_O, help="organisation of the inspection CA")
+    p.add_argument("--no-name-constraints", action="store_true",
+                   help="do not name-constrain the lab CAs to the lab's domains (only to inspect other apps)")
+    p.add_argument("--vendor", metavar="NAME", default=os.environ.get("HARNESS_VENDOR") or None,
+                   help="emulate an inspection product from fixtures/vendors.toml (zscaler, palo-alto, ...): "
+                        "its CA names and chain, its forging, its action on untrusted upstreams")
+    p.add_argument("--transparent", action="store_true",
+                   help="local lab: also build the transparent gateway (a network namespace behind iptables "
+                        "REDIRECT; needs root) for every policy; 'harness run' builds it for transparent rows anyway")
+    p.add_argument("--base-port", type=port_number, default=None,
+                   help="local lab: fixed ports from here (proxy listeners, then server, then journals) "
+                        "instead of ephemeral ones")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="harness", description="A lab that reproduces enterprise TLS inspection against pinned ScreenMeet clients.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    up = sub.add_parser("up", help="start the lab and print where everything is")
+    _lab_options(up)
+    up.add_argument("--detach", action="store_true", help="return once the lab is up; stop it with 'harness down'")
+    up.add_argument("--policies", default="default", metavar="all|default|NAME,...",
+                    help="which policies get listeners: those of the everyday matrix (default), all, or a list")
+    up.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+
+    down = sub.add_parser("down", help="stop the lab started by 'harness up'")
+    down.add_argument("--lab", choices=BACKENDS, default=os.environ.get("HARNESS_LAB", "local"))
+    down.add_argument("--state-dir", type=Path, default=None)
+
+    run = sub.add_parser("run", help="run the scenario matrix on a fresh lab and judge it from the journals")
+    _lab_options(run)
+    run.add_argument("--scenario", action="append", help="run only this scenario (repeatable)")
+    run.add_argument("--tag", action="append", help="run only scenarios with this tag (e.g. core)")
+    run.add_argument("--client", action="append", metavar="NAME",
+                     help="run this client (repeatable): attended, beam, or a definition from fixtures/clients.toml "
+                          "or --client-file")
+    run.add_argument("--client-file", action="append", type=Path, metavar="TOML",
+                     help="client definitions ([client.NAME] tables); without --client, runs all of them (repeatable)")
+    run.add_argument("--report", type=Path, metavar="DIR",
+                     help="write report.html, junit.xml and report.json to DIR (credentials redacted unless --show-secrets)")
+    run.add_argument("--scenarios-file", type=Path, help="scenario TOML (default fixtures/scenarios.toml)")
+    run.add_argument("--all-vendors", action="store_true",
+                     help="run the matrix once per vendor profile (default rows: --tag vendors)")
+    run.add_argument("--subprocess", action="store_true", help="run the reference clients as subprocesses")
+    run.add_argument("--json", action="store_true", help="print the results as one JSON document")
+
+    pki = sub.add_parser("pki", help="generate the lab PKI (CAs, server certificate, pins, trust bundles)")
+    pki.add_argument("--state-dir", type=Path, default=None)
+    pki.add_argument("--org-cn", default=DEFAULT_ORG_CN)
+    pki.add_argument("--org-o", default=DEFAULT_ORG_O)
+    pki.add_argument("--no-name-constraints", action="store_true")
+    pki.add_argument("--vendor", metavar="NAME", help="the CA names and chain of a vendor profile")
+    pki.add_argument("--check", action="store_true",
+                     help="check the existing lab PKI (every file parses, every key matches) instead of generating one")
+
+    probe = sub.add_parser("probe", help="connect to HOST as the clients do and diagnose TLS inspection (no application bytes)")
+    probe.add_argument("host", metavar="HOST", help="host name, HOST:PORT or https:// URL, e.g. beam.screenmeet.com")
+    probe.add_argument("--proxy", help="explicit HTTP proxy, http://HOST:PORT (default: $HTTPS_PROXY)")
+    probe.add_argument("--no-proxy", action="store_true", help="ignore $HTTPS_PROXY and connect directly")
+    probe.add_argument("--pins", metavar="FILE", help="pins file (sha256/<base64> per line): tells inspection from the real server")
+    probe.add_argument("--trust", metavar="PEM", help="CA bundle to validate against (default: the system store)")
+    probe.add_argument("--connect-to", metavar="HOST:PORT", help="connect here instead (SNI and checks keep HOST)")
+    probe.add_argument("--timeout", type=positive_seconds, default=10.0, help="seconds for each network step (default 10)")
+    probe.add_argument("--json", action="store_true", help="print one JSON object")
+
+    sub.add_parser("images", help="build the compose lab's image (see 'harness images --help')", add_help=False)
+    for name in ("attended", "beam"):
+        c = sub.add_parser(name, help=f"the reference {name} client (see 'harness {name} --help')", add_help=False)
+        c.add_argument("args", nargs=argparse.REMAINDER)
+    return p
+
+
+def lab_options(args: argparse.Namespace, **changes) -> LabOptions:
+    """The :class:`LabOptions` that ``up``/``run`` arguments ask for (``changes`` override fields)."""
+    fields = dict(
+        backend=args.lab, state_dir=args.state_dir or default_state_dir(), lanes=args.lanes,
+        show_secrets=args.show_secrets, org_common_name=args.org_cn, org_organization=args.org_o,
+        name_constraints=not args.no_name_constraints, vendor=get_vendor(args.vendor) if args.vendor else None,
+        transparent=True if args.transparent else False, base_port=args.base_port,
+    )
+    return LabOptions(**{**fields, **changes})

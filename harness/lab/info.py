@@ -1,0 +1,147 @@
+"""Where everything of a running lab is: :class:`LabInfo`, written to ``<state>/lab.json``.
+
+A client of a cell needs two things, whatever the backend: the machine it runs
+on (this one, a compose container, the gateway's network namespace) and where
+it connects (the explicit proxy, the transparent gateway's address for its
+policy, or the mock server itself).  :meth:`LabInfo.endpoint` answers both as
+an :class:`Endpoint`; nothing reads them from string-keyed dictionaries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from harness.errors import BadFileError, EnvironmentProblem, UnknownNameError
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where one client of one cell runs and what it connects to."""
+
+    exec_prefix: tuple[str, ...] = ()  # argv that runs a program on the client's machine; () = here
+    proxy_url: str | None = None  # the explicit proxy the client is told about
+    connect_to: str | None = None  # HOST:PORT reached instead of the URL's host (no proxy configured)
+
+
+@dataclass
+class Machines:
+    """Command prefixes that run a client on its machine; an empty prefix runs it here.
+
+    ``home`` is outside the corporate network (direct scenarios), ``corp`` the
+    machines behind the explicit proxy and ``gateway`` those behind the
+    transparent gateway, each by reference client name (``attended``, ``beam``).
+    """
+
+    home: list[str] = field(default_factory=list)
+    corp: dict[str, list[str]] = field(default_factory=dict)
+    gateway: dict[str, list[str]] = field(default_factory=dict)
+
+    def prefix(self, network: str, client: str) -> tuple[str, ...]:
+        """Where ``client`` runs in a scenario on ``network`` (direct, proxy, transparent)."""
+        if network == "direct":
+            return tuple(self.home)
+        return tuple((self.corp if network == "proxy" else self.gateway).get(client, ()))
+
+
+@dataclass
+class Transparent:
+    """The transparent gateway: clients told about no proxy connect to a gateway address per
+    (policy, lane), which the gateway redirects to the proxy's transparent listener."""
+
+    gateways: dict[str, list[str]]  # policy -> "IP:443" per lane
+    namespace: str | None = None  # local lab: the network namespace the clients run in
+    subnet: str | None = None  # local lab: the namespace's /24
+    gateway: str | None = None  # local lab: the host's address on it
+    client_address: str | None = None  # local lab: the namespace's own address
+    network: str | None = None  # compose lab: the clients' network
+
+
+@dataclass
+class LabInfo:
+    """Everything a client or a reader needs to use a running lab."""
+
+    backend: str
+    state_dir: str
+    lanes: int
+    proxies: dict[str, list[str]]  # policy -> proxy URL per lane
+    server_connect: list[str]  # per lane: HOST:PORT that reaches the mock server directly
+    proxy_admin: str
+    server_admin: str
+    pki: dict[str, str]  # file name -> path, as clients see it (trust bundles, pins, org CA ...)
+    org_issuer_cn: str
+    pids: dict[str, int] = field(default_factory=dict)
+    vendor: str | None = None  # the vendor profile the proxy emulates
+    sites: dict[str, list[str]] = field(default_factory=dict)  # hostile case -> HOST:PORT per lane
+    transparent: Transparent | None = None
+    transparent_unavailable: str | None = None  # why there is no gateway (one sentence)
+    machines: Machines = field(default_factory=Machines)
+    containers: dict[str, str] = field(default_factory=dict)  # compose lab: service -> container id
+
+    def proxy_url(self, policy: str, lane: int = 0) -> str:
+        try:
+            return self.proxies[policy][lane]
+        except KeyError:
+            raise UnknownNameError("policy", policy, list(self.proxies)) from None
+
+    def gateway_address(self, policy: str, lane: int = 0) -> str:
+        """``IP:443`` a client behind the transparent gateway connects to for ``policy`` (the
+        gateway redirects it to the proxy); raises the reason where the lab has no gateway."""
+        if self.transparent is None:
+            raise EnvironmentProblem(self.transparent_unavailable or "this lab has no transparent gateway.")
+        try:
+            return self.transparent.gateways[policy][lane]
+        except KeyError:
+            raise UnknownNameError("policy", policy, list(self.transparent.gateways)) from None
+
+    def endpoint(self, network: str, policy: str | None, lane: int, client: str) -> Endpoint:
+        """Where ``client`` runs and connects in a cell on ``network`` with ``policy``, on ``lane``."""
+        prefix = self.machines.prefix(network, client)
+        if network == "proxy":
+            return Endpoint(prefix, proxy_url=self.proxy_url(policy, lane))
+        if network == "transparent":  # no proxy configured: the gateway redirects the connection
+            return Endpoint(prefix, connect_to=self.gateway_address(policy, lane))
+        return Endpoint(prefix, connect_to=self.server_connect[lane])
+
+    def trust_bundle(self, trust: str) -> str:
+        return self.pki["trust_public_org"] if trust == "public+org" else self.pki["trust_public"]
+
+    @property
+    def pins_file(self) -> str:
+        return self.pki["pins_file"]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LabInfo":
+        """The inverse of ``asdict``; raises TypeError or ValueError for a document of another shape."""
+        if not isinstance(data, dict):
+            raise TypeError(f"expected an object, got {type(data).__name__}")
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise TypeError(f"unknown keys {sorted(unknown)}")
+        data = dict(data)
+        if data.get("transparent") is not None:
+            data["transparent"] = Transparent(**data["transparent"])
+        data["machines"] = Machines(**data.get("machines", {}))
+        return cls(**data)
+
+    def write(self) -> Path:
+        path = Path(self.state_dir) / "lab.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(self.to_json())
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def read(cls, state_dir: str | Path) -> "LabInfo":
+        path = Path(state_dir) / "lab.json"
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise EnvironmentProblem(f"no lab is running in {state_dir} (no lab.json); start one with 'harness up'.") from None
+        except (ValueError, TypeError) as e:
+            raise BadFileError(f"{path} is corrupt ({e}); run 'harness down' and 'harness up' again.") from None

@@ -1,0 +1,53 @@
+"""One cell of the matrix: a client in a scenario, run once and judged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harness.model.scenarios import Scenario
+from harness.model.verdict import Verdict
+
+
+@dataclass
+class CellResult:
+    """One cell of the matrix: a client in a scenario, judged."""
+
+    scenario: Scenario
+    client: str
+    verdict: Verdict
+    lane: int
+    seconds: float
+    output: str
+    proxy_records: list[dict] = field(default_factory=list)
+    server_records: list[dict] = field(default_factory=list)
+    secret: str = ""
+    # "reference" for attended/beam, else the policy a client definition claims.
+    client_policy: str = "reference"
+    command: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict.passed
+
+    def to_dict(self) -> dict:
+        o = self.verdict.observation
+        return {
+            "scenario": self.scenario.name,
+            "scenario_detail": {"network": self.scenario.network, "policy": self.scenario.policy,
+                                "trust": self.scenario.trust, "description": self.scenario.description},
+            "client": self.client,
+            "client_policy": self.client_policy,
+            "command": list(self.command),
+            "expected": self.verdict.expected,
+            "observed": o.outcome,
+            "verdict": self.verdict.label,
+            "reasons": list(self.verdict.reasons),
+            "issuer_seen": o.issuer_seen,
+            "pin_match": o.pin_match,
+            "observation": o.__dict__ | {"credentials_at_proxy": list(o.credentials_at_proxy)},
+            "lane": self.lane,
+            "seconds": round(self.seconds, 3),
+            "output": self.output,
+            "proxy_records": self.proxy_records,
+            "server_records": self.server_records,
+        }

@@ -1,0 +1,59 @@
+"""harness.lab.info: where a client runs and connects, and lab.json's round trip."""
+
+import json
+
+import pytest
+
+from harness.errors import BadFileError, EnvironmentProblem, UnknownNameError
+from harness.lab.info import Endpoint, LabInfo, Machines, Transparent
+
+
+def info(**kw) -> LabInfo:
+    kw.setdefault("state_dir", "/tmp/x")
+    return LabInfo(backend="compose", lanes=2, proxies={"inspect": ["http://proxy:1", "http://proxy:2"]},
+                   server_connect=["screenmeet:8443", "screenmeet:8444"], proxy_admin="http://a:1",
+                   server_admin="http://a:2", pki={"trust_public": "p.pem", "trust_public_org": "o.pem",
+                                                   "pins_file": "pins.txt"}, org_issuer_cn="Org", **kw)
+
+
+def test_endpoint_per_network():
+    lab = info(machines=Machines(home=["docker", "exec", "h"], corp={"beam": ["docker", "exec", "b"]},
+                                 gateway={"beam": ["docker", "exec", "-u", "lab", "g"]}),
+               transparent=Transparent(gateways={"inspect": ["198.51.100.10:443", "198.51.100.11:443"]}))
+    assert lab.endpoint("proxy", "inspect", 1, "beam") == Endpoint(("docker", "exec", "b"), proxy_url="http://proxy:2")
+    assert lab.endpoint("transparent", "inspect", 0, "beam") == Endpoint(
+        ("docker", "exec", "-u", "lab", "g"), connect_to="198.51.100.10:443")
+    assert lab.endpoint("direct", None, 1, "beam") == Endpoint(("docker", "exec", "h"), connect_to="screenmeet:8444")
+    # A client with no machine of its own runs here.
+    assert lab.endpoint("proxy", "inspect", 0, "attended").exec_prefix == ()
+    with pytest.raises(UnknownNameError, match="unknown policy 'tunnel'"):
+        lab.endpoint("proxy", "tunnel", 0, "beam")
+
+
+def test_no_gateway_says_why():
+    lab = info(transparent_unavailable="transparent mode needs root.")
+    with pytest.raises(EnvironmentProblem, match="needs root"):
+        lab.endpoint("transparent", "inspect", 0, "beam")
+    with pytest.raises(EnvironmentProblem, match="no transparent gateway"):
+        info().gateway_address("inspect")
+
+
+def test_lab_json_round_trip(tmp_path):
+    lab = info(state_dir=str(tmp_path), vendor="zscaler", sites={"expired": ["127.0.0.1:9"]},
+               transparent=Transparent(gateways={"inspect": ["198.18.0.10:443"]}, namespace="ns"),
+               machines=Machines(corp={"beam": ["x"]}), pids={"proxy": 1})
+    lab.write()
+    again = LabInfo.read(tmp_path)
+    assert again == lab and isinstance(again.transparent, Transparent) and isinstance(again.machines, Machines)
+
+
+@pytest.mark.parametrize("text", ["[]", "{\"backend\": \"local\"}", json.dumps({"nonsense": 1}), "not json"])
+def test_corrupt_lab_json_is_one_sentence(tmp_path, text):
+    (tmp_path / "lab.json").write_text(text)
+    with pytest.raises(BadFileError, match="is corrupt .*run 'harness down' and 'harness up' again"):
+        LabInfo.read(tmp_path)
+
+
+def test_missing_lab_json(tmp_path):
+    with pytest.raises(EnvironmentProblem, match="no lab is running"):
+        LabInfo.read(tmp_path)
