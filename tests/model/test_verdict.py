@@ -1,7 +1,7 @@
 """Tests for harness.model.verdict: judging a run from hand-built journal records.
 
 The records are shaped like the proxy addon's ``client_connected`` record
-(harness/proxy/addon.py) and the mock server's ``_record`` (harness/server.py).
+(harness/proxy/addon.py) and the mock server's ``_record`` (harness/server/mock.py).
 For every outcome the right evidence passes, and changing one ground-truth
 fact makes it fail with a precise reason.
 """
