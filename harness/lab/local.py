@@ -39,7 +39,7 @@ from pathlib import Path
 from harness.errors import EnvironmentProblem, LabError, UsageError
 from harness.lab import LabInfo, prepare_state_dir
 from harness.lab.process import Child, kill, spawn, stop, wait_ready
-from harness.net.addresses import reserve_ports
+from harness.net.addresses import lane_layout, reserve_ports
 from harness.pki.lab import LabPKI
 from harness.pki.ca import CA, Blob
 from harness.model.policy import Policy
@@ -55,7 +55,7 @@ RESTART_SEQ_STEP = 1_000_000_000
 def plan_ports(base: int, policies: list[str], lanes: int) -> dict:
     """The fixed-port layout for ``base``: ``{"proxy": {policy: [port per lane]}, "server": [...],
     "proxy_admin": port, "server_admin": port}``."""
-    proxy = {name: [base + i * lanes + lane for lane in range(lanes)] for i, name in enumerate(policies)}
+    proxy = lane_layout(base, policies, lanes)
     after = base + len(policies) * lanes
     return {"proxy": proxy, "server": list(range(after, after + lanes)),
             "proxy_admin": after + lanes, "server_admin": after + lanes + 1}

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import BadFileError
+from harness.net.addresses import lane_layout
 from harness.model.policy import Policy, is_lab_host
 
 LAB_DOMAINS = ("screenmeet.com", "scrn.mt", "lab.test")
@@ -44,9 +45,8 @@ class Listener:
 def gateway_addresses(first: str, policies: list[str], lanes: int, port: int = 443) -> dict[str, list[str]]:
     """One gateway address per (policy, lane), consecutive from ``first``, policy-major:
     ``{policy: ["IP:PORT" per lane]}``."""
-    start = ipaddress.IPv4Address(first)
-    return {name: [f"{start + i * lanes + lane}:{port}" for lane in range(lanes)]
-            for i, name in enumerate(policies)}
+    layout = lane_layout(ipaddress.IPv4Address(first), policies, lanes)
+    return {name: [f"{address}:{port}" for address in addresses] for name, addresses in layout.items()}
 
 
 def parse_address(text: str) -> tuple[str, int]:

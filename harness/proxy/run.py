@@ -22,7 +22,7 @@ import sys
 from harness.errors import LabError
 from harness.net.journal import announce_ready
 from harness.model.values import listen_port, positive_int
-from harness.net.addresses import parse_ports, reserve_ports
+from harness.net.addresses import lane_layout, parse_ports, reserve_ports
 from harness.proxy.config import ProxyConfig, gateway_addresses
 
 
@@ -104,8 +104,7 @@ def config_from_args(args) -> ProxyConfig:
         from harness.model.scenarios import load_policies
 
         policies = load_policies(args.policies)
-        ports = {name: [args.base_port + i * args.lanes + lane for lane in range(args.lanes)]
-                 for i, name in enumerate(policies)}
+        ports = lane_layout(args.base_port, policies, args.lanes)
         config = ProxyConfig(
             policies=policies, lanes=args.lanes, listen_host=args.listen_host, ports=ports,
             upstream_host=args.upstream_host, upstream_ports=parse_ports(args.upstream_ports) if args.upstream_ports else [],
@@ -117,8 +116,7 @@ def config_from_args(args) -> ProxyConfig:
             names = transparent_policy_names(args.transparent_policies, policies)
             config.gateways = gateway_addresses(args.gateways, names, args.lanes)
             config.transparent_host = args.listen_host
-            config.transparent_ports = {name: [args.transparent_base_port + i * args.lanes + lane
-                                               for lane in range(args.lanes)] for i, name in enumerate(names)}
+            config.transparent_ports = lane_layout(args.transparent_base_port, names, args.lanes)
     if os.environ.get("LAB_SHOW_SECRETS") == "1":
         config.show_secrets = True
     return config
