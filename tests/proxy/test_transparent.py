@@ -20,7 +20,7 @@ from mitmproxy.tls import ClientHelloData
 from harness.model.policy import HostPattern, Policy
 from harness.proxy import run
 from harness.proxy.addon import InspectionAddon
-from harness.proxy.config import ProxyConfig, gateway_addresses, parse_address
+from harness.proxy.config import ProxyConfig, gateway_addresses
 
 from tests.proxy.test_addon import client_on, hello_data
 
@@ -66,19 +66,6 @@ def connect(addon, client):
 
 
 # -- configuration -------------------------------------------------------------------
-
-def test_gateway_addresses_are_consecutive_per_policy_and_lane():
-    assert GATEWAYS == {"inspect": ["198.18.0.10:443", "198.18.0.11:443"],
-                        "exception-wildcard": ["198.18.0.12:443", "198.18.0.13:443"],
-                        "exception-ip": ["198.18.0.14:443", "198.18.0.15:443"]}
-
-
-def test_parse_address_needs_an_ip_and_a_port():
-    assert parse_address("198.18.0.10:443") == ("198.18.0.10", 443)
-    for bad in ("screenmeet.com:443", "198.18.0.10", "198.18.0.10:https"):
-        with pytest.raises(ValueError, match="not IP:PORT"):
-            parse_address(bad)
-
 
 def test_transparent_listeners_carry_their_gateway_and_survive_json():
     config = ProxyConfig.from_dict(json.loads(json.dumps(make_config().to_dict())))
