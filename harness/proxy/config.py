@@ -81,6 +81,12 @@ class ProxyConfig:
     sites: dict[str, list[int]] = field(default_factory=dict)
     # The vendor profile the proxy emulates (VendorProfile.to_dict()); None: plain mitmproxy forging.
     vendor: dict | None = None
+    # The mitmproxy confdir holding mitmproxy-ca.pem (the organisation CA's key and certificate), so
+    # mitmproxy forges with the org CA; required, as without it mitmproxy would make up its own CA.
+    confdir: str
+    # The CA bundle upstream certificates are verified against (the lab's public root, as a real
+    # inspection proxy verifies against the public web PKI); None: mitmproxy's default bundle.
+    upstream_trust: str | None = None
     # The lab PKI directory (untrusted and sub CAs for forging); default: the confdir's parent.
     pki_dir: str | None = None
     # Transparent listeners, bound on transparent_host: policy -> gateway address "IP:PORT" per lane,

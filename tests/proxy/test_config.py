@@ -19,7 +19,8 @@ POLICIES = {
 def make_config(**kw) -> ProxyConfig:
     options = dict(policies=POLICIES, lanes=2, ports={"tunnel": [9001, 9002]}, upstream_ports=[7001, 7002],
                    sites={"expired": [7101, 7102]}, vendor={"name": "generic"}, pki_dir="/lab/pki",
-                   gateways={"tunnel": ["198.18.0.10:443", "198.18.0.11:443"]})
+                   gateways={"tunnel": ["198.18.0.10:443", "198.18.0.11:443"]}, confdir="/lab/pki/mitmproxy",
+                   upstream_trust="/lab/pki/trust-public.pem")
     return ProxyConfig(**(options | kw))
 
 
@@ -57,12 +58,13 @@ def test_a_wrong_type_is_one_sentence_naming_the_field(change, says):
     assert str(e.value) == says
 
 
-def test_a_missing_required_field_is_named():
+@pytest.mark.parametrize("name", ["policies", "confdir"])
+def test_a_missing_required_field_is_named(name):
     data = as_json(make_config())
-    del data["policies"]
+    del data[name]
     with pytest.raises(ValueError) as e:
         ProxyConfig.from_dict(data)
-    assert str(e.value) == "field 'policies' is missing"
+    assert str(e.value) == f"field {name!r} is missing"
 
 
 def test_an_unknown_field_is_named_with_the_known_ones():
