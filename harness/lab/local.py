@@ -50,6 +50,8 @@ SERVER, PROXY = "mock server", "inspection proxy"
 _PID_KEYS = {SERVER: "server", PROXY: "proxy"}
 # A restarted component's journal starts at restarts * RESTART_SEQ_STEP + 1.
 RESTART_SEQ_STEP = 1_000_000_000
+# The proxy's configuration, in the state directory: written before the proxy's start gate opens.
+PROXY_CONFIG = "proxy.json"
 
 
 def plan_ports(base: int, policies: list[str], lanes: int) -> dict:
@@ -191,7 +193,7 @@ class LocalLab:
         if self.gateway is not None:
             config.gateways, config.transparent_host = self.gateway.gateways, self.gateway.host_address
             config.transparent_ports = self._transparent_ports
-        path = _proxy_config_path(self.state_dir)
+        path = self.state_dir / PROXY_CONFIG
         path.write_text(json.dumps(config.to_dict(), indent=2))
         return _proxy_command(path, self.python)
 
@@ -438,11 +440,6 @@ class LocalLab:
         return info
 
 
-def _proxy_config_path(state_dir: str | Path) -> Path:
-    """Where the local lab writes the proxy's configuration: ``<state>/proxy.json``."""
-    return Path(state_dir) / "proxy.json"
-
-
 def _proxy_command(config: Path, python: str = sys.executable) -> list[str]:
     """The command that runs the proxy ``config`` describes."""
     return [python, "-m", "harness.proxy", "--config", str(config)]
@@ -458,6 +455,6 @@ def prespawn_proxy(state_dir: str | Path, python: str = sys.executable) -> Child
     state = prepare_state_dir(state_dir)
     logs = state / "logs"
     logs.mkdir(exist_ok=True)
-    config = _proxy_config_path(state)
+    config = state / PROXY_CONFIG
     config.unlink(missing_ok=True)  # a previous lab's: never what this proxy is for
     return spawn(PROXY, _proxy_command(config, python), logs / "proxy.log", gate=True)
