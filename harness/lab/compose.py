@@ -26,7 +26,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from harness.lab import images
+from harness.lab import docker, images
 from harness.errors import EnvironmentProblem, LabError, LabStartError
 from harness.lab import LabInfo, prepare_state_dir
 from harness.model.policy import Policy
@@ -50,8 +50,8 @@ class Compose:
     """Runs the detected compose command on ``compose.yaml`` for one project."""
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
-        images.require_docker()
-        self.base = [*images.compose_command(), "-f", str(COMPOSE_FILE), "-p", project_name()]
+        docker.require_docker()
+        self.base = [*docker.compose_command(), "-f", str(COMPOSE_FILE), "-p", project_name()]
         self.env = {**os.environ, **(env or {})}
 
     def run(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
