@@ -65,7 +65,11 @@ def parse_address(text: str) -> tuple[str, int]:
 
 @dataclass(kw_only=True)
 class ProxyConfig:
-    """Everything the proxy process needs, readable from one JSON file."""
+    """Everything the proxy process needs, readable from one JSON file.
+
+    A field is declared once, here: :meth:`to_dict` and :meth:`from_dict` follow
+    the declarations (a field's type is what its JSON value is checked against).
+    """
 
     policies: dict[str, Policy]
     lanes: int = 1
@@ -142,6 +146,7 @@ class ProxyConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> "ProxyConfig":
+        """Read the JSON file at ``path``; a missing or invalid file is a :class:`BadFileError`."""
         try:
             return cls.from_dict(json.loads(Path(path).read_text()))
         except FileNotFoundError:
