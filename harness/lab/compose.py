@@ -26,8 +26,8 @@ from pathlib import Path
 
 from cryptography import x509
 
-from harness.lab import images
 from harness.errors import LabError, LabStartError
+from harness.lab import docker, images
 from harness.lab.info import LabInfo, Machines, Transparent
 from harness.lab.options import LabOptions
 from harness.lab.statedir import prepare_state_dir
@@ -53,8 +53,8 @@ class Compose:
     """Runs the detected compose command on ``compose.yaml`` for one project."""
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
-        images.require_docker()
-        self.base = [*images.compose_command(), "-f", str(COMPOSE_FILE), "-p", project_name()]
+        docker.require_docker()
+        self.base = [*docker.compose_command(), "-f", str(COMPOSE_FILE), "-p", project_name()]
         self.env = {**os.environ, **(env or {})}
 
     def run(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:

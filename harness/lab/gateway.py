@@ -52,6 +52,7 @@ from pathlib import Path
 from harness.errors import EnvironmentProblem, LabError
 from harness.lab.process import pid_alive
 from harness.model.values import port_number, positive_int
+from harness.net.addresses import lane_layout
 from harness.proxy.config import gateway_addresses, parse_address
 
 DEFAULT_POOL = "198.18.0.0/15"
@@ -343,8 +344,7 @@ def main(argv: list[str] | None = None) -> int:
 
             names = transparent_policy_names(args.transparent_policies, load_policies(args.policies))
             gateways = gateway_addresses(args.gateways, names, args.lanes)
-            ports = {n: [args.transparent_base_port + i * args.lanes + lane for lane in range(args.lanes)]
-                     for i, n in enumerate(names)}
+            ports = lane_layout(args.transparent_base_port, names, args.lanes)
             for line in container_rules(args.alias, gateways, ports):
                 print(line)
             return 0

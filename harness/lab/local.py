@@ -41,7 +41,7 @@ from harness.lab.info import LabInfo, Transparent
 from harness.lab.options import LabOptions
 from harness.lab.statedir import prepare_state_dir
 from harness.lab.process import Child, kill, spawn, stop, wait_ready
-from harness.net.addresses import reserve_ports
+from harness.net.addresses import lane_layout, reserve_ports
 from harness.pki.lab import LabPKI
 from harness.pki.ca import CA, Blob
 from harness.model.policy import Policy
@@ -53,12 +53,14 @@ SERVER, PROXY = "mock server", "inspection proxy"
 _PID_KEYS = {SERVER: "server", PROXY: "proxy"}
 # A restarted component's journal starts at restarts * RESTART_SEQ_STEP + 1.
 RESTART_SEQ_STEP = 1_000_000_000
+# The proxy's configuration, in the state directory: written before the proxy's start gate opens.
+PROXY_CONFIG = "proxy.json"
 
 
 def plan_ports(base: int, policies: list[str], lanes: int) -> dict:
     """The fixed-port layout for ``base``: ``{"proxy": {policy: [port per lane]}, "server": [...],
     "proxy_admin": port, "server_admin": port}``."""
-    proxy = {name: [base + i * lanes + lane for lane in range(lanes)] for i, name in enumerate(policies)}
+    proxy = lane_layout(base, policies, lanes)
     after = base + len(policies) * lanes
     return {"proxy": proxy, "server": list(range(after, after + lanes)),
             "proxy_admin": after + lanes, "server_admin": after + lanes + 1}
@@ -164,32 +166,31 @@ class LocalLab:
         return argv + (["--show-secrets"] if self.show_secrets else [])
 
     def _proxy_argv(self) -> list[str]:
+        """Write the proxy's configuration (for this start: ports, policies, journal numbers) and
+        return the command that runs it."""
         config = ProxyConfig(
             policies=self.policies, lanes=self.lanes, listen_host=LOOPBACK, ports=self._proxy_ports,
             upstream_host=LOOPBACK, upstream_ports=self._server_ports,
             admin=f"{LOOPBACK}:{self._proxy_admin}", show_secrets=self.show_secrets,
             journal_first_seq=self._first_seq(), sites=self._sites,
             vendor=self.vendor.to_dict() if self.vendor is not None else None,
+            confdir=str(self.pki.mitmproxy_confdir), upstream_trust=str(self.pki.trust_public),
             pki_dir=str(self.pki.public_root.parent),
         )
         if self.gateway is not None:
             config.gateways, config.transparent_host = self.gateway.gateways, self.gateway.host_address
             config.transparent_ports = self._transparent_ports
-        config_path = self.state_dir / "proxy.json"
-        config_path.write_text(json.dumps(config.to_dict(), indent=2))
-        return [
-            self.python, "-m", "harness.proxy", "--config", str(config_path),
-            "--confdir", str(self.pki.mitmproxy_confdir), "--upstream-trust", str(self.pki.trust_public),
-        ]
+        path = self.state_dir / PROXY_CONFIG
+        path.write_text(json.dumps(config.to_dict(), indent=2))
+        return _proxy_command(path, self.python)
 
     def _spawn_or_adopt_proxy(self) -> Child:
         argv = self._proxy_argv()
         child, self._proxy_child = self._proxy_child, None
         if child is None:
             return spawn(PROXY, argv, self._logs / "proxy.log", gate=True)
-        # Already importing mitmproxy since prespawn_proxy(): hand it its arguments.
-        args_file = self.state_dir / "proxy.args.json"
-        args_file.write_text(json.dumps(argv[3:]))  # after "python -m harness.proxy"
+        # Importing mitmproxy since prespawn_proxy(), with this argv: it reads the file just
+        # written once start() opens its gate.
         return child
 
     # -- start and stop ----------------------------------------------------------------
@@ -417,16 +418,21 @@ class LocalLab:
         return info
 
 
+def _proxy_command(config: Path, python: str = sys.executable) -> list[str]:
+    """The command that runs the proxy ``config`` describes."""
+    return [python, "-m", "harness.proxy", "--config", str(config)]
+
+
 def prespawn_proxy(state_dir: str | Path, python: str = sys.executable) -> Child:
     """Start the proxy process before the lab is configured (it needs ~0.6 s to import mitmproxy).
 
     It waits at its start gate; :class:`LocalLab` (``proxy_child=``) writes its
-    arguments to ``<state>/proxy.args.json`` and opens the gate.  The CLI calls
+    configuration to ``<state>/proxy.json`` and opens the gate.  The CLI calls
     this first thing, so loading scenarios and policies overlaps the import.
     """
     state = prepare_state_dir(state_dir)
     logs = state / "logs"
     logs.mkdir(exist_ok=True)
-    args_file = state / "proxy.args.json"
-    args_file.unlink(missing_ok=True)
-    return spawn(PROXY, [python, "-m", "harness.proxy", "--args-from", str(args_file)], logs / "proxy.log", gate=True)
+    config = state / PROXY_CONFIG
+    config.unlink(missing_ok=True)  # a previous lab's: never what this proxy is for
+    return spawn(PROXY, _proxy_command(config, python), logs / "proxy.log", gate=True)

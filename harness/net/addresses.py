@@ -1,9 +1,14 @@
-"""Ports and listen addresses: parsing port lists, reserving free ports, choosing admin binds."""
+"""Ports and listen addresses: parsing port lists, the lane layout, reserving free ports, choosing admin binds."""
 
 from __future__ import annotations
 
+import ipaddress
 import random
 import socket
+from typing import Iterable, TypeVar
+
+# What lane_layout counts in: port numbers, or IPv4 addresses (gateway addresses).
+Consecutive = TypeVar("Consecutive", int, ipaddress.IPv4Address)
 
 
 def parse_ports(text: str) -> list[int]:
@@ -25,6 +30,17 @@ def parse_ports(text: str) -> list[int]:
     if not ports or any(not 0 <= p < 65536 for p in ports):
         raise ValueError(f"{text!r}: ports are 0-65535 (0 = any free port)")
     return ports
+
+
+def lane_layout(first: Consecutive, names: Iterable[str], lanes: int) -> dict[str, list[Consecutive]]:
+    """One value per (name, lane), consecutive from ``first``, name-major:
+    ``{name: [first + index * lanes + lane for each lane]}``.
+
+    The lab's one layout for proxy listener ports and gateway addresses, so the
+    proxy's flags, the gateway's rules and a fixed ``--base-port`` agree:
+    ``lane_layout(8100, ["a", "b"], 2) == {"a": [8100, 8101], "b": [8102, 8103]}``.
+    """
+    return {name: [first + index * lanes + lane for lane in range(lanes)] for index, name in enumerate(names)}
 
 
 def ephemeral_range() -> tuple[int, int]:

@@ -22,17 +22,23 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from dataclasses import dataclass, field
+import types
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from harness.errors import BadFileError
 from harness.model.policy import Policy, is_lab_host
+from harness.model.values import split_host_port
+from harness.net.addresses import lane_layout
 
 LAB_DOMAINS = ("screenmeet.com", "scrn.mt", "lab.test")
 
 
 @dataclass(frozen=True)
 class Listener:
+    """One listener of the proxy: the policy it applies for one lane, on one port."""
+
     policy: Policy
     lane: int
     port: int
@@ -44,23 +50,26 @@ class Listener:
 def gateway_addresses(first: str, policies: list[str], lanes: int, port: int = 443) -> dict[str, list[str]]:
     """One gateway address per (policy, lane), consecutive from ``first``, policy-major:
     ``{policy: ["IP:PORT" per lane]}``."""
-    start = ipaddress.IPv4Address(first)
-    return {name: [f"{start + i * lanes + lane}:{port}" for lane in range(lanes)]
-            for i, name in enumerate(policies)}
+    layout = lane_layout(ipaddress.IPv4Address(first), policies, lanes)
+    return {name: [f"{address}:{port}" for address in addresses] for name, addresses in layout.items()}
 
 
 def parse_address(text: str) -> tuple[str, int]:
     """``"IP:PORT"`` -> (IP, PORT); raises ValueError naming the text."""
-    host, sep, port = text.rpartition(":")
     try:
-        return str(ipaddress.ip_address(host.strip("[]"))), int(port)
+        host, port = split_host_port(text)
+        return str(ipaddress.ip_address(host)), port
     except ValueError:
         raise ValueError(f"gateway address {text!r} is not IP:PORT") from None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ProxyConfig:
-    """Everything the proxy process needs, readable from one JSON file."""
+    """Everything the proxy process needs, readable from one JSON file.
+
+    A field is declared once, here: :meth:`to_dict` and :meth:`from_dict` follow
+    the declarations (a field's type is what its JSON value is checked against).
+    """
 
     policies: dict[str, Policy]
     lanes: int = 1
@@ -76,6 +85,12 @@ class ProxyConfig:
     sites: dict[str, list[int]] = field(default_factory=dict)
     # The vendor profile the proxy emulates (VendorProfile.to_dict()); None: plain mitmproxy forging.
     vendor: dict | None = None
+    # The mitmproxy confdir holding mitmproxy-ca.pem (the organisation CA's key and certificate), so
+    # mitmproxy forges with the org CA; required, as without it mitmproxy would make up its own CA.
+    confdir: str
+    # The CA bundle upstream certificates are verified against (the lab's public root, as a real
+    # inspection proxy verifies against the public web PKI); None: mitmproxy's default bundle.
+    upstream_trust: str | None = None
     # The lab PKI directory (untrusted and sub CAs for forging); default: the confdir's parent.
     pki_dir: str | None = None
     # Transparent listeners, bound on transparent_host: policy -> gateway address "IP:PORT" per lane,
@@ -103,49 +118,35 @@ class ProxyConfig:
         return (self.upstream_host or host, ports[lane % len(ports)])
 
     def to_dict(self) -> dict:
-        return {
-            "policies": {n: p.to_dict() for n, p in self.policies.items()},
-            "lanes": self.lanes,
-            "listen_host": self.listen_host,
-            "ports": self.ports,
-            "upstream_host": self.upstream_host,
-            "upstream_ports": self.upstream_ports,
-            "lab_domains": list(self.lab_domains),
-            "admin": self.admin,
-            "show_secrets": self.show_secrets,
-            "journal_first_seq": self.journal_first_seq,
-            "sites": self.sites,
-            "vendor": self.vendor,
-            "pki_dir": self.pki_dir,
-            "gateways": self.gateways,
-            "transparent_host": self.transparent_host,
-            "transparent_ports": self.transparent_ports,
-        }
+        """The JSON form: every field under its name, policies as their tables (:meth:`Policy.to_dict`)."""
+        # asdict copies every container, so the caller may change the result freely.
+        return asdict(self) | {"policies": {name: p.to_dict() for name, p in self.policies.items()}}
 
     @classmethod
     def from_dict(cls, data: dict) -> "ProxyConfig":
-        policies = {n: Policy.from_dict(n, d) for n, d in data["policies"].items()}
-        return cls(
-            policies=policies,
-            lanes=int(data.get("lanes", 1)),
-            listen_host=data.get("listen_host", "127.0.0.1"),
-            ports={k: [int(p) for p in v] for k, v in data.get("ports", {}).items()},
-            upstream_host=data.get("upstream_host", "127.0.0.1"),
-            upstream_ports=[int(p) for p in data.get("upstream_ports", [])],
-            lab_domains=tuple(data.get("lab_domains", LAB_DOMAINS)),
-            admin=data.get("admin", "127.0.0.1:0"),
-            show_secrets=bool(data.get("show_secrets", False)),
-            journal_first_seq=int(data.get("journal_first_seq", 1)),
-            sites={k: [int(p) for p in v] for k, v in data.get("sites", {}).items()},
-            vendor=data.get("vendor"),
-            pki_dir=data.get("pki_dir"),
-            gateways={k: [str(a) for a in v] for k, v in data.get("gateways", {}).items()},
-            transparent_host=data.get("transparent_host", "127.0.0.1"),
-            transparent_ports={k: [int(p) for p in v] for k, v in data.get("transparent_ports", {}).items()},
-        )
+        """The configuration :meth:`to_dict` wrote, every value checked against its field's type.
+
+        A missing field takes its default; a wrong type, a missing required
+        field or an unknown key is a :class:`ValueError` naming the field.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"the configuration must be a JSON object, not {_shown(data)}")
+        known = {f.name: f for f in fields(cls)}
+        if unknown := [key for key in data if key not in known]:
+            raise ValueError(f"unknown field {unknown[0]!r}; the fields are {', '.join(known)}")
+        hints = typing.get_type_hints(cls)
+        values = {}
+        for name, f in known.items():
+            if name in data:
+                values[name] = _typed(data[name], _STORED_AS.get(name, hints[name]), name)
+            elif f.default is MISSING and f.default_factory is MISSING:
+                raise ValueError(f"field {name!r} is missing")
+        values["policies"] = {name: Policy.from_dict(name, table) for name, table in values["policies"].items()}
+        return cls(**values)
 
     @classmethod
     def load(cls, path: str | Path) -> "ProxyConfig":
+        """Read the JSON file at ``path``; a missing or invalid file is a :class:`BadFileError`."""
         try:
             return cls.from_dict(json.loads(Path(path).read_text()))
         except FileNotFoundError:
@@ -154,6 +155,7 @@ class ProxyConfig:
             raise BadFileError(f"proxy configuration {path} is invalid ({e}); regenerate it with 'harness up'.") from None
 
     def listener_ports(self, policy: str) -> list[int]:
+        """The explicit listener port of each lane of ``policy``, 0 where not chosen yet."""
         ports = self.ports.get(policy) or []
         return ports + [0] * (self.lanes - len(ports))
 
@@ -166,6 +168,7 @@ class ProxyConfig:
         ]
 
     def transparent_listener_ports(self, policy: str) -> list[int]:
+        """The transparent listener port of each gateway address of ``policy``, 0 where not chosen yet."""
         ports = self.transparent_ports.get(policy) or []
         return ports + [0] * (len(self.gateways.get(policy, [])) - len(ports))
 
@@ -183,3 +186,52 @@ class ProxyConfig:
         an address, and with mitmproxy's eager connection strategy the upstream is opened before
         the ClientHello names a host, so the gateway address alone decides (never the client)."""
         return self.upstream_for(self.lab_domains[0], 443, listener.lane, listener.policy.upstream)
+
+
+# Fields whose JSON form is not their type: policies are stored as their tables.
+_STORED_AS = {"policies": dict[str, dict]}
+_KINDS = {str: "a string", int: "an integer", bool: "true or false", list: "a list", tuple: "a list",
+          dict: "an object", types.NoneType: "null"}
+
+
+def _expected(annotation) -> str:
+    """What a value of ``annotation`` looks like in JSON, for an error message."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return " or ".join(_expected(option) for option in typing.get_args(annotation))
+    return _KINDS[typing.get_origin(annotation) or annotation]
+
+
+def _shown(value) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _is(value, kind: type) -> bool:
+    if kind is int:  # JSON true is no port number
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, (list, tuple) if kind in (list, tuple) else kind)
+
+
+def _typed(value, annotation, where: str):
+    """``value`` (decoded JSON) as ``annotation`` says, or a ValueError naming ``where``.
+
+    Knows what the configuration uses: str, int, bool, ``X | None``, ``list[X]``,
+    ``tuple[X, ...]``, ``dict[str, X]`` and a bare ``dict`` (a vendor profile, which
+    its own reader checks).
+    """
+    origin, args = typing.get_origin(annotation) or annotation, typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and types.NoneType in args:
+            return None
+        (option,) = [a for a in args if a is not types.NoneType]  # the configuration's unions are X | None
+        if _is(value, typing.get_origin(option) or option):
+            return _typed(value, option, where)
+    elif _is(value, origin):
+        if origin in (list, tuple):
+            items = [_typed(item, args[0], f"{where}[{i}]") for i, item in enumerate(value)]
+            return items if origin is list else tuple(items)
+        if origin is dict and args:
+            return {_typed(key, args[0], where): _typed(item, args[1], f"{where}[{json.dumps(key)}]")
+                    for key, item in value.items()}
+        return value
+    raise ValueError(f"field '{where}' must be {_expected(annotation)}, not {_shown(value)}")

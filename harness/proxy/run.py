@@ -1,12 +1,22 @@
 """Run the inspection proxy: mitmproxy's DumpMaster with :class:`InspectionAddon`.
 
-``python -m harness.proxy --config proxy.json --confdir DIR --upstream-trust CA.pem``
+``python -m harness.proxy --config proxy.json`` runs the proxy a
+:class:`~harness.proxy.config.ProxyConfig` file describes (the local lab writes
+it).  In compose, where the policies file ships in the image and the ports are
+fixed, flags describe it instead: ``--policies FILE --confdir DIR
+--upstream-trust CA.pem`` and the layout (``--lanes``, ``--base-port``, ...).
 
-``confdir`` holds ``mitmproxy-ca.pem`` (the organisation CA's key and
-certificate), so mitmproxy forges with the org CA.  Upstream certificates are
-verified against the lab's public root, as a real inspection proxy verifies
-against the public web PKI.  Prints one JSON ``{"ready": ...}`` line once all
-listeners and the admin endpoint are up.
+The configuration's ``confdir`` holds ``mitmproxy-ca.pem`` (the organisation
+CA's key and certificate), so mitmproxy forges with the org CA.  Upstream
+certificates are verified against ``upstream_trust``, the lab's public root, as
+a real inspection proxy verifies against the public web PKI.
+
+The flags that are not configuration say how the launcher runs the process:
+``--start-gate`` imports mitmproxy at once, then waits for a line on stdin
+before reading the configuration (the launcher writes it, and the PKI,
+meanwhile); the one JSON ``{"ready": ...}`` line, printed once all listeners
+and the admin endpoint are up, goes to ``--ready-fd`` (else stdout) and
+``--ready-file``.
 """
 
 from __future__ import annotations
@@ -14,15 +24,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
-import json
 import os
 import signal
 import sys
+from pathlib import Path
 
 from harness.errors import LabError
-from harness.net.journal import announce_ready
+from harness.model.scenarios import load_policies
 from harness.model.values import listen_port, positive_int
-from harness.net.addresses import parse_ports, reserve_ports
+from harness.net.addresses import lane_layout, parse_ports, reserve_ports
+from harness.net.journal import announce_ready
+from harness.pki.ca import CA
 from harness.proxy.config import ProxyConfig, gateway_addresses
 
 
@@ -50,16 +62,15 @@ def fix_ports(config: ProxyConfig) -> None:
 def check_confdir(confdir: str) -> None:
     """One clear sentence, not mitmproxy's traceback, if the organisation CA in ``confdir`` is
     corrupt or lacks its key.  (Without the file mitmproxy would generate its own CA.)"""
-    from pathlib import Path
-
     ca_file = Path(confdir) / "mitmproxy-ca.pem"
     if ca_file.exists():
-        from harness.pki.ca import CA
-
         CA.load(ca_file, hint="regenerate the lab PKI with 'harness pki' (or restart the lab with 'harness up')")
 
 
-def build_options(config: ProxyConfig, confdir: str, upstream_trust: str | None):
+def build_options(config: ProxyConfig):
+    """mitmproxy's options object and the values to set on it once the addon is loaded."""
+    # mitmproxy is imported here and in run(), not at the top: harness.lab.gateway and the
+    # tests import this module for its helpers without paying mitmproxy's import (~0.6 s).
     from mitmproxy import options
 
     opts = options.Options()
@@ -67,10 +78,10 @@ def build_options(config: ProxyConfig, confdir: str, upstream_trust: str | None)
     modes += [f"transparent@{config.transparent_host}:{l.port}" for l in config.transparent_listeners()]
     update = dict(
         mode=modes,
-        confdir=confdir,
+        confdir=config.confdir,
         ssl_insecure=False,
         # Upstream certificates are checked against the lab's public root only.
-        ssl_verify_upstream_trusted_ca=upstream_trust,
+        ssl_verify_upstream_trusted_ca=config.upstream_trust,
         # Keep HTTP/1.1 on both sides: the clients speak h11/wsproto.
         http2=False,
         termlog_verbosity="warn",
@@ -78,13 +89,15 @@ def build_options(config: ProxyConfig, confdir: str, upstream_trust: str | None)
     return opts, update
 
 
-async def run(config: ProxyConfig, confdir: str, upstream_trust: str | None, ready_fd: int | None = None,
-              ready_file: str | None = None) -> None:
+async def run(config: ProxyConfig, ready_fd: int | None = None, ready_file: str | None = None) -> None:
+    """Serve ``config`` until SIGTERM or SIGINT; announce readiness on ``ready_fd`` (else stdout)
+    and in ``ready_file``."""
+    # Lazily, as in build_options().
     from mitmproxy.tools.dump import DumpMaster
 
     from harness.proxy.addon import InspectionAddon
 
-    opts, update = build_options(config, confdir, upstream_trust)
+    opts, update = build_options(config)
     master = DumpMaster(opts, with_termlog=True, with_dumper=False)
     addon = InspectionAddon(config, announce=lambda report: announce_ready(report, ready_fd, ready_file))
     master.addons.add(addon)
@@ -97,28 +110,24 @@ async def run(config: ProxyConfig, confdir: str, upstream_trust: str | None, rea
 
 def config_from_args(args) -> ProxyConfig:
     """The configuration: a JSON file (local lab), or flags (compose, where the policies
-    file ships in the image and ports are fixed: listener = base + policy index * lanes + lane)."""
+    file ships in the image and ports are fixed, laid out by :func:`lane_layout`)."""
     if args.config:
         config = ProxyConfig.load(args.config)
     else:
-        from harness.model.scenarios import load_policies
-
         policies = load_policies(args.policies)
-        ports = {name: [args.base_port + i * args.lanes + lane for lane in range(args.lanes)]
-                 for i, name in enumerate(policies)}
         config = ProxyConfig(
-            policies=policies, lanes=args.lanes, listen_host=args.listen_host, ports=ports,
-            upstream_host=args.upstream_host, upstream_ports=parse_ports(args.upstream_ports) if args.upstream_ports else [],
-            admin=args.admin,
+            policies=policies, lanes=args.lanes, listen_host=args.listen_host,
+            ports=lane_layout(args.base_port, policies, args.lanes), upstream_host=args.upstream_host,
+            upstream_ports=parse_ports(args.upstream_ports) if args.upstream_ports else [],
+            admin=args.admin, confdir=args.confdir, upstream_trust=args.upstream_trust,
         )
         if args.gateways:
-            # Transparent (gateway) listeners for --transparent-policies (default all): gateway addresses
-            # consecutive from --gateways per (policy, lane); listener = base + policy index * lanes + lane.
+            # Transparent (gateway) listeners for --transparent-policies (default all): gateway
+            # addresses from --gateways and listener ports from --transparent-base-port, per (policy, lane).
             names = transparent_policy_names(args.transparent_policies, policies)
             config.gateways = gateway_addresses(args.gateways, names, args.lanes)
             config.transparent_host = args.listen_host
-            config.transparent_ports = {name: [args.transparent_base_port + i * args.lanes + lane
-                                               for lane in range(args.lanes)] for i, name in enumerate(names)}
+            config.transparent_ports = lane_layout(args.transparent_base_port, names, args.lanes)
     if os.environ.get("LAB_SHOW_SECRETS") == "1":
         config.show_secrets = True
     return config
@@ -132,18 +141,11 @@ def transparent_policy_names(text: str | None, policies) -> list[str]:
     return names
 
 
-def _gate_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--start-gate", action="store_true")
-    p.add_argument("--args-from")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m harness.proxy", description=__doc__.split("\n\n")[0])
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--config", help="proxy configuration JSON (written by 'harness up')")
-    src.add_argument("--policies", help="policies TOML; with --lanes, --base-port, --upstream-ports")
+    src.add_argument("--policies", help="policies TOML; with --confdir, --lanes, --base-port, --upstream-ports")
     p.add_argument("--lanes", type=positive_int, default=1)
     p.add_argument("--listen-host", default="127.0.0.1")
     p.add_argument("--base-port", type=listen_port, default=8100)
@@ -154,35 +156,36 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--transparent-base-port", type=listen_port, default=8300, help="first transparent listener port")
     p.add_argument("--transparent-policies", metavar="A,B", help="with --gateways: only these policies (default all)")
     p.add_argument("--admin", default="127.0.0.1:0", help="journal endpoint: HOST:PORT or via:NAME:PORT")
-    p.add_argument("--confdir", required=True, help="mitmproxy confdir holding mitmproxy-ca.pem (the org CA)")
-    p.add_argument("--upstream-trust", help="CA bundle the proxy trusts for upstream servers")
+    p.add_argument("--confdir", help="with --policies: mitmproxy confdir holding mitmproxy-ca.pem (the org CA)")
+    p.add_argument("--upstream-trust", help="with --policies: CA bundle the proxy trusts for upstream servers")
     p.add_argument("--ready-fd", type=int, help="write the ready report to this file descriptor instead of stdout")
     p.add_argument("--ready-file", help="also write the ready report to this file (for container healthchecks)")
-    p.add_argument("--start-gate", action="store_true", help="import mitmproxy, then wait for a line on stdin")
-    p.add_argument("--args-from", metavar="FILE", help="after the start gate, read the remaining arguments "
-                   "(a JSON list) from FILE: the launcher starts the proxy before it knows them")
-    argv = list(sys.argv[1:] if argv is None else argv)
-    early, _ = _gate_parser().parse_known_args(argv)
-    if early.start_gate:
-        import mitmproxy.tools.dump  # noqa: F401  (the slow part, done while the launcher writes the PKI)
+    p.add_argument("--start-gate", action="store_true", help="import mitmproxy, then wait for a line on stdin "
+                   "before reading the configuration (the launcher writes it meanwhile)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``python -m harness.proxy`` command; returns the exit code."""
+    p = _parser()
+    args = p.parse_args(argv)
+    if args.policies and not args.confdir:
+        p.error("--policies needs --confdir (the mitmproxy confdir holding the organisation CA)")
+    if args.config and (args.confdir or args.upstream_trust):
+        p.error("--confdir and --upstream-trust go with --policies; with --config they are in the file")
+    if args.start_gate:
+        # Deliberately here, before the gate: the slow imports (~0.6 s) overlap the launcher
+        # writing the configuration and the PKI.
+        import mitmproxy.tools.dump  # noqa: F401
 
         import harness.proxy.addon  # noqa: F401
 
         sys.stdin.readline()
-    if early.args_from:
-        try:
-            with open(early.args_from) as f:
-                argv += [str(a) for a in json.load(f)]
-        except (OSError, ValueError) as e:
-            print(f"proxy: cannot read the arguments file {early.args_from} ({e}); start the proxy through 'harness up'.",
-                  file=sys.stderr)
-            return 2
-    args = p.parse_args(argv)
     try:
         config = config_from_args(args)
-        check_confdir(args.confdir)
+        check_confdir(config.confdir)
         fix_ports(config)
-        asyncio.run(run(config, args.confdir, args.upstream_trust, args.ready_fd, args.ready_file))
+        asyncio.run(run(config, args.ready_fd, args.ready_file))
     except LabError as e:
         print(f"proxy: {e}", file=sys.stderr)
         return e.exit_code

@@ -179,8 +179,10 @@ def test_up_serves_the_everyday_policies_unless_asked(tmp_path):
         assert proc.returncode == 0, proc.stderr
         info = json.loads((tmp_path / "lab.json").read_text())
         assert sorted(info["proxies"]) == ["inspect", "tunnel"]
-        # The proxy it started before knowing its arguments got them from the arguments file.
-        assert json.loads((tmp_path / "proxy.args.json").read_text())[:1] == ["--config"]
+        # The proxy it started before knowing its configuration read the one file the lab wrote.
+        argv = Path(f"/proc/{info['pids']['proxy']}/cmdline").read_bytes().decode().split("\0")
+        assert argv[argv.index("--config") + 1] == str(tmp_path / "proxy.json") and "--start-gate" in argv
+        assert json.loads((tmp_path / "proxy.json").read_text())["confdir"].endswith("mitmproxy")
     finally:
         assert harness("down", "--state-dir", str(tmp_path)).returncode == 0
     bad = harness("up", "--policies", "inspect,nope", "--state-dir", str(tmp_path / "b"))

@@ -18,7 +18,7 @@ def test_defaults_are_harness_up_defaults(monkeypatch):
 
 def test_keyword_only_frozen_and_readable():
     with pytest.raises(TypeError):
-        LabOptions("local")  # noqa: the point is that positional use fails
+        LabOptions("local")  # positional use is the point: it must fail
     o = LabOptions(state_dir="x", transparent_policies=["inspect"])
     assert o.state_dir == Path("x") and o.transparent_policies == ("inspect",)
     with pytest.raises(AttributeError):

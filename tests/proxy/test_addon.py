@@ -23,7 +23,7 @@ def make_config(**kw) -> ProxyConfig:
         "exception-wildcard": Policy("exception-wildcard", "inspect", (HostPattern.parse("*.screenmeet.com"),)),
     }
     return ProxyConfig(policies=policies, lanes=2, ports=PORTS, upstream_host="127.0.0.1",
-                       upstream_ports=[7001, 7002], **kw)
+                       upstream_ports=[7001, 7002], confdir="/nonexistent", **kw)
 
 
 @pytest.fixture

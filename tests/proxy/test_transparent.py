@@ -20,7 +20,7 @@ from mitmproxy.tls import ClientHelloData
 from harness.model.policy import HostPattern, Policy
 from harness.proxy import run
 from harness.proxy.addon import InspectionAddon
-from harness.proxy.config import ProxyConfig, gateway_addresses, parse_address
+from harness.proxy.config import ProxyConfig, gateway_addresses
 
 from tests.proxy.test_addon import client_on, hello_data
 
@@ -38,7 +38,7 @@ TPORTS = {"inspect": [9111, 9112], "exception-wildcard": [9121, 9122], "exceptio
 def make_config(**kw) -> ProxyConfig:
     options = dict(policies=POLICIES, lanes=2, ports=PORTS, upstream_host="127.0.0.1",
                    upstream_ports=[7001, 7002], gateways=GATEWAYS, transparent_host="198.18.0.1",
-                   transparent_ports=TPORTS)
+                   transparent_ports=TPORTS, confdir="/nonexistent")
     return ProxyConfig(**(options | kw))
 
 
@@ -67,19 +67,6 @@ def connect(addon, client):
 
 # -- configuration -------------------------------------------------------------------
 
-def test_gateway_addresses_are_consecutive_per_policy_and_lane():
-    assert GATEWAYS == {"inspect": ["198.18.0.10:443", "198.18.0.11:443"],
-                        "exception-wildcard": ["198.18.0.12:443", "198.18.0.13:443"],
-                        "exception-ip": ["198.18.0.14:443", "198.18.0.15:443"]}
-
-
-def test_parse_address_needs_an_ip_and_a_port():
-    assert parse_address("198.18.0.10:443") == ("198.18.0.10", 443)
-    for bad in ("screenmeet.com:443", "198.18.0.10", "198.18.0.10:https"):
-        with pytest.raises(ValueError, match="not IP:PORT"):
-            parse_address(bad)
-
-
 def test_transparent_listeners_carry_their_gateway_and_survive_json():
     config = ProxyConfig.from_dict(json.loads(json.dumps(make_config().to_dict())))
     listeners = {(l.policy.name, l.lane): l for l in config.transparent_listeners()}
@@ -102,12 +89,12 @@ def test_mitmproxy_gets_a_transparent_mode_per_listener(monkeypatch):
     config = make_config(transparent_ports={})
     monkeypatch.setattr(run, "reserve_ports", lambda host, n: list(range(20000, 20000 + n)))
     run.fix_ports(config)
-    _, update = run.build_options(config, "/nonexistent", None)
+    _, update = run.build_options(config)
     transparent = [m for m in update["mode"] if m.startswith("transparent@")]
     assert len(transparent) == 6 and all(m.startswith("transparent@198.18.0.1:") for m in transparent)
     # Negative: the explicit listeners are still regular ones, and without gateways there is no transparent mode.
     assert "regular@127.0.0.1:9011" in update["mode"]
-    _, plain = run.build_options(make_config(gateways={}), "/nonexistent", None)
+    _, plain = run.build_options(make_config(gateways={}))
     assert not [m for m in plain["mode"] if m.startswith("transparent@")]
 
 
@@ -116,7 +103,8 @@ def test_compose_flags_lay_out_gateways_and_ports(tmp_path):
     policies.write_text('[policy.tunnel]\nmode = "tunnel"\n[policy.inspect]\nmode = "inspect"\n')
     args = argparse.Namespace(config=None, policies=str(policies), lanes=2, listen_host="0.0.0.0", base_port=8100,
                               upstream_host=None, upstream_ports="8443+2", admin="127.0.0.1:0",
-                              gateways="198.51.100.10", transparent_base_port=8300, transparent_policies=None)
+                              gateways="198.51.100.10", transparent_base_port=8300, transparent_policies=None,
+                              confdir="/lab/pki/mitmproxy", upstream_trust="/lab/pki/trust-public.pem")
     config = run.config_from_args(args)
     assert config.gateways == {"tunnel": ["198.51.100.10:443", "198.51.100.11:443"],
                                "inspect": ["198.51.100.12:443", "198.51.100.13:443"]}

@@ -1,0 +1,107 @@
+"""harness.proxy.config: the proxy's configuration as data, its JSON form and the gateway addresses."""
+
+import json
+from dataclasses import fields
+
+import pytest
+
+from harness.errors import BadFileError
+from harness.model.policy import HostPattern, Policy
+from harness.proxy.config import ProxyConfig, gateway_addresses, parse_address
+
+POLICIES = {
+    "tunnel": Policy("tunnel", "tunnel"),
+    "exception-wildcard": Policy("exception-wildcard", "inspect", (HostPattern.parse("*.screenmeet.com"),),
+                                 upstream="expired"),
+}
+
+
+def make_config(**kw) -> ProxyConfig:
+    options = dict(policies=POLICIES, lanes=2, ports={"tunnel": [9001, 9002]}, upstream_ports=[7001, 7002],
+                   sites={"expired": [7101, 7102]}, vendor={"name": "generic"}, pki_dir="/lab/pki",
+                   gateways={"tunnel": ["198.18.0.10:443", "198.18.0.11:443"]}, confdir="/lab/pki/mitmproxy",
+                   upstream_trust="/lab/pki/trust-public.pem")
+    return ProxyConfig(**(options | kw))
+
+
+def as_json(config: ProxyConfig) -> dict:
+    return json.loads(json.dumps(config.to_dict()))
+
+
+# -- the JSON form ---------------------------------------------------------------------
+
+def test_every_field_survives_json():
+    config = make_config(lab_domains=("lab.test",), upstream_host=None, show_secrets=True, journal_first_seq=7)
+    assert ProxyConfig.from_dict(as_json(config)) == config
+    assert set(as_json(config)) == {f.name for f in fields(ProxyConfig)}
+    assert as_json(config)["policies"]["exception-wildcard"] == POLICIES["exception-wildcard"].to_dict()
+
+
+def test_a_missing_optional_field_takes_its_default():
+    data = as_json(make_config())
+    del data["lanes"], data["lab_domains"]
+    config = ProxyConfig.from_dict(data)
+    assert config.lanes == 1 and config.lab_domains == ("screenmeet.com", "scrn.mt", "lab.test")
+
+
+@pytest.mark.parametrize("change, says", [
+    ({"lanes": "2"}, """field 'lanes' must be an integer, not "2\""""),
+    ({"show_secrets": 1}, "field 'show_secrets' must be true or false, not 1"),
+    ({"upstream_host": 5}, "field 'upstream_host' must be a string or null, not 5"),
+    ({"ports": {"tunnel": [9001, True]}}, """field 'ports["tunnel"][1]' must be an integer, not true"""),
+    ({"gateways": ["198.18.0.10:443"]}, """field 'gateways' must be an object, not ["198.18.0.10:443"]"""),
+    ({"policies": {"tunnel": "tunnel"}}, """field 'policies["tunnel"]' must be an object, not "tunnel\""""),
+])
+def test_a_wrong_type_is_one_sentence_naming_the_field(change, says):
+    with pytest.raises(ValueError) as e:
+        ProxyConfig.from_dict(as_json(make_config()) | change)
+    assert str(e.value) == says
+
+
+@pytest.mark.parametrize("name", ["policies", "confdir"])
+def test_a_missing_required_field_is_named(name):
+    data = as_json(make_config())
+    del data[name]
+    with pytest.raises(ValueError) as e:
+        ProxyConfig.from_dict(data)
+    assert str(e.value) == f"field {name!r} is missing"
+
+
+def test_an_unknown_field_is_named_with_the_known_ones():
+    with pytest.raises(ValueError) as e:
+        ProxyConfig.from_dict(as_json(make_config()) | {"lane": 2})
+    assert str(e.value).startswith("unknown field 'lane'; the fields are policies, lanes, ")
+    assert "\n" not in str(e.value)
+
+
+def test_a_bad_policy_table_says_what_the_policy_reader_says():
+    with pytest.raises(ValueError, match="policy 'tunnel' has unknown keys"):
+        ProxyConfig.from_dict(as_json(make_config()) | {"policies": {"tunnel": {"mode": "tunnel", "bogus": 1}}})
+
+
+def test_load_turns_a_bad_file_into_one_sentence(tmp_path):
+    path = tmp_path / "proxy.json"
+    path.write_text(json.dumps(as_json(make_config()) | {"lanes": None}))
+    with pytest.raises(BadFileError) as e:
+        ProxyConfig.load(path)
+    assert str(e.value) == (f"proxy configuration {path} is invalid (field 'lanes' must be an integer, not null); "
+                            "regenerate it with 'harness up'.")
+    with pytest.raises(BadFileError, match="does not exist; start the proxy through 'harness up'"):
+        ProxyConfig.load(tmp_path / "missing.json")
+
+
+# -- gateway addresses ---------------------------------------------------------------------
+
+def test_gateway_addresses_are_consecutive_per_policy_and_lane():
+    assert gateway_addresses("198.18.0.10", ["inspect", "exception-wildcard", "exception-ip"], 2) == {
+        "inspect": ["198.18.0.10:443", "198.18.0.11:443"],
+        "exception-wildcard": ["198.18.0.12:443", "198.18.0.13:443"],
+        "exception-ip": ["198.18.0.14:443", "198.18.0.15:443"]}
+
+
+def test_parse_address_needs_an_ip_and_a_port():
+    assert parse_address("198.18.0.10:443") == ("198.18.0.10", 443)
+    assert parse_address("[2001:db8::1]:443") == ("2001:db8::1", 443)
+    for bad in ("screenmeet.com:443", "198.18.0.10", "198.18.0.10:https"):
+        with pytest.raises(ValueError, match="not IP:PORT"):
+            parse_address(bad)

@@ -1,0 +1,56 @@
+"""harness.proxy.run: the proxy process's command line and the mitmproxy options it sets
+(no listeners are opened here)."""
+
+import json
+
+import pytest
+
+from harness.model.policy import Policy
+from harness.proxy import run
+from harness.proxy.config import ProxyConfig
+
+
+def test_confdir_and_upstream_trust_reach_mitmproxy_from_the_configuration():
+    config = ProxyConfig(policies={"inspect": Policy("inspect", "inspect")}, ports={"inspect": [9011]},
+                         confdir="/lab/pki/mitmproxy", upstream_trust="/lab/pki/trust-public.pem")
+    _, update = run.build_options(config)
+    assert update["confdir"] == "/lab/pki/mitmproxy"
+    assert update["ssl_verify_upstream_trusted_ca"] == "/lab/pki/trust-public.pem"
+    # Negative: no upstream trust leaves mitmproxy's default bundle.
+    _, update = run.build_options(ProxyConfig(policies=config.policies, ports=config.ports, confdir="/c"))
+    assert update["ssl_verify_upstream_trusted_ca"] is None
+
+
+def test_compose_flags_put_confdir_and_upstream_trust_in_the_configuration(tmp_path):
+    policies = tmp_path / "policies.toml"
+    policies.write_text('[policy.inspect]\nmode = "inspect"\n')
+    args = run._parser().parse_args(["--policies", str(policies), "--lanes", "2", "--base-port", "8100",
+                                     "--confdir", "/lab/pki/mitmproxy", "--upstream-trust", "/lab/pki/t.pem"])
+    config = run.config_from_args(args)
+    assert (config.confdir, config.upstream_trust) == ("/lab/pki/mitmproxy", "/lab/pki/t.pem")
+    assert config.ports == {"inspect": [8100, 8101]}
+
+
+def test_config_file_is_the_whole_configuration(tmp_path):
+    path = tmp_path / "proxy.json"
+    config = ProxyConfig(policies={"inspect": Policy("inspect", "inspect")}, confdir="/c", upstream_trust="/t.pem")
+    path.write_text(json.dumps(config.to_dict()))
+    assert run.config_from_args(run._parser().parse_args(["--config", str(path)])) == config
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--policies", "p.toml"], "--policies needs --confdir"),
+    (["--config", "proxy.json", "--confdir", "/c"], "with --config they are in the file"),
+    (["--config", "proxy.json", "--upstream-trust", "/t.pem"], "with --config they are in the file"),
+])
+def test_confdir_flags_go_with_policies_only(argv, says, capsys):
+    with pytest.raises(SystemExit) as e:
+        run.main(argv)
+    assert e.value.code == 2 and says in capsys.readouterr().err
+
+
+def test_a_missing_configuration_file_is_one_sentence(tmp_path, capsys):
+    assert run.main(["--config", str(tmp_path / "proxy.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"proxy: proxy configuration {tmp_path / 'proxy.json'} does not exist; "
+                   "start the proxy through 'harness up'.")
