@@ -18,6 +18,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from harness.matrix.runner import CellResult
+from harness.model.records import ProxyRecord, ServerRecord
 
 REDACTED = "[redacted]"
 # Fields that carry a credential in the proxy's and the server's journals.
@@ -98,50 +99,50 @@ def to_json(results: list[CellResult], **kwargs) -> str:
 # -- plain-language evidence from a document cell ------------------------------------
 
 
-def proxy_lines(records: list[dict]) -> list[str]:
+def proxy_lines(records: list[ProxyRecord]) -> list[str]:
     """The proxy journal, one line per connection plus one per request it could read."""
     lines = []
     for r in records:
-        if r.get("kind") != "connection":
+        if r["kind"] != "connection":
             continue
-        line = f"#{r.get('seq')} [{r.get('policy')} lane {r.get('lane')}] CONNECT {r.get('connect_host') or '?'}"
-        line += f" sni={r.get('sni') or '-'}: {r.get('action') or 'no TLS'}"
-        if r.get("exception"):
+        line = f"#{r['seq']} [{r['policy']} lane {r['lane']}] CONNECT {r['connect_host'] or '?'}"
+        line += f" sni={r['sni'] or '-'}: {r['action'] or 'no TLS'}"
+        if r["exception"]:
             line += f" (exception {r['exception']})"
-        if r.get("forged_issuer"):
+        if r["forged_issuer"]:
             line += f", forged certificate issued by CN={r['forged_issuer']}"
-        line += f", client TLS {r.get('client_tls')}"
-        if r.get("client_tls_error"):
+        line += f", client TLS {r['client_tls']}"
+        if r["client_tls_error"]:
             line += f" ({r['client_tls_error']})"
-        if r.get("upstream_error"):
+        if r["upstream_error"]:
             line += f", upstream: {r['upstream_error']}"
-        line += f", {len(r.get('requests', []))} decrypted request(s)"
+        line += f", {len(r['requests'])} decrypted request(s)"
         lines.append(line)
-        for q in r.get("requests", []):
-            creds = f" carrying {', '.join(q['credentials'])}" if q.get("credentials") else ""
-            lines.append(f"    read: {q.get('method')} {q.get('host')}{q.get('path')} -> {q.get('status', '?')}{creds}")
-        if r.get("websocket"):
+        for q in r["requests"]:
+            creds = f" carrying {', '.join(q['credentials'])}" if q["credentials"] else ""
+            lines.append(f"    read: {q['method']} {q['host']}{q['path']} -> {q.get('status', '?')}{creds}")
+        if r["websocket"]:
             lines.append(f"    read: {len(r['websocket'])} WebSocket message(s)")
     return lines
 
 
-def server_lines(records: list[dict]) -> list[str]:
+def server_lines(records: list[ServerRecord]) -> list[str]:
     """The mock server's journal, one line per request."""
     lines = []
     for r in records:
-        if r.get("kind") == "http":
+        if r["kind"] == "http":
             extra = "".join(f" {k}={r[k]}" for k in ("authorization", "code") if r.get(k))
-            lines.append(f"#{r.get('seq')} {r.get('method')} {r.get('host')}{r.get('path')} -> {r.get('status')}{extra}")
-        elif r.get("kind") == "ws-message":
-            lines.append(f"#{r.get('seq')} WebSocket message on {r.get('host')}{r.get('path')} ({r.get('length')} bytes)")
+            lines.append(f"#{r['seq']} {r['method']} {r['host']}{r['path']} -> {r['status']}{extra}")
+        elif r["kind"] == "ws-message":
+            lines.append(f"#{r['seq']} WebSocket message on {r['host']}{r['path']} ({r['length']} bytes)")
     return lines
 
 
 def proxy_proof(cell: dict) -> str:
     """One sentence: what the proxy could or could not read in this cell."""
     o = cell["observation"]
-    reads = [f"{q.get('method')} {q.get('host')}{q.get('path')}" for r in cell["proxy_records"]
-             if r.get("kind") == "connection" for q in r.get("requests", [])]
+    reads = [f"{q['method']} {q['host']}{q['path']}" for r in cell["proxy_records"]
+             if r["kind"] == "connection" for q in r["requests"]]
     if reads:
         creds = f", including credentials ({', '.join(o['credentials_at_proxy'])})" if o["credentials_at_proxy"] else ""
         return f"The proxy decrypted and could read {len(reads)} request(s){creds}: {', '.join(reads[:4])}" + \
