@@ -178,7 +178,7 @@ def run_client(lab_runner, lab_scenarios, lab_clients):
 def describe_cell(cell) -> str:
     """A readable account of a judged cell: expected vs observed, what the proxy could read,
     both journals and the client's output (credentials redacted)."""
-    from harness.reports.report import cell_document, describe
+    from harness.reports.cells import cell_document, describe
 
     return describe(cell_document(cell))
 

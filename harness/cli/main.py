@@ -335,7 +335,7 @@ def cmd_run(args) -> int:
         from harness.matrix.vendors import cmd_run_vendors
 
         return cmd_run_vendors(args)
-    from harness.reports.report import publish
+    from harness.reports.publish import publish
     from harness.matrix.runner import MatrixRunner
     from harness.model.scenarios import load_policies, load_scenarios, policies_used, select
 
@@ -349,7 +349,7 @@ def cmd_run(args) -> int:
             raise UsageError("no scenario matches the --scenario/--tag selection; see fixtures/scenarios.toml.")
         clients = resolve_clients(args.client, args.client_file)
         if args.report is not None:
-            from harness.reports.report import prepare_report_dir
+            from harness.reports.publish import prepare_report_dir
 
             prepare_report_dir(args.report)  # an unwritable report directory fails before the lab starts
         progress_on = not args.json

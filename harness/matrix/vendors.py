@@ -100,7 +100,7 @@ def run_vendor(args, vendor: VendorProfile, scenarios, clients, progress) -> tup
 def cmd_run_vendors(args) -> int:
     """The ``harness run`` command when ``--vendor`` or ``--all-vendors`` is given."""
     from harness.cli.main import resolve_clients
-    from harness.reports.report import publish
+    from harness.reports.publish import publish
     from harness.model.scenarios import load_scenarios, select
 
     if args.vendor and args.all_vendors:
@@ -114,7 +114,7 @@ def cmd_run_vendors(args) -> int:
         raise UsageError("no scenario matches the --scenario/--tag selection; see fixtures/scenarios.toml.")
     clients = resolve_clients(args.client, args.client_file)
     if args.report is not None:
-        from harness.reports.report import prepare_report_dir
+        from harness.reports.publish import prepare_report_dir
 
         prepare_report_dir(args.report)
     progress_on = not args.json
