@@ -266,7 +266,7 @@ class InspectionAddon:
             matched = listener.policy.exception_for(host)
             action = listener.policy.decide(host)
         if record is not None:
-            record.update(sni=sni, action=action, exception=matched.text if matched else None)
+            record.update({"sni": sni, "action": action, "exception": matched.text if matched else None})
             if action == PASS_THROUGH:
                 record["client_tls"] = "not-terminated"
         if action == PASS_THROUGH:
@@ -288,12 +288,12 @@ class InspectionAddon:
             return
         action = forge.untrusted_action(listener.policy, self.vendor)
         if record is not None:
-            record.update(untrusted_upstream=action, upstream_error=problem)
+            record.update({"untrusted_upstream": action, "upstream_error": problem})
         if action == "allow":
             self._allow_untrusted.add(data.context.client.id)
             return
         if record is not None:
-            record.update(action=PASS_THROUGH, client_tls="not-terminated")
+            record.update({"action": PASS_THROUGH, "client_tls": "not-terminated"})
         data.ignore_connection = True
 
     def tls_start_server(self, data: TlsData) -> None:
@@ -313,7 +313,7 @@ class InspectionAddon:
         if listener is not None and not data.is_dtls:
             p = forge.plan(listener.policy, self.vendor, upstream_failed=client.id in self._upstream_failed)
             if record is not None:
-                record.update(blocked=p.blocked, untrusted_upstream=p.untrusted_action or record["untrusted_upstream"])
+                record.update({"blocked": p.blocked, "untrusted_upstream": p.untrusted_action or record["untrusted_upstream"]})
             if p.kind != forge.ENGINE:
                 self._present(data, p, record)
                 return
@@ -332,8 +332,8 @@ class InspectionAddon:
             leaf = self._get_forger().leaf(p, names, upstream)
         data.ssl_conn = self._get_forger().connection(p, data.ssl_conn.get_app_data(), leaf)
         if record is not None and leaf is not None:
-            record.update(forged_issuer=display_name(leaf[0].issuer), forged_key=forge.leaf_key_label(leaf[1]),
-                          forged_case=p.case or None)
+            record.update({"forged_issuer": display_name(leaf[0].issuer), "forged_key": forge.leaf_key_label(leaf[1]),
+                           "forged_case": p.case or None})
 
     def tls_established_client(self, data: TlsData) -> None:
         if (record := self._record(data.context.client)) is not None:
