@@ -41,7 +41,7 @@ from harness.model.scenarios import load_policies, load_scenarios  # MERGE: load
 from harness.model.values import positive_int
 from harness.model.vendors import get_vendor
 from harness.net.journal import JournalReader
-from harness.reports.report import cell_document, describe  # MERGE: -> harness.reports.cells
+from harness.reports.cells import cell_document, describe
 
 
 def pytest_addoption(parser):

@@ -21,7 +21,7 @@ from harness.matrix.session import MatrixRun, lab_state_dir, run_matrix
 from harness.model.clientdefs import ClientDef, builtin_clients, load_clients
 from harness.model.scenarios import load_policies, load_scenarios, select  # MERGE: load_policies -> policy
 from harness.model.vendors import load_vendors
-from harness.reports.report import prepare_report_dir, publish  # MERGE: -> harness.reports.publish
+from harness.reports.publish import prepare_report_dir, publish
 
 
 def resolve_clients(names: list[str] | None, files: list[Path] | None) -> "list[str | ClientDef] | None":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from harness.model.records import ProxyRecord, ServerRecord
 from harness.model.scenarios import Scenario
 from harness.model.verdict import Verdict
 
@@ -18,8 +19,8 @@ class CellResult:
     lane: int
     seconds: float
     output: str
-    proxy_records: list[dict] = field(default_factory=list)
-    server_records: list[dict] = field(default_factory=list)
+    proxy_records: list[ProxyRecord] = field(default_factory=list)
+    server_records: list[ServerRecord] = field(default_factory=list)
     secret: str = ""
     # "reference" for attended/beam, else the policy a client definition claims.
     client_policy: str = "reference"

@@ -18,6 +18,7 @@ from dataclasses import replace
 from harness.matrix.cell import CellResult
 from harness.model.vendors import VendorProfile
 from harness.model.verdict import Verdict
+from harness.model.vocab import INTERCEPT
 
 WARNED = ("warned-continued", "declined", "blocked")
 # Outcomes in which the client completed a handshake with a forged certificate.
@@ -32,7 +33,7 @@ def issuer_reasons(cell: CellResult, vendor: VendorProfile) -> list[str]:
     want, reasons = vendor.issuing_cn, []
     if o.issuer_seen != want:
         reasons.append(f"the client saw issuer CN={o.issuer_seen}, expected the {vendor.name} issuer CN={want}")
-    forged = {r.get("forged_issuer") for r in cell.proxy_records if r.get("action") == "intercepted"} - {None}
+    forged = {r["forged_issuer"] for r in cell.proxy_records if r["action"] == INTERCEPT} - {None}
     if forged and forged != {want}:
         reasons.append(f"the proxy forged with {', '.join(sorted(forged))}, not CN={want}")
     if cell.client == "attended" and o.outcome in WARNED and f"Certificate Issuer: CN={want}." not in cell.output:

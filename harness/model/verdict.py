@@ -3,7 +3,9 @@
 :func:`observe` turns the evidence of one run (the client's exit code and
 events, the proxy's and the server's journal records for its lane and time
 window) into an :class:`Observation`; :func:`judge` compares it with the
-expected outcome and lists, in plain words, every fact that disagrees.
+expected outcome and lists, in plain words, every fact that disagrees.  The
+records' keys, and which of them are always there, are declared in
+:mod:`harness.model.records`.
 
 What each outcome requires of the network (DESIGN.md section 4):
 
@@ -28,8 +30,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from harness.model.records import ProxyRecord, ServerRecord
 from harness.model.vocab import EXIT_OUTCOMES, INTERCEPT, PASS_THROUGH
-
 
 
 @dataclass(frozen=True)
@@ -37,8 +39,8 @@ class Evidence:
     """Everything known about one client run in one scenario."""
 
     exit_code: int
-    proxy: list[dict]
-    server: list[dict]
+    proxy: list[ProxyRecord]
+    server: list[ServerRecord]
     via_proxy: bool
     events: list[dict] = field(default_factory=list)
     output: str = ""
@@ -96,10 +98,10 @@ def _events(events: list[dict], name: str) -> list[dict]:
 
 def observe(ev: Evidence, exit_outcomes: dict[int, str] = EXIT_OUTCOMES) -> Observation:
     """Summarise the evidence; the outcome is named from the exit code, the rest from the journals."""
-    connections = [r for r in ev.proxy if r.get("kind") == "connection"]
-    intercepted = [r for r in connections if r.get("action") == INTERCEPT]
-    requests = [q for r in connections for q in r.get("requests", [])]
-    credentials = sorted({c for q in requests for c in q.get("credentials", [])})
+    connections = [r for r in ev.proxy if r["kind"] == "connection"]
+    intercepted = [r for r in connections if r["action"] == INTERCEPT]
+    requests = [q for r in connections for q in r["requests"]]
+    credentials = sorted({c for q in requests for c in q["credentials"]})
     tls_events = _events(ev.events, "tls")
     connected = _events(ev.events, "connected")
     warned = bool(_events(ev.events, "warning")) or bool(ev.warned)
@@ -108,13 +110,13 @@ def observe(ev: Evidence, exit_outcomes: dict[int, str] = EXIT_OUTCOMES) -> Obse
         # The client finished its job and the proxy read it: either the person
         # was warned and continued, or the client accepted inspection silently.
         outcome = "warned-continued" if warned else "accepted-inspection"
-    blocked = [r for r in intercepted if r.get("blocked")]
-    if outcome == "network-error" and any(r.get("requests") for r in blocked):
+    blocked = [r for r in intercepted if r["blocked"]]
+    if outcome == "network-error" and any(r["requests"] for r in blocked):
         # The "network error" was the proxy's own answer for an untrusted upstream.
         outcome = "blocked"
     issuer = next((e.get("issuer") for e in tls_events if e.get("issuer")), None)
     if issuer is None:
-        issuer = next((r.get("forged_issuer") for r in intercepted if r.get("forged_issuer")), None)
+        issuer = next((r["forged_issuer"] for r in intercepted if r["forged_issuer"]), None)
     if issuer is None and not intercepted and ev.server:
         issuer = ev.server_issuer
     return Observation(
@@ -125,12 +127,12 @@ def observe(ev: Evidence, exit_outcomes: dict[int, str] = EXIT_OUTCOMES) -> Obse
         warned=warned,
         secure=connected[-1].get("secure") if connected else None,
         intercepted=len(intercepted),
-        passed_through=sum(1 for r in connections if r.get("action") == PASS_THROUGH),
-        client_handshakes_failed=sum(1 for r in intercepted if r.get("client_tls") == "failed"),
+        passed_through=sum(1 for r in connections if r["action"] == PASS_THROUGH),
+        client_handshakes_failed=sum(1 for r in intercepted if r["client_tls"] == "failed"),
         decrypted_requests=len(requests),
         credentials_at_proxy=tuple(credentials),
-        server_requests=sum(1 for r in ev.server if r.get("kind") == "http"),
-        websocket_messages_at_proxy=sum(len(r.get("websocket", [])) for r in connections),
+        server_requests=sum(1 for r in ev.server if r["kind"] == "http"),
+        websocket_messages_at_proxy=sum(len(r["websocket"]) for r in connections),
         blocked=len(blocked),
     )
 

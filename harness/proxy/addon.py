@@ -18,7 +18,8 @@ The decisions live in plain objects (:class:`harness.model.policy.Policy`,
 * keeps the proxy journal: one record per client connection with the SNI, the
   action, the forged issuer, whether the client finished the handshake and the
   decrypted requests and WebSocket messages (credentials redacted unless
-  ``lab_show_secrets``).
+  ``lab_show_secrets``); :class:`harness.model.records.ProxyRecord` declares
+  its keys.
 
 Options: ``lab_config`` (path of the JSON written by the lab) and
 ``lab_show_secrets``.
@@ -30,6 +31,7 @@ import html
 import json
 import logging
 from pathlib import Path
+from typing import cast
 
 from cryptography import x509
 from mitmproxy import ctx, exceptions, http
@@ -42,6 +44,7 @@ from harness.net.journal import Journal, announce_ready, start_admin
 from harness.net.addresses import resolve_bind
 from harness.pki.names import display_name
 from harness.model.policy import INTERCEPT, PASS_THROUGH
+from harness.model.records import DecryptedMessage, DecryptedRequest, ProxyRecord
 from harness.proxy import forge
 from harness.proxy.config import Listener, ProxyConfig
 from harness.proxy.upstream import UpstreamChecker
@@ -161,12 +164,15 @@ class InspectionAddon:
             return listener if listener and client.sockname == listener.gateway else None
         return self.listeners.get(client.sockname[1]) if client.sockname else None
 
-    def _record(self, client: Client) -> dict | None:
-        return self.journal.get_open(client.id)
+    def _record(self, client: Client) -> ProxyRecord | None:
+        # The journal holds plain dicts (they leave as JSON); this one is client_connected's.
+        return cast("ProxyRecord | None", self.journal.get_open(client.id))
 
     # -- connection lifecycle ---------------------------------------------------
     def client_connected(self, client: Client) -> None:
         listener = self._listener(client)
+        # Every key ProxyRecord requires, so readers can index them; the journal adds
+        # seq, time and open.  Hooks below fill the values in.
         self.journal.open(client.id, {
             "kind": "connection",
             "lane": listener.lane if listener else None,
@@ -253,7 +259,7 @@ class InspectionAddon:
         listener = self._listener(client)
         sni = data.client_hello.sni
         # Without SNI: the CONNECT host, or a transparent connection's original destination.
-        fallback = record and (record["connect_host"] or record.get("original_dst"))
+        fallback = record and (record["connect_host"] or record["original_dst"])
         host = sni or (fallback.rsplit(":", 1)[0] if fallback else None)
         if listener is None:
             action, matched = INTERCEPT, None
@@ -261,7 +267,7 @@ class InspectionAddon:
             matched = listener.policy.exception_for(host)
             action = listener.policy.decide(host)
         if record is not None:
-            record.update(sni=sni, action=action, exception=matched.text if matched else None)
+            record.update({"sni": sni, "action": action, "exception": matched.text if matched else None})
             if action == PASS_THROUGH:
                 record["client_tls"] = "not-terminated"
         if action == PASS_THROUGH:
@@ -272,7 +278,8 @@ class InspectionAddon:
             return self._early_untrusted_upstream(data, listener, record, sni)
         return None
 
-    async def _early_untrusted_upstream(self, data: ClientHelloData, listener: Listener, record, sni) -> None:
+    async def _early_untrusted_upstream(self, data: ClientHelloData, listener: Listener,
+                                        record: ProxyRecord | None, sni: str | None) -> None:
         """pass-through and allow must be decided now, before mitmproxy meets the server:
         verify the upstream first (as products with those actions do)."""
         if self._checker is None:
@@ -282,12 +289,12 @@ class InspectionAddon:
             return
         action = forge.untrusted_action(listener.policy, self.vendor)
         if record is not None:
-            record.update(untrusted_upstream=action, upstream_error=problem)
+            record.update({"untrusted_upstream": action, "upstream_error": problem})
         if action == "allow":
             self._allow_untrusted.add(data.context.client.id)
             return
         if record is not None:
-            record.update(action=PASS_THROUGH, client_tls="not-terminated")
+            record.update({"action": PASS_THROUGH, "client_tls": "not-terminated"})
         data.ignore_connection = True
 
     def tls_start_server(self, data: TlsData) -> None:
@@ -305,14 +312,14 @@ class InspectionAddon:
         if listener is not None and not data.is_dtls:
             p = forge.plan(listener.policy, self.vendor, upstream_failed=client.id in self._upstream_failed)
             if record is not None:
-                record.update(blocked=p.blocked, untrusted_upstream=p.untrusted_action or record["untrusted_upstream"])
+                record.update({"blocked": p.blocked, "untrusted_upstream": p.untrusted_action or record["untrusted_upstream"]})
             if p.kind != forge.ENGINE:
                 self._present(data, p, record)
                 return
         if record is not None and (cert := data.ssl_conn.get_certificate()) is not None:
             record["forged_issuer"] = display_name(cert.to_cryptography().issuer)
 
-    def _present(self, data: TlsData, p: forge.Plan, record: dict | None) -> None:
+    def _present(self, data: TlsData, p: forge.Plan, record: ProxyRecord | None) -> None:
         """Swap mitmproxy's connection for the lab's: a forged leaf per the plan, or none (refuse)."""
         server = data.context.server
         # Cert.to_pem() exists in mitmproxy 11 and 12 (to_cryptography() only in 12).
@@ -324,8 +331,8 @@ class InspectionAddon:
             leaf = self._get_forger().leaf(p, names, upstream)
         data.ssl_conn = self._get_forger().connection(p, data.ssl_conn.get_app_data(), leaf)
         if record is not None and leaf is not None:
-            record.update(forged_issuer=display_name(leaf[0].issuer), forged_key=forge.leaf_key_label(leaf[1]),
-                          forged_case=p.case or None)
+            record.update({"forged_issuer": display_name(leaf[0].issuer), "forged_key": forge.leaf_key_label(leaf[1]),
+                           "forged_case": p.case or None})
 
     def tls_established_client(self, data: TlsData) -> None:
         if (record := self._record(data.context.client)) is not None:
@@ -349,20 +356,20 @@ class InspectionAddon:
             return
         headers = {k.lower(): v for k, v in flow.request.headers.items()}
         body = flow.request.raw_content or b""
-        entry = {
+        shown = (headers if self.show_secrets
+                 else {k: (REDACTED if k in SECRET_HEADERS else v) for k, v in headers.items()})
+        entry: DecryptedRequest = {
             "method": flow.request.method,
             "host": flow.request.pretty_host,
             "path": flow.request.path.split("?", 1)[0],
             "body_length": len(body),
             "credentials": credentials_in(flow.request.method, headers, body),
+            "headers": shown,
         }
         if self.show_secrets:
-            entry["headers"] = headers
             entry["body"] = body[:MAX_SHOWN_BODY].decode("utf-8", "replace")
-        else:
-            entry["headers"] = {k: (REDACTED if k in SECRET_HEADERS else v) for k, v in headers.items()}
         record["requests"].append(entry)
-        if record.get("blocked"):
+        if record["blocked"]:
             self._block(flow)
 
     def _block(self, flow: http.HTTPFlow) -> None:
@@ -387,7 +394,7 @@ class InspectionAddon:
         if record is None or flow.websocket is None:
             return
         message = flow.websocket.messages[-1]
-        entry = {
+        entry: DecryptedMessage = {
             "direction": "client->server" if message.from_client else "server->client",
             "length": len(message.content),
         }

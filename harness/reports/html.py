@@ -7,8 +7,9 @@ the proxy could read the traffic.  Below, one section per cell (failures open)
 with the reasons, the sentence that proves what the proxy could or could not
 read, the journal lines it rests on, the client's command and its output.
 
-It renders a document from :func:`harness.reports.report.to_document`, so it shows
-nothing the redacted document does not hold.
+It renders a document from :func:`harness.reports.document.to_document`, so it
+shows nothing the redacted document does not hold; the sentences and journal
+lines come from :mod:`harness.reports.cells`, as in every other format.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import re
 import shlex
 from html import escape
 
-from harness.reports.report import pin_result, proxy_lines, proxy_proof, server_lines
+from harness.reports.cells import pin_result, proxy_lines, proxy_proof, server_lines
 
 READ_OUTCOMES = ("warned-continued", "accepted-inspection")
 
@@ -150,7 +151,7 @@ def _detail(cell: dict) -> str:
 
 
 def to_html(doc: dict) -> str:
-    """The report page for a :func:`harness.reports.report.to_document` document."""
+    """The report page for a :func:`harness.reports.document.to_document` document."""
     cells = doc["cells"]
     scenarios = list(dict.fromkeys(c["scenario"] for c in cells))
     clients = list(dict.fromkeys(c["client"] for c in cells))

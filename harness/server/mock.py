@@ -8,7 +8,8 @@
 * ``screenmeet.com`` – ``GET /`` answers who it is (so do the others).
 
 The server listens on one TLS port per *lane* (see :mod:`harness.net.journal`) and
-journals every request and WebSocket message.  The journal is served on a
+journals every request and WebSocket message (their keys are declared by
+:data:`harness.model.records.ServerRecord`).  The journal is served on a
 separate plain-HTTP admin endpoint which the lab binds to loopback (local) or
 keeps off the proxied network (compose), so it is never reachable through the
 proxy.
@@ -27,11 +28,13 @@ import secrets
 import signal
 import ssl
 import sys
+from typing import cast
 
 from aiohttp import WSMsgType, web
 
 from harness.net.journal import Journal, announce_ready, start_admin
 from harness.net.addresses import parse_ports, resolve_bind
+from harness.model.records import ServerRequest
 
 API_HOST = "api.screenmeet.com"
 BEAM_HOST = "beam.screenmeet.com"
@@ -64,9 +67,10 @@ class MockScreenMeet:
             return None
         return value if self.show_secrets else REDACTED
 
-    def _record(self, request: web.Request, **fields) -> dict:
+    def _record(self, request: web.Request, *, status: int, **fields) -> ServerRequest:
+        """Journal one request: what every :class:`ServerRequest` has, then the route's own ``fields``."""
         peer = request.transport.get_extra_info("peername") if request.transport else None
-        return self.journal.add(
+        record = self.journal.add(
             {
                 "kind": "http",
                 "lane": self._lane(request),
@@ -74,9 +78,11 @@ class MockScreenMeet:
                 "method": request.method,
                 "path": request.path,
                 "client": f"{peer[0]}:{peer[1]}" if peer else None,
+                "status": status,
                 **fields,
             }
         )
+        return cast(ServerRequest, record)  # the journal stores plain dicts (they leave as JSON)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY)
@@ -153,6 +159,7 @@ class MockScreenMeet:
                 if msg.type != WSMsgType.TEXT:
                     continue
                 count += 1
+                # A harness.model.records.ServerMessage.
                 self.journal.add(
                     {"kind": "ws-message", "lane": lane, "host": request_host(request), "path": request.path,
                      "direction": "client->server", "length": len(msg.data)}

@@ -32,7 +32,7 @@ def test_scenario_cell(run_scenario, tls_lab, scenario, client):
 
 
 def _events(output):
-    from harness.matrix.runner import parse_events
+    from harness.matrix.execute import parse_events
 
     return parse_events(output)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.matrix.runner import CellResult
+from harness.matrix.cell import CellResult
 from harness.model.scenarios import Scenario
 from harness.matrix.vendors import issuer_reasons, judge_vendor
 from harness.model.vendors import get_vendor

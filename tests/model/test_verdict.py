@@ -1,7 +1,9 @@
 """Tests for harness.model.verdict: judging a run from hand-built journal records.
 
 The records are shaped like the proxy addon's ``client_connected`` record
-(harness/proxy/addon.py) and the mock server's ``_record`` (harness/server/mock.py).
+(harness/proxy/addon.py) and the mock server's ``_record`` (harness/server/mock.py),
+as harness.model.records declares them (tests/model/test_records.py holds these
+helpers to that too).
 For every outcome the right evidence passes, and changing one ground-truth
 fact makes it fail with a precise reason.
 """
@@ -33,12 +35,16 @@ def connection(action: str | None, *, sni: str = "api.screenmeet.com", client_tl
         "lane": lane,
         "policy": policy,
         "listener": 40001,
+        "original_dst": None,
         "client": "127.0.0.1:50000",
         "connect_host": f"{sni}:443",
         "sni": sni,
         "action": action,
         "exception": None,
         "forged_issuer": ORG_CA if action == INTERCEPT else None,
+        "forged_key": None,
+        "untrusted_upstream": None,
+        "blocked": False,
         "client_tls": client_tls,
         "client_tls_error": "certificate unknown" if client_tls == "failed" else None,
         "upstream_error": None,

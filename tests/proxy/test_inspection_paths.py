@@ -15,7 +15,7 @@ from harness.net.journal import JournalReader
 from harness.lab.local import LocalLab
 from harness.lab.options import LabOptions
 from harness.model.policy import Policy
-from harness.matrix.runner import parse_events
+from harness.matrix.execute import parse_events
 
 
 def events(cell, name):

@@ -1,4 +1,4 @@
-"""Reports from real cells: the redacted document, JUnit XML, and the HTML page as headless Chromium shows it."""
+"""The HTML page: self-contained and escaped, and as headless Chromium shows it."""
 
 from __future__ import annotations
 
@@ -9,72 +9,13 @@ import re
 import shutil
 import struct
 import subprocess
-import xml.etree.ElementTree as ET
 import zlib
-from dataclasses import replace
 
 import pytest
 
-from harness.reports.report import REDACTED, redact, to_document, to_junit, write_reports
+from harness.reports.document import to_document
 from harness.reports.html import to_html
-
-
-@pytest.fixture(scope="module")
-def cells(lab_runner, lab_scenarios, lab_clients):
-    """Real cells from the test lab (which journals credentials in clear): every kind of outcome, one failure."""
-    run = lab_runner.run_cell
-    s = lab_scenarios
-    mislabelled = replace(lab_clients["curl-pinned"], name="mislabelled", policy="unpinned")
-    return [
-        run(s["direct"], "beam"),
-        run(s["inspected-continue"], "beam"),
-        run(s["inspected-continue"], "attended"),
-        run(s["inspected-continue"], lab_clients["curl-pinned"]),
-        run(s["inspected-continue"], lab_clients["curl-unpinned"]),
-        run(s["inspected-untrusted-ca"], lab_clients["curl-pinned"]),
-        run(s["exception-wildcard"], lab_clients["curl-pinned"]),
-        run(s["inspected-continue"], mislabelled),
-    ]
-
-
-def test_redact():
-    doc = {"a": "token s3cr3t here", "headers": {"Authorization": "Bearer s3cr3t", "accept": "*/*"},
-           "code": "123456", "exit_code": 5, "list": ["s3cr3t", 1], "empty_code": {"code": None}}
-    assert redact(doc, {"s3cr3t"}) == {
-        "a": f"token {REDACTED} here", "headers": {"Authorization": REDACTED, "accept": "*/*"},
-        "code": REDACTED, "exit_code": 5, "list": [REDACTED, 1], "empty_code": {"code": None}}
-
-
-def test_document_redacts_unless_asked(cells):
-    unpinned = cells[4]
-    assert unpinned.secret in json.dumps(unpinned.proxy_records)  # the lab journals it in clear ...
-    assert "authorization" in unpinned.verdict.observation.credentials_at_proxy
-    redacted = json.dumps(to_document(cells))
-    assert not any(c.secret in redacted for c in cells)  # ... the report does not
-    assert to_document(cells)["secrets_shown"] is False
-    shown = json.dumps(to_document(cells, show_secrets=True))
-    assert unpinned.secret in shown
-
-
-def test_junit(cells):
-    root = ET.fromstring(to_junit(to_document(cells, seconds=1.5)))
-    suite = root.find("testsuite")
-    cases = suite.findall("testcase")
-    assert (suite.get("tests"), suite.get("failures")) == (str(len(cells)), "1")
-    assert [(c.get("classname"), c.get("name")) for c in cases][:2] == [("tls-lab.direct", "beam"),
-                                                                     ("tls-lab.inspected-continue", "beam")]
-    failed = [c for c in cases if c.find("failure") is not None]
-    assert [c.get("name") for c in failed] == ["mislabelled"]
-    assert "the proxy decrypted no request" in failed[0].find("failure").text
-    out = cases[4].find("system-out").text
-    assert "read: POST beam.screenmeet.com/beam/v1/agents/register -> 200 carrying authorization" in out
-    assert cells[4].secret not in ET.tostring(root, encoding="unicode")
-
-
-def test_junit_survives_control_characters(cells):
-    doc = to_document(cells[:1])
-    doc["cells"][0]["output"] = "\x1b[31mred\x1b[0m \x00"
-    ET.fromstring(to_junit(doc))  # well-formed
+from harness.reports.publish import write_reports
 
 
 def test_html_is_self_contained_and_escaped(cells):
@@ -84,12 +25,6 @@ def test_html_is_self_contained_and_escaped(cells):
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     for external in ("<link", "<script", "src=", "url(", "@import"):
         assert external not in page
-
-
-def test_write_reports(cells, tmp_path):
-    written = write_reports(tmp_path / "r", cells, lab={"backend": "local", "org_issuer_cn": "X"}, seconds=1)
-    assert [p.name for p in written] == ["report.html", "junit.xml", "report.json"]
-    assert json.loads((tmp_path / "r" / "report.json").read_text())["failed"] == 1
 
 
 # -- what a person sees: the page in real headless Chromium ------------------------------------

@@ -1,0 +1,39 @@
+"""The terminal report: a fixed-width table of the cells, and the one-line summary under it."""
+
+from __future__ import annotations
+
+from harness.matrix.cell import CellResult
+
+COLUMNS = ("scenario", "client", "expected", "observed", "issuer seen", "verdict")
+
+
+def _row(r: CellResult) -> tuple[str, ...]:
+    o = r.verdict.observation
+    return (r.scenario.name, r.client, r.verdict.expected, o.outcome, o.issuer_seen or "-", r.verdict.label)
+
+
+def table(results: list[CellResult], *, color: bool = False) -> str:
+    """A fixed-width table, failures followed by their reasons."""
+    rows = [COLUMNS] + [_row(r) for r in results]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    lines = []
+    for n, row in enumerate(rows):
+        cells = [cell.ljust(w) for cell, w in zip(row, widths)]
+        if color and n:
+            mark = "\033[32m" if row[-1] == "PASS" else "\033[31m"
+            cells[-1] = f"{mark}{cells[-1]}\033[0m"
+        lines.append("  ".join(cells).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+        elif not results[n - 1].passed:
+            for reason in results[n - 1].verdict.reasons:
+                lines.append(f"    - {reason}")
+    return "\n".join(lines)
+
+
+def summary_line(results: list[CellResult], seconds: float | None = None) -> str:
+    """``N passed, M failed``, with the run's duration when ``seconds`` is given."""
+    passed = sum(r.passed for r in results)
+    failed = len(results) - passed
+    took = f" in {seconds:.2f}s" if seconds is not None else ""
+    return f"{passed} passed, {failed} failed{took}"
