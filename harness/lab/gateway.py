@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import ipaddress
 import json
 import os
@@ -51,9 +52,10 @@ from pathlib import Path
 
 from harness.errors import EnvironmentProblem, LabError
 from harness.lab.process import pid_alive
+from harness.model.scenarios import load_policies  # MERGE: -> harness.model.policy
 from harness.model.values import port_number, positive_int
 from harness.net.addresses import lane_layout
-from harness.proxy.config import gateway_addresses, parse_address
+from harness.proxy.config import gateway_addresses, parse_address, transparent_policy_names
 
 DEFAULT_POOL = "198.18.0.0/15"
 FIRST_GATEWAY_HOST = 10  # gateway addresses start at .10 of the /24 (.1 host, .2 namespace)
@@ -88,8 +90,6 @@ def _run(*argv: str, stdin: str | None = None, check: bool = True) -> subprocess
 @contextlib.contextmanager
 def _machine_lock():
     """Serialise address choice and creation across every lab on this machine."""
-    import fcntl
-
     path = Path(LOCK_FILE) if Path(LOCK_FILE).parent.is_dir() else Path("/tmp/tls-lab-gateway.lock")
     with open(path, "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
@@ -339,9 +339,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         if args.command == "rules":
-            from harness.proxy.run import transparent_policy_names
-            from harness.model.scenarios import load_policies
-
             names = transparent_policy_names(args.transparent_policies, load_policies(args.policies))
             gateways = gateway_addresses(args.gateways, names, args.lanes)
             ports = lane_layout(args.transparent_base_port, names, args.lanes)

@@ -6,9 +6,7 @@ front so neither waits for the other), and readiness is signalled on a pipe.
 Everything binds loopback; the admin endpoints too.
 
 Ports are ephemeral by default; ``base_port`` fixes them (``harness up
---base-port``), laid out as in compose: proxy listener ``base + policy index *
-lanes + lane``, then one server port per lane, then the proxy's and the
-server's journal endpoints.  A port already taken is one clear sentence.
+--base-port``), laid out as in compose (:mod:`harness.lab.ports`).
 
 Faults, for reliability tests: :meth:`LocalLab.kill_proxy` / :meth:`kill_server`
 (a crash), :meth:`restart_proxy` / :meth:`restart_server` (same ports, same
@@ -28,20 +26,18 @@ without it, ``LabInfo.transparent_unavailable`` says why in one sentence.
 
 from __future__ import annotations
 
-import errno
 import json
-import socket
 import sys
 import urllib.parse
 from pathlib import Path
 
-from harness.errors import EnvironmentProblem, LabError, UnknownNameError, UsageError
+from harness.errors import LabError, UnknownNameError, UsageError
 from harness.lab import gateway as transparent_gateway
 from harness.lab.info import LabInfo, Transparent
 from harness.lab.options import LabOptions
+from harness.lab.ports import check_plan_free, free_ports, plan_ports
 from harness.lab.statedir import prepare_state_dir
 from harness.lab.process import Child, kill, spawn, stop, wait_ready
-from harness.net.addresses import lane_layout, reserve_ports
 from harness.pki.lab import LabPKI
 from harness.pki.ca import CA, Blob
 from harness.model.policy import Policy
@@ -55,37 +51,6 @@ _PID_KEYS = {SERVER: "server", PROXY: "proxy"}
 RESTART_SEQ_STEP = 1_000_000_000
 # The proxy's configuration, in the state directory: written before the proxy's start gate opens.
 PROXY_CONFIG = "proxy.json"
-
-
-def plan_ports(base: int, policies: list[str], lanes: int) -> dict:
-    """The fixed-port layout for ``base``: ``{"proxy": {policy: [port per lane]}, "server": [...],
-    "proxy_admin": port, "server_admin": port}``."""
-    proxy = lane_layout(base, policies, lanes)
-    after = base + len(policies) * lanes
-    return {"proxy": proxy, "server": list(range(after, after + lanes)),
-            "proxy_admin": after + lanes, "server_admin": after + lanes + 1}
-
-
-def check_ports_free(host: str, wanted: list[tuple[int, str]]) -> None:
-    """Raise one clear sentence for the first port in ``wanted`` ((port, role) pairs) that
-    cannot be bound on ``host`` the way the lab binds it (SO_REUSEADDR, as asyncio does)."""
-    for port, role in wanted:  # a usage error first, whatever is in use
-        if not 1 <= port <= 65535:
-            raise UsageError(f"port {port} ({role}) is outside 1-65535; choose a lower --base-port.")
-    for port, role in wanted:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind((host, port))
-            except OSError as e:
-                if e.errno == errno.EADDRINUSE:
-                    raise EnvironmentProblem(
-                        f"port {port} on {host} ({role}) is already in use; stop what uses it "
-                        "or choose another --base-port.") from None
-                if e.errno == errno.EACCES:
-                    raise EnvironmentProblem(
-                        f"port {port} on {host} ({role}) needs privileges; choose --base-port 1024 or above.") from None
-                raise EnvironmentProblem(f"cannot bind port {port} on {host} ({role}): {e.strerror or e}.") from None
 
 
 def _port_of(url: str) -> int:
@@ -197,26 +162,12 @@ class LocalLab:
     def start(self) -> LabInfo:
         prepare_state_dir(self.state_dir)
         if self.base_port is not None:
-            plan = plan_ports(self.base_port, list(self.policies), self.lanes)
-            check_ports_free(LOOPBACK, [
-                *[(p, f"proxy listener {name} lane {lane}") for name, ports in plan["proxy"].items()
-                  for lane, p in enumerate(ports)],
-                *[(p, f"mock server lane {lane}") for lane, p in enumerate(plan["server"])],
-                (plan["proxy_admin"], "proxy journal endpoint"), (plan["server_admin"], "server journal endpoint"),
-            ])
-            self._proxy_ports, self._server_ports = plan["proxy"], plan["server"]
-            self._proxy_admin, self._server_admin = plan["proxy_admin"], plan["server_admin"]
-            # Hostile sites follow the journal endpoints, one port per lane each.
-            after = plan["server_admin"] + 1
-            for i, case in enumerate(self._sites):
-                self._sites[case] = list(range(after + i * self.lanes, after + (i + 1) * self.lanes))
-            check_ports_free(LOOPBACK, [(p, f"hostile site {case} lane {lane}")
-                                        for case, ports in self._sites.items() for lane, p in enumerate(ports)])
+            plan = plan_ports(self.base_port, list(self.policies), self.lanes, list(self._sites))
+            check_plan_free(LOOPBACK, plan)  # one sentence naming the port and its role
         else:
-            free = reserve_ports(LOOPBACK, self.lanes * (1 + len(self._sites)))  # one call: all distinct
-            self._server_ports = free[:self.lanes]
-            for i, case in enumerate(self._sites, start=1):
-                self._sites[case] = free[i * self.lanes:(i + 1) * self.lanes]
+            plan = free_ports(LOOPBACK, self.lanes, list(self._sites))
+        self._proxy_ports, self._server_ports, self._sites = plan.proxy, plan.server, plan.sites
+        self._proxy_admin, self._server_admin = plan.proxy_admin, plan.server_admin
         self._logs.mkdir(exist_ok=True)
         try:
             self._open_gateway()

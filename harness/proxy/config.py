@@ -54,6 +54,14 @@ def gateway_addresses(first: str, policies: list[str], lanes: int, port: int = 4
     return {name: [f"{address}:{port}" for address in addresses] for name, addresses in layout.items()}
 
 
+def transparent_policy_names(text: str | None, policies) -> list[str]:
+    """``--transparent-policies a,b`` -> [a, b] (every policy when empty); unknown names are an error."""
+    names = [n.strip() for n in (text or "").split(",") if n.strip()] or list(policies)
+    if unknown := [n for n in names if n not in policies]:
+        raise ValueError(f"--transparent-policies names {unknown[0]!r}; known policies: {', '.join(policies)}")
+    return names
+
+
 def parse_address(text: str) -> tuple[str, int]:
     """``"IP:PORT"`` -> (IP, PORT); raises ValueError naming the text."""
     try:

@@ -35,7 +35,7 @@ from harness.model.values import listen_port, positive_int
 from harness.net.addresses import lane_layout, parse_ports, reserve_ports
 from harness.net.journal import announce_ready
 from harness.pki.ca import CA
-from harness.proxy.config import ProxyConfig, gateway_addresses
+from harness.proxy.config import ProxyConfig, gateway_addresses, transparent_policy_names
 
 
 def fix_ports(config: ProxyConfig) -> None:
@@ -131,14 +131,6 @@ def config_from_args(args) -> ProxyConfig:
     if os.environ.get("LAB_SHOW_SECRETS") == "1":
         config.show_secrets = True
     return config
-
-
-def transparent_policy_names(text: str | None, policies) -> list[str]:
-    """``--transparent-policies a,b`` -> [a, b] (every policy when empty); unknown names are an error."""
-    names = [n.strip() for n in (text or "").split(",") if n.strip()] or list(policies)
-    if unknown := [n for n in names if n not in policies]:
-        raise ValueError(f"--transparent-policies names {unknown[0]!r}; known policies: {', '.join(policies)}")
-    return names
 
 
 def _parser() -> argparse.ArgumentParser:
