@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from harness.clients.swarm import journal_mismatch, percentile, run_swarm  # noqa: E402
 from harness.net.journal import JournalReader  # noqa: E402
 from harness.lab.local import LocalLab  # noqa: E402
-from harness.model.scenarios import load_policies  # noqa: E402
+from harness.model.policy import load_policies  # noqa: E402
 
 EXPECTED = {"exception-wildcard": "connected", "inspect": "refused"}
 

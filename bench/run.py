@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from harness.clients.transport import connect_tunnel  # noqa: E402
 from harness.lab.local import LocalLab  # noqa: E402
 from harness.net.addresses import reserve_ports  # noqa: E402
-from harness.model.scenarios import load_policies  # noqa: E402
+from harness.model.policy import load_policies  # noqa: E402
 
 PY = sys.executable
 ROUNDS = 5

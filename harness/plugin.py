@@ -58,7 +58,7 @@ def lab_options(pytestconfig) -> dict:
 
 @pytest.fixture(scope="session")
 def lab_policies() -> dict:
-    from harness.model.scenarios import load_policies
+    from harness.model.policy import load_policies
 
     return load_policies()
 

@@ -126,7 +126,7 @@ def _make_lab(args, state_dir: Path, vendor=None, policies=None, proxy_child=Non
     """The lab the options ask for; ``vendor`` (a VendorProfile) overrides ``--vendor``;
     ``policies`` (default: every policy) are the listeners it serves; ``proxy_child``
     a proxy from :func:`harness.lab.local.prespawn_proxy` for the local lab to adopt."""
-    from harness.model.scenarios import load_policies
+    from harness.model.policy import load_policies
 
     if args.lab == "compose":
         from harness.lab.compose import ComposeLab as Lab
@@ -222,7 +222,8 @@ def _prespawned_proxy(args, state_dir: Path):
 def _up_policies(spec: str):
     """``--policies``: every policy, those the default matrix uses, or the named ones."""
     from harness.errors import UnknownNameError
-    from harness.model.scenarios import load_policies, load_scenarios, policies_used, select
+    from harness.model.policy import load_policies
+    from harness.model.scenarios import load_scenarios, policies_used, select
 
     policies = load_policies()
     if spec == "all":
@@ -337,7 +338,8 @@ def cmd_run(args) -> int:
         return cmd_run_vendors(args)
     from harness.reports.report import publish
     from harness.matrix.runner import MatrixRunner
-    from harness.model.scenarios import load_policies, load_scenarios, policies_used, select
+    from harness.model.policy import load_policies
+    from harness.model.scenarios import load_scenarios, policies_used, select
 
     start = time.perf_counter()
     state_dir = (args.state_dir or default_state_dir()) / "run"

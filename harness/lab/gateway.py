@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "rules":
             from harness.proxy.run import transparent_policy_names
-            from harness.model.scenarios import load_policies
+            from harness.model.policy import load_policies
 
             names = transparent_policy_names(args.transparent_policies, load_policies(args.policies))
             gateways = gateway_addresses(args.gateways, names, args.lanes)

@@ -194,7 +194,7 @@ def unavailable(scenario: Scenario, lab: LabInfo, policies: dict[str, Policy] | 
         return lab.extra.get("transparent_unavailable") or "this lab has no transparent gateway."
     if scenario.policy:
         if policies is None:
-            from harness.model.scenarios import load_policies
+            from harness.model.policy import load_policies
 
             policies = load_policies()
         site = getattr(policies.get(scenario.policy), "upstream", "")
@@ -230,7 +230,7 @@ class MatrixRunner:
     @property
     def policies(self) -> dict[str, Policy]:
         if self._policies is None:
-            from harness.model.scenarios import load_policies
+            from harness.model.policy import load_policies
 
             self._policies = load_policies()
         return self._policies

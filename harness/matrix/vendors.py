@@ -72,7 +72,7 @@ def run_vendor(args, vendor: VendorProfile, scenarios, clients, progress) -> tup
     from harness.cli.main import _make_lab
     from harness.lab import default_state_dir
     from harness.matrix.runner import MatrixRunner
-    from harness.model.scenarios import load_policies
+    from harness.model.policy import load_policies
 
     state_dir = (args.state_dir or default_state_dir()) / f"run-{vendor.name}"
     # One lab starts at a time, and a start that lost a port race is retried: a

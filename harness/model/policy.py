@@ -1,4 +1,5 @@
-"""Inspection policy as plain data: which connections the proxy decrypts.
+"""Inspection policy as plain data: which connections the proxy decrypts, and
+:func:`load_policies`, which reads them from ``fixtures/policies.toml``.
 
 Nothing here knows about mitmproxy or sockets, so the decisions can be tested
 (and fuzzed) on their own; :mod:`harness.proxy` only wires them to hooks.
@@ -22,7 +23,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from harness.errors import BadFileError
+from harness.model.datafile import fixtures_dir, read_toml
 from harness.model.vocab import ACTIONS, HOSTILE_CASES, INTERCEPT, KEYS, PASS_THROUGH
 
 
@@ -182,3 +186,18 @@ def is_lab_host(host: str | None, domains: tuple[str, ...]) -> bool:
         return False
     h = normalize_host(host)
     return any(h == d or h.endswith("." + d) for d in domains)
+
+
+def load_policies(path: str | Path | None = None) -> dict[str, Policy]:
+    """Load ``policies.toml``: ``{name: Policy}``."""
+    path = Path(path) if path else fixtures_dir() / "policies.toml"
+    data = read_toml(path, missing_hint="pass an existing scenario file").get("policy", {})
+    if not isinstance(data, dict):
+        raise BadFileError(f"{path}: write policies as [policy.NAME] tables.")
+    for name, table in data.items():
+        if not isinstance(table, dict):
+            raise BadFileError(f"{path}: policy {name!r} must be a [policy.{name}] table.")
+    try:
+        return {name: Policy.from_dict(name, table) for name, table in data.items()}
+    except ValueError as e:
+        raise BadFileError(f"{path}: {e}.") from None

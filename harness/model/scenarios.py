@@ -1,4 +1,4 @@
-"""Scenarios and policies as data: loading and validating ``fixtures/*.toml``.
+"""Scenarios as data: loading and validating ``fixtures/scenarios.toml``.
 
 A :class:`Scenario` is a network condition plus the outcome expected of each
 client.  The files are validated on load so a typo is reported as one sentence
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness.model.datafile import fixtures_dir, read_toml
 from harness.errors import BadFileError, UnknownNameError
-from harness.model.policy import Policy
+from harness.model.policy import Policy, load_policies
 from harness.model.vocab import ACTIONS, CLIENTS, NETWORKS, OUTCOMES, TRUSTS
 
 
@@ -51,21 +51,6 @@ class Scenario:
         """This row as it must turn out under ``vendor`` (a :class:`harness.model.vendors.VendorProfile`)."""
         expect = self.expect_by_action.get(vendor.untrusted_upstream) if vendor is not None else None
         return replace(self, expect=dict(expect)) if expect else self
-
-
-def load_policies(path: str | Path | None = None) -> dict[str, Policy]:
-    """Load ``policies.toml``: ``{name: Policy}``."""
-    path = Path(path) if path else fixtures_dir() / "policies.toml"
-    data = read_toml(path, missing_hint="pass an existing scenario file").get("policy", {})
-    if not isinstance(data, dict):
-        raise BadFileError(f"{path}: write policies as [policy.NAME] tables.")
-    for name, table in data.items():
-        if not isinstance(table, dict):
-            raise BadFileError(f"{path}: policy {name!r} must be a [policy.{name}] table.")
-    try:
-        return {name: Policy.from_dict(name, table) for name, table in data.items()}
-    except ValueError as e:
-        raise BadFileError(f"{path}: {e}.") from None
 
 
 def _scenario(path: Path, table: dict, policies: dict[str, Policy]) -> Scenario:

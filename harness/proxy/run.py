@@ -101,7 +101,7 @@ def config_from_args(args) -> ProxyConfig:
     if args.config:
         config = ProxyConfig.load(args.config)
     else:
-        from harness.model.scenarios import load_policies
+        from harness.model.policy import load_policies
 
         policies = load_policies(args.policies)
         ports = {name: [args.base_port + i * args.lanes + lane for lane in range(args.lanes)]

@@ -17,7 +17,7 @@ import pytest
 from harness.clients.swarm import journal_mismatch, percentile, run_swarm
 from harness.net.journal import JournalReader
 from harness.lab.local import LocalLab
-from harness.model.scenarios import load_policies
+from harness.model.policy import load_policies
 
 N = 20
 

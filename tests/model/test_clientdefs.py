@@ -17,7 +17,8 @@ from harness.model.clientdefs import (
     placeholder_values,
 )
 from harness.errors import BadFileError
-from harness.model.scenarios import load_policies, load_scenarios
+from harness.model.policy import load_policies
+from harness.model.scenarios import load_scenarios
 
 POLICIES = load_policies()
 SCENARIOS = load_scenarios()
