@@ -253,6 +253,20 @@ def test_from_dict_rejects_exceptions_that_are_not_a_list():
 def test_from_dict_rejects_a_bad_pattern():
     with pytest.raises(ValueError, match="too broad"):
         Policy.from_dict("x", {"exceptions": ["*.com"]})
+    # The sentence names the policy (the pattern alone does not say where it is written).
+    with pytest.raises(ValueError, match=r"^policy 'x': an exception pattern is empty"):
+        Policy.from_dict("x", {"exceptions": [""]})
+
+
+@pytest.mark.parametrize("data,sentence", [
+    ({"exceptions": ["ok.example", 3]}, "policy 'x': 'exceptions' must be a list of strings"),
+    ({"description": None}, "policy 'x': description = None is not a string."),
+    ({"upstream": True}, "policy 'x': upstream = True is not a string such as \"expired\"."),
+])
+def test_from_dict_wants_strings(data, sentence):
+    with pytest.raises(ValueError) as info:
+        Policy.from_dict("x", data)
+    assert str(info.value).startswith(sentence)
 
 
 # -- is_lab_host ---------------------------------------------------------------------------
@@ -372,6 +386,11 @@ def test_shipped_policies_load():
     ('[policy.x]\nexceptions = ["*.com"]\n', ["exception pattern '*.com' is too broad"]),
     ('[policy.x]\nexception = ["*.screenmeet.com"]\n', ["policy 'x'", "unknown keys ['exception']"]),
     ('[policy.x]\nexceptions = "*.screenmeet.com"\n', ["policy 'x'", "'exceptions' must be a list"]),
+    ('[policy.x]\nexceptions = ["*.com"]\n', ["policy 'x': exception pattern '*.com'"]),
+    ('[policy.x]\nexceptions = [3]\n', ["policy 'x': 'exceptions' must be a list of strings", "not [3]"]),
+    ('[policy.x]\ntls_max = 1.2\n', ["policy 'x': tls_max = 1.2 is not a string such as \"1.2\""]),
+    ('[policy.x]\ndescription = 3\n', ["policy 'x': description = 3 is not a string"]),
+    ('policy = 3\n', ["defines no policy; write them as [policy.NAME] tables"]),
 ])
 def test_bad_policies_file(tmp_path, policies, must_contain):
     path = tmp_path / "policies.toml"
@@ -379,6 +398,18 @@ def test_bad_policies_file(tmp_path, policies, must_contain):
     with pytest.raises(BadFileError) as info:
         load_policies(path)
     assert_sentence(str(info.value), str(path), *must_contain)
+
+
+def test_an_empty_policies_file_has_no_policies(tmp_path):
+    path = tmp_path / "policies.toml"
+    path.write_text("# none yet\n")
+    assert load_policies(path) == {}
+
+
+def test_missing_policies_file(tmp_path):
+    with pytest.raises(BadFileError) as info:
+        load_policies(tmp_path / "policies.toml")
+    assert_sentence(str(info.value), str(tmp_path / "policies.toml"), "does not exist; pass an existing policies file")
 
 
 def test_invalid_policies_toml(tmp_path):
