@@ -299,6 +299,29 @@ def test_bad_new_keys_are_one_sentence(tmp_path, extra, must_contain):
     assert_sentence(str(info.value), must_contain, "'one'")
 
 
+@pytest.mark.parametrize("text,must_contain", [
+    (GOOD_SCENARIO.replace('expect = { attended = "declined", beam = "refused" }\n', ""),
+     "scenario 'one' lacks 'expect'; set it to a table mapping clients to outcomes, e.g. expect = { beam = \"refused\" }"),
+    (GOOD_SCENARIO.replace('beam = "refused"', 'beam = { outcome = "refused" }'),
+     "outcome {'outcome': 'refused'} for beam is not one of"),
+    (GOOD_SCENARIO + 'expect_by_action.allow = { beam = "fine" }\n', "(in expect_by_action.allow)"),
+    (GOOD_SCENARIO + 'expect_by_action.allow = { browser = "connected" }\n',
+     "'expect_by_action.allow' names client 'browser'; known clients: attended, beam"),
+    (GOOD_SCENARIO + 'description = 3\n', "scenario 'one': description = 3 is not a string"),
+    (GOOD_SCENARIO + 'client_args = { beam = [["--once"]] }\n', "client_args.beam = [['--once']] is not a list of strings"),
+])
+def test_more_bad_scenarios_are_one_sentence(tmp_path, text, must_contain):
+    with pytest.raises(BadFileError) as info:
+        load_scenarios(write(tmp_path, text))
+    assert_sentence(str(info.value), str(tmp_path), must_contain)
+
+
+def test_scenario_key_that_is_not_an_array_of_tables(tmp_path):
+    with pytest.raises(BadFileError) as info:
+        load_scenarios(write(tmp_path, "scenario = 3\n"))
+    assert_sentence(str(info.value), "write scenarios as [[scenario]] tables")
+
+
 def test_blocked_is_an_outcome(tmp_path):
     (s,) = load_scenarios(write(tmp_path, GOOD_SCENARIO.replace('"declined"', '"blocked"')))
     assert s.expect["attended"] == "blocked"
