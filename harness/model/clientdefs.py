@@ -44,19 +44,22 @@ matched ``warning``.
 
 from __future__ import annotations
 
-import base64
 import re
-import string
-import sys
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.model.datafile import fixtures_dir, read_toml
 from harness.errors import BadFileError
-from harness.model.pins import parse_pins
+from harness.model.datafile import fixtures_dir, read_toml
+from harness.model.placeholders import (PLACEHOLDERS, SPLICES, Invocation, curl_pins, fill, placeholder_values,
+                                        template_fields)
 from harness.model.policy import Policy
 from harness.model.vocab import INTERCEPT, OUTCOMES, REFERENCE_URLS
+
+# The definitions' public API (README, harness.plugin, harness.matrix.runner) includes the
+# placeholders and their values, which live in harness.model.placeholders: re-exported here.
+__all__ = ["ClientDef", "Invocation", "PLACEHOLDERS", "POLICIES", "builtin_clients", "curl_pins", "define_client",
+           "load_clients", "parse_client", "placeholder_values"]
 
 POLICIES = ("pinned-strict", "pinned-warn", "unpinned")
 # What an exit code may stand for ("connected" is refined by the journals into
@@ -64,36 +67,9 @@ POLICIES = ("pinned-strict", "pinned-warn", "unpinned")
 EXIT_OUTCOMES = ("connected", "declined", "refused", "tls-error", "network-error", "usage-error")
 ANSWERS = ("continue", "abort")
 
-PLACEHOLDERS = {
-    "proxy_url": "the proxy listener, http://HOST:PORT (empty in the direct scenario)",
-    "trust": "the trust bundle the scenario deploys (public root, or public + org CA)",
-    "pins": "the pins file, one sha256/<base64> per line",
-    "pins_curl": "the pins in curl's --pinnedpubkey form, sha256//A;sha256//B",
-    "url": "the definition's URL",
-    "host": "the URL's host",
-    "port": "the URL's port",
-    "scenario": "the scenario's name",
-    "connect_to": "HOST:PORT of the mock server in the direct scenario (empty behind a proxy)",
-    "connect_host": "the host of connect_to",
-    "connect_port": "the port of connect_to",
-    "secret": "a fresh credential per run (a token to send): reports redact it",
-    "lane": "the lane number the run borrowed",
-    "org_ca": "the organisation's inspection CA certificate (PEM)",
-    "python": "the Python interpreter running the harness",
-}
-SPLICES = ("{network}", "{answer}")  # whole arguments replaced by a list
 KEYS = ("policy", "url", "command", "proxy", "direct", "env", "exit_codes", "warning", "answer", "expect",
         "timeout", "description")
 DEFAULT_URL = "https://beam.screenmeet.com/"
-
-
-@dataclass(frozen=True)
-class Invocation:
-    """A rendered run: the argv, extra environment and standard input."""
-
-    argv: tuple[str, ...]
-    env: dict[str, str]
-    stdin: str | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -176,38 +152,8 @@ class ClientDef:
     def render(self, values: dict[str, str], *, via_proxy: bool, on_warning: str = "abort") -> Invocation:
         """Fill the templates with ``values`` (every :data:`PLACEHOLDERS` name)."""
         answer = self.answer.get(on_warning, {}) if self.policy == "pinned-warn" else {}
-        splices = {
-            "{network}": [a.format_map(values) for a in (self.proxy if via_proxy else self.direct)],
-            "{answer}": [a.format_map(values) for a in answer.get("args", [])],
-        }
-        argv: list[str] = []
-        for arg in self.command:
-            if arg in splices:
-                argv += splices[arg]
-            else:
-                argv.append(arg.format_map(values))
-        env = {k: v.format_map(values) for k, v in self.env.items()}
-        env = {k: v for k, v in env.items() if v}  # e.g. HTTPS_PROXY="{proxy_url}" in the direct scenario
-        return Invocation(tuple(argv), env, answer.get("stdin"))
-
-
-def placeholder_values(*, proxy_url: str, trust: str, pins: str, pins_text: str, url: str, scenario: str,
-                       connect_to: str, secret: str, lane: int, org_ca: str = "",
-                       python: str = sys.executable) -> dict[str, str]:
-    """Every placeholder's value for one run."""
-    u = urllib.parse.urlsplit(url)
-    connect_host, _, connect_port = connect_to.rpartition(":")
-    return {
-        "proxy_url": proxy_url, "trust": trust, "pins": pins, "pins_curl": curl_pins(pins_text),
-        "url": url, "host": u.hostname or "", "port": str(u.port or 443), "scenario": scenario,
-        "connect_to": connect_to, "connect_host": connect_host, "connect_port": connect_port,
-        "secret": secret, "lane": str(lane), "org_ca": org_ca, "python": python,
-    }
-
-
-def curl_pins(pins_text: str) -> str:
-    """A pins file's text in curl's ``--pinnedpubkey`` form: ``sha256//A;sha256//B``."""
-    return ";".join("sha256//" + base64.b64encode(p).decode() for p in parse_pins(pins_text))
+        splices = {"{network}": self.proxy if via_proxy else self.direct, "{answer}": answer.get("args", [])}
+        return fill(self.command, self.env, values, splices=splices, stdin=answer.get("stdin"))
 
 
 # -- loading and validation ------------------------------------------------------
@@ -215,20 +161,9 @@ def curl_pins(pins_text: str) -> str:
 
 def _fields(template: str, where: str) -> set[str]:
     try:
-        parsed = list(string.Formatter().parse(template))
+        return template_fields(template)
     except ValueError as e:
-        raise BadFileError(f"{where}: template {template!r} is malformed ({e}); write literal braces as '{{{{' and '}}}}'.") from None
-    names = set()
-    for _, name, spec, conversion in parsed:
-        if name is None:
-            continue
-        if name not in PLACEHOLDERS or spec or conversion:
-            raise BadFileError(
-                f"{where}: unknown placeholder {{{name}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}} "
-                f"in {template!r}; known: {', '.join('{' + p + '}' for p in PLACEHOLDERS)}."
-            )
-        names.add(name)
-    return names
+        raise BadFileError(f"{where}: {e}.") from None
 
 
 def _str_list(value, key: str, where: str, *, required: bool = False) -> tuple[str, ...]:
