@@ -208,8 +208,10 @@ class Table:
         return dict(value)
 
     def str(self, key: str, *, required: bool = False, default: str | None = None,
-            choices: Iterable[str] | None = None, nonempty: bool = False, valid: str | None = None) -> str | None:
-        """A string: one of ``choices`` if given, not blank if ``nonempty``; ``valid`` rewords what is valid.
+            choices: Iterable[str] | None = None, nonempty: bool = False, ok: Callable[[str], bool] | None = None,
+            valid: str | None = None) -> str | None:
+        """A string: one of ``choices`` if given, not blank if ``nonempty``, passing ``ok`` if given;
+        ``valid`` says what is valid (needed with ``ok``; by default from ``choices``).
 
         (Defined last in the class: the name shadows the builtin in the class body.)
         """
@@ -220,7 +222,7 @@ class Table:
             return self._missing(key, valid, required, default)
         value = self.data[key]
         if (not isinstance(value, str) or (choices is not None and value not in choices)
-                or (nonempty and not value.strip())):
+                or (nonempty and not value.strip()) or (ok is not None and not ok(value))):
             self._bad(key, value, valid)
         return value
 

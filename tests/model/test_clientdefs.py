@@ -158,6 +158,41 @@ def test_bad_definitions_are_one_sentence(change, needle):
     assert needle in msg and msg.startswith("clients.toml: client 'bad'") and "\n" not in msg
 
 
+WARN = {"policy": "pinned-warn", "warning": "w", "command": ["w", "{network}", "{answer}"]}
+
+
+@pytest.mark.parametrize("change,needle", [
+    ({"timeout": float("nan")}, "timeout nan must be a positive number of seconds"),
+    ({"timeout": float("inf")}, "timeout inf must be a positive number of seconds"),
+    ({"timeout": True}, "timeout True must be a positive number of seconds"),
+    ({"exit_codes": {"\u00b2": "refused"}}, "exit code '\u00b2' is not a number from 0 to 255"),
+    ({"exit_codes": {256: "refused"}}, "exit code 256 is not a number from 0 to 255"),
+    ({"exit_codes": {True: "refused"}}, "exit code True is not a number"),
+    ({"url": 443}, "url = 443 is not an https:// URL"),
+    ({"warning": 3}, "warning = 3 is not a string"),
+    ({"description": 3}, "description = 3 is not a string"),
+    ({"proxy": "--proxy {proxy_url}"}, "'proxy' must be a list of strings, e.g. proxy = [\"--proxy\", \"{proxy_url}\"]"),
+    ({"env": {1: "{proxy_url}"}}, "'env' must map variable names to strings"),
+    ({"expect": {"direct": {"outcome": "connected"}}}, "expect.direct = {'outcome': 'connected'} is not one of"),
+    ({**WARN, "answer": {"continue": {"stdin": 1}, "abort": {"stdin": "n"}}},
+     "answer.continue.stdin = 1 is not a string such as"),
+    ({**WARN, "answer": {"continue": {"args": "-y"}, "abort": {"stdin": "n"}}},
+     "'answer.continue.args' must be a list of strings, e.g. answer.continue.args = [\"--flag\"], not '-y'"),
+])
+def test_more_bad_definitions_are_one_sentence(change, needle):
+    with pytest.raises(BadFileError) as e:
+        parse_client("bad", {**CURL, **change}, "clients.toml")
+    msg = str(e.value)
+    assert needle in msg and msg.startswith("clients.toml: client 'bad'") and msg.endswith(".") and "\n" not in msg
+
+
+def test_define_client_leaves_the_callers_answer_alone():
+    answer = {"continue": {"stdin": "y"}, "abort": {"args": ["--no"]}}
+    c = define_client("w", **{**CURL, **WARN, "answer": answer})
+    assert answer == {"continue": {"stdin": "y"}, "abort": {"args": ["--no"]}}
+    assert c.answer == {"continue": {"stdin": "y", "args": []}, "abort": {"args": ["--no"]}}
+
+
 def test_reference_names_are_reserved():
     with pytest.raises(BadFileError, match="reuses a reference client's name"):
         parse_client("beam", CURL)

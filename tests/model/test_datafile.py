@@ -97,6 +97,10 @@ def test_str_returns_the_value_or_the_default():
     ("name = ['x']", {}, "name = ['x'] is not a string"),
     ("name = { x = 'y' }", {}, "name = {'x': 'y'} is not a string"),  # a table where a value belongs
     ("name = '  '", {"nonempty": True}, "name = '  ' is not a non-empty string"),
+    ("url = 'http://x'", {"ok": lambda v: v.startswith("https://"), "valid": "an https:// URL"},
+     "url = 'http://x' is not an https:// URL"),
+    ("url = 443", {"ok": lambda v: v.startswith("https://"), "valid": "an https:// URL"},
+     "url = 443 is not an https:// URL"),  # ok is only asked about strings
 ])
 def test_str_sentences(text, kwargs, expected):
     assert sentence(table(text).str, text.split()[0], **kwargs) == f"f.toml: thing 'a': {expected}."
