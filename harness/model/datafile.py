@@ -13,17 +13,20 @@ Every loader reads its file the same way::
 and a mistake is one :class:`~harness.errors.BadFileError` sentence naming the
 file, the entry, the key, the bad value and what a valid value looks like::
 
-    vendors.toml: vendor 'acme': chain = 'tree' is not one of root, intermediate.
+    vendors.toml: vendor 'acme': untrusted_upstream = 'shrug' is not one of block-page, block-reset, ...
+    vendors.toml: vendor 'acme': leaf_validity = nan is not a number of days (1-3650), copy or engine.
     vendors.toml: vendor 'acme' lacks 'issuer_cn'; set it to a non-empty string.
-    vendors.toml: vendor 'acme' has unknown keys ['colour']; known: product, issuer_cn, ...
-    scenarios.toml: scenario 'one': 'tags' must be a list of strings, e.g. tags = ["core"], not 'core'.
+    vendors.toml: vendor 'acme' has unknown keys ['colour']; known: product, source, issuer_cn, ...
+    clients.toml: client 'x': 'command' must be a non-empty list of strings, e.g. command = ["curl", "{url}"], not 'curl'.
     scenarios.toml: scenario 'one': 'urls' names client 'browser'; known clients: attended, beam.
-    clients.toml: client 'x': timeout = nan is not a number above 0.
+    scenarios.toml: scenario 'one': 'urls' must map clients to values: urls.beam = 'http://x' is not an https:// URL.
 
 A single value is shown as ``key = value``; a list or table that is wrong as a
 whole is described (``'key' must be ...``) with an example, since its value can
 be long.  Numbers must be finite and in range: a bool is not a number, and
-TOML's ``nan`` and ``inf`` are rejected.
+TOML's ``nan`` and ``inf`` are rejected.  Rules across keys, and the few
+sentences older than this module that tests and users quote word for word
+(``network 'vpn' is not one of ...``), go through :meth:`Table.fail`.
 """
 
 from __future__ import annotations
