@@ -37,7 +37,8 @@ from harness.lab.options import BACKENDS, LabOptions
 from harness.matrix.execute import REFERENCE_CLIENTS
 from harness.matrix.runner import MatrixRunner
 from harness.model.clientdefs import ClientDef, builtin_clients, load_clients
-from harness.model.scenarios import load_policies, load_scenarios  # MERGE: load_policies -> policy
+from harness.model.policy import load_policies
+from harness.model.scenarios import load_scenarios
 from harness.model.values import positive_int
 from harness.model.vendors import get_vendor
 from harness.net.journal import JournalReader

@@ -19,7 +19,8 @@ from harness.lab.open import early_proxy
 from harness.matrix.execute import REFERENCE_CLIENTS
 from harness.matrix.session import MatrixRun, lab_state_dir, run_matrix
 from harness.model.clientdefs import ClientDef, builtin_clients, load_clients
-from harness.model.scenarios import load_policies, load_scenarios, select  # MERGE: load_policies -> policy
+from harness.model.policy import load_policies
+from harness.model.scenarios import load_scenarios, select
 from harness.model.vendors import load_vendors
 from harness.reports.publish import prepare_report_dir, publish
 

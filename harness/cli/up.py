@@ -17,8 +17,8 @@ from harness.lab.info import LabInfo
 from harness.lab.open import early_proxy, open_lab
 from harness.lab.process import is_lab_process, spawn, terminate_pids, wait_ready
 from harness.lab.statedir import default_state_dir, prepare_state_dir
-from harness.model.policy import Policy
-from harness.model.scenarios import load_policies, load_scenarios, policies_used, select  # MERGE: load_policies -> policy
+from harness.model.policy import Policy, load_policies
+from harness.model.scenarios import load_scenarios, policies_used, select
 from harness.net.journal import announce_ready
 
 

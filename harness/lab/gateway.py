@@ -52,7 +52,7 @@ from pathlib import Path
 
 from harness.errors import EnvironmentProblem, LabError
 from harness.lab.process import pid_alive
-from harness.model.scenarios import load_policies  # MERGE: -> harness.model.policy
+from harness.model.policy import load_policies
 from harness.model.values import port_number, positive_int
 from harness.net.addresses import lane_layout
 from harness.proxy.config import gateway_addresses, parse_address, transparent_policy_names

@@ -19,8 +19,7 @@ from harness.lab.compose import ComposeLab
 from harness.lab.local import LocalLab, prespawn_proxy
 from harness.lab.options import LabOptions
 from harness.lab.process import Child, stop
-from harness.model.policy import Policy
-from harness.model.scenarios import load_policies  # MERGE: moves to harness.model.policy
+from harness.model.policy import Policy, load_policies
 
 
 def open_lab(options: LabOptions, *, policies: dict[str, Policy] | None = None,

@@ -31,8 +31,8 @@ from harness.matrix.cell import CellResult
 from harness.matrix.execute import REFERENCE_CLIENTS, parse_events, run_foreign, run_reference
 from harness.matrix.vendors import judge_vendor
 from harness.model.clientdefs import ClientDef, placeholder_values
-from harness.model.policy import Policy
-from harness.model.scenarios import Scenario, load_policies  # MERGE: load_policies moves to model.policy
+from harness.model.policy import Policy, load_policies
+from harness.model.scenarios import Scenario
 from harness.model.vendors import VendorProfile
 from harness.model.verdict import Evidence, judge
 from harness.net.journal import JournalReader

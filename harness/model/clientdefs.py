@@ -44,19 +44,23 @@ matched ``warning``.
 
 from __future__ import annotations
 
-import base64
+import math
 import re
-import string
-import sys
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.model.datafile import fixtures_dir, read_toml
 from harness.errors import BadFileError
-from harness.model.pins import parse_pins
+from harness.model.datafile import Table, fixtures_dir, named_tables, read_toml
+from harness.model.placeholders import (PLACEHOLDERS, SPLICES, Invocation, curl_pins, fill, placeholder_values,
+                                        template_fields)
 from harness.model.policy import Policy
 from harness.model.vocab import INTERCEPT, OUTCOMES, REFERENCE_URLS
+
+# The definitions' public API (README, harness.plugin, harness.matrix.runner) includes the
+# placeholders and their values, which live in harness.model.placeholders: re-exported here.
+__all__ = ["ClientDef", "Invocation", "PLACEHOLDERS", "POLICIES", "builtin_clients", "curl_pins", "define_client",
+           "load_clients", "parse_client", "placeholder_values"]
 
 POLICIES = ("pinned-strict", "pinned-warn", "unpinned")
 # What an exit code may stand for ("connected" is refined by the journals into
@@ -64,36 +68,9 @@ POLICIES = ("pinned-strict", "pinned-warn", "unpinned")
 EXIT_OUTCOMES = ("connected", "declined", "refused", "tls-error", "network-error", "usage-error")
 ANSWERS = ("continue", "abort")
 
-PLACEHOLDERS = {
-    "proxy_url": "the proxy listener, http://HOST:PORT (empty in the direct scenario)",
-    "trust": "the trust bundle the scenario deploys (public root, or public + org CA)",
-    "pins": "the pins file, one sha256/<base64> per line",
-    "pins_curl": "the pins in curl's --pinnedpubkey form, sha256//A;sha256//B",
-    "url": "the definition's URL",
-    "host": "the URL's host",
-    "port": "the URL's port",
-    "scenario": "the scenario's name",
-    "connect_to": "HOST:PORT of the mock server in the direct scenario (empty behind a proxy)",
-    "connect_host": "the host of connect_to",
-    "connect_port": "the port of connect_to",
-    "secret": "a fresh credential per run (a token to send): reports redact it",
-    "lane": "the lane number the run borrowed",
-    "org_ca": "the organisation's inspection CA certificate (PEM)",
-    "python": "the Python interpreter running the harness",
-}
-SPLICES = ("{network}", "{answer}")  # whole arguments replaced by a list
 KEYS = ("policy", "url", "command", "proxy", "direct", "env", "exit_codes", "warning", "answer", "expect",
         "timeout", "description")
 DEFAULT_URL = "https://beam.screenmeet.com/"
-
-
-@dataclass(frozen=True)
-class Invocation:
-    """A rendered run: the argv, extra environment and standard input."""
-
-    argv: tuple[str, ...]
-    env: dict[str, str]
-    stdin: str | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -176,72 +153,21 @@ class ClientDef:
     def render(self, values: dict[str, str], *, via_proxy: bool, on_warning: str = "abort") -> Invocation:
         """Fill the templates with ``values`` (every :data:`PLACEHOLDERS` name)."""
         answer = self.answer.get(on_warning, {}) if self.policy == "pinned-warn" else {}
-        splices = {
-            "{network}": [a.format_map(values) for a in (self.proxy if via_proxy else self.direct)],
-            "{answer}": [a.format_map(values) for a in answer.get("args", [])],
-        }
-        argv: list[str] = []
-        for arg in self.command:
-            if arg in splices:
-                argv += splices[arg]
-            else:
-                argv.append(arg.format_map(values))
-        env = {k: v.format_map(values) for k, v in self.env.items()}
-        env = {k: v for k, v in env.items() if v}  # e.g. HTTPS_PROXY="{proxy_url}" in the direct scenario
-        return Invocation(tuple(argv), env, answer.get("stdin"))
-
-
-def placeholder_values(*, proxy_url: str, trust: str, pins: str, pins_text: str, url: str, scenario: str,
-                       connect_to: str, secret: str, lane: int, org_ca: str = "",
-                       python: str = sys.executable) -> dict[str, str]:
-    """Every placeholder's value for one run."""
-    u = urllib.parse.urlsplit(url)
-    connect_host, _, connect_port = connect_to.rpartition(":")
-    return {
-        "proxy_url": proxy_url, "trust": trust, "pins": pins, "pins_curl": curl_pins(pins_text),
-        "url": url, "host": u.hostname or "", "port": str(u.port or 443), "scenario": scenario,
-        "connect_to": connect_to, "connect_host": connect_host, "connect_port": connect_port,
-        "secret": secret, "lane": str(lane), "org_ca": org_ca, "python": python,
-    }
-
-
-def curl_pins(pins_text: str) -> str:
-    """A pins file's text in curl's ``--pinnedpubkey`` form: ``sha256//A;sha256//B``."""
-    return ";".join("sha256//" + base64.b64encode(p).decode() for p in parse_pins(pins_text))
+        splices = {"{network}": self.proxy if via_proxy else self.direct, "{answer}": answer.get("args", [])}
+        return fill(self.command, self.env, values, splices=splices, stdin=answer.get("stdin"))
 
 
 # -- loading and validation ------------------------------------------------------
 
 
-def _fields(template: str, where: str) -> set[str]:
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError as e:
-        raise BadFileError(f"{where}: template {template!r} is malformed ({e}); write literal braces as '{{{{' and '}}}}'.") from None
-    names = set()
-    for _, name, spec, conversion in parsed:
-        if name is None:
-            continue
-        if name not in PLACEHOLDERS or spec or conversion:
-            raise BadFileError(
-                f"{where}: unknown placeholder {{{name}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}} "
-                f"in {template!r}; known: {', '.join('{' + p + '}' for p in PLACEHOLDERS)}."
-            )
-        names.add(name)
-    return names
-
-
-def _str_list(value, key: str, where: str, *, required: bool = False) -> tuple[str, ...]:
-    if value is None and not required:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or (required and not value):
-        raise BadFileError(f"{where}: '{key}' must be a non-empty list of strings, e.g. {key} = [\"curl\", \"{{url}}\"].")
-    return tuple(value)
-
-
 def define_client(name: str, source: str = "define_client()", **table) -> ClientDef:
     """Validate a definition given as keywords (the keys of a ``[client.NAME]`` table)."""
     return parse_client(name, table, source)
+
+
+def _https_url(url: str) -> bool:
+    u = urllib.parse.urlsplit(url)
+    return u.scheme == "https" and bool(u.hostname)
 
 
 def parse_client(name: str, table: dict, source: str = "client definition") -> ClientDef:
@@ -251,88 +177,99 @@ def parse_client(name: str, table: dict, source: str = "client definition") -> C
         raise BadFileError(f"{source}: client {name!r} must be a [client.{name}] table.")
     if name in ("attended", "beam"):
         raise BadFileError(f"{where} reuses a reference client's name; choose another name.")
-    if unknown := set(table) - set(KEYS):
-        raise BadFileError(f"{where} has unknown keys {sorted(unknown)}; known keys: {', '.join(KEYS)}.")
-    policy = table.get("policy")
+    t = Table(where, table)
+    t.unknown_keys(KEYS)
+    # The policy and timeout sentences keep their wording from before Table word for word
+    # (tests and harness.plugin's users quote "policy 'pinned' is not one of ..."), hence t.fail.
+    policy = t.get("policy")
     if policy not in POLICIES:
-        raise BadFileError(f"{where}: policy {policy!r} is not one of {', '.join(POLICIES)}.")
-    command = _str_list(table.get("command"), "command", where, required=True)
-    proxy = _str_list(table.get("proxy"), "proxy", where)
-    direct = _str_list(table.get("direct"), "direct", where)
-    url = table.get("url", DEFAULT_URL)
-    u = urllib.parse.urlsplit(url) if isinstance(url, str) else None
-    if u is None or u.scheme != "https" or not u.hostname:
-        raise BadFileError(f"{where}: url {url!r} is not an https:// URL, e.g. \"https://beam.screenmeet.com/\".")
-    env = table.get("env", {})
-    if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
-        raise BadFileError(f"{where}: 'env' must map variable names to strings, e.g. env = {{ HTTPS_PROXY = \"{{proxy_url}}\" }}.")
-
-    exit_codes = {0: "connected"}
-    if "exit_codes" in table:
-        raw = table["exit_codes"]
-        if not isinstance(raw, dict) or not raw:
-            raise BadFileError(f"{where}: 'exit_codes' must map exit codes to outcomes, e.g. {{ 0 = \"connected\", 90 = \"refused\" }}.")
-        exit_codes = {}
-        for code, outcome in raw.items():
-            if not str(code).isdigit() or int(code) > 255:
-                raise BadFileError(f"{where}: exit code {code!r} is not a number from 0 to 255.")
-            if outcome not in EXIT_OUTCOMES:
-                raise BadFileError(f"{where}: exit code {code} maps to {outcome!r}, not one of {', '.join(EXIT_OUTCOMES)}.")
-            exit_codes[int(code)] = outcome
-
-    warning = table.get("warning")
+        t.fail(f"policy {policy!r} is not one of {', '.join(POLICIES)}")
+    command = t.str_list("command", required=True, nonempty=True, example='["curl", "{url}"]')
+    proxy = t.str_list("proxy", example='["--proxy", "{proxy_url}"]')
+    direct = t.str_list("direct", example='["--connect-to", "{host}:{port}:{connect_to}"]')
+    url = t.str("url", default=DEFAULT_URL, ok=_https_url, valid='an https:// URL, e.g. "https://beam.screenmeet.com/"')
+    env = t.mapping("env", what="variable names to strings", example='{ HTTPS_PROXY = "{proxy_url}" }',
+                    values=lambda v: isinstance(v, str), valid="a string")
+    if not all(isinstance(k, str) for k in env):  # only define_client's Python dicts can have other keys
+        t.fail(f"'env' must map variable names to strings, not {sorted(env, key=str)!r}")
+    exit_codes = _exit_codes(t)
+    warning = t.str("warning")
     if warning is not None:
         try:
             re.compile(warning)
-        except (re.error, TypeError) as e:
-            raise BadFileError(f"{where}: 'warning' {warning!r} is not a valid regular expression ({e}).") from None
-    answer = table.get("answer", {})
-    if policy == "pinned-warn":
-        if warning is None:
-            raise BadFileError(f"{where}: a pinned-warn client needs 'warning', a regex matching its warning text.")
-        if not isinstance(answer, dict) or set(answer) != set(ANSWERS):
-            raise BadFileError(f"{where}: a pinned-warn client needs 'answer' with 'continue' and 'abort', "
-                               "e.g. answer = { continue = { stdin = \"y\\n\" }, abort = { stdin = \"n\\n\" } }.")
-        for how, spec in answer.items():
-            if not isinstance(spec, dict) or not spec or set(spec) - {"stdin", "args"}:
-                raise BadFileError(f"{where}: answer.{how} must be {{ stdin = \"TEXT\" }} and/or {{ args = [\"--flag\"] }}.")
-            if "stdin" in spec and not isinstance(spec["stdin"], str):
-                raise BadFileError(f"{where}: answer.{how}.stdin must be a string such as \"y\\n\".")
-            answer[how] = {**spec, "args": list(_str_list(spec.get("args"), f"answer.{how}.args", where))}
-        if any(a["args"] for a in answer.values()) and "{answer}" not in command:
-            raise BadFileError(f"{where}: answer args need an \"{{answer}}\" argument in 'command' to mark where they go.")
-    elif answer:
-        raise BadFileError(f"{where}: 'answer' only applies to pinned-warn clients; remove it or change the policy.")
-
-    expect = table.get("expect", {})
-    if not isinstance(expect, dict) or any(o not in OUTCOMES for o in expect.values()):
-        raise BadFileError(f"{where}: 'expect' must map scenario names to outcomes ({', '.join(OUTCOMES)}).")
-    timeout = table.get("timeout", 30)
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
-        raise BadFileError(f"{where}: timeout {timeout!r} must be a positive number of seconds.")
+        except re.error as e:
+            t.fail(f"'warning' {warning!r} is not a valid regular expression ({e})")
+    answer = _answer(t, policy, warning, command)
+    expect = t.mapping("expect", what="scenario names to outcomes", example='{ direct = "connected" }',
+                       values=lambda o: o in OUTCOMES, valid=f"one of {', '.join(OUTCOMES)}")
+    timeout = t.get("timeout", 30)
+    # Finite, like every number in a data file: an infinite timeout would never end a run.
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
+        t.fail(f"timeout {timeout!r} must be a positive number of seconds")
 
     if (proxy or direct) and "{network}" not in command:
-        raise BadFileError(f"{where}: 'proxy'/'direct' need a \"{{network}}\" argument in 'command' to mark where they go.")
+        t.fail("'proxy'/'direct' need a \"{network}\" argument in 'command' to mark where they go")
     used: set[str] = set()
     templates = [a for a in command if a not in SPLICES] + list(proxy) + list(direct) + list(env.values())
-    templates += [a for spec in answer.values() for a in spec.get("args", [])]
-    for t in templates:
-        used |= _fields(t, where)
+    templates += [a for spec in answer.values() for a in spec["args"]]
+    for template in templates:
+        try:
+            used |= template_fields(template)
+        except ValueError as e:
+            t.fail(str(e))
     if "proxy_url" not in used:
         raise BadFileError(f"{where} never uses {{proxy_url}}; say how it reaches the proxy, "
                            "e.g. proxy = [\"--proxy\", \"{proxy_url}\"] or env = { HTTPS_PROXY = \"{proxy_url}\" }.")
-    return ClientDef(name=name, policy=policy, command=command, url=url, proxy=proxy, direct=direct, env=dict(env),
-                     exit_codes=exit_codes, warning=warning, answer=answer if policy == "pinned-warn" else {},
-                     expect=dict(expect), timeout=float(timeout), description=str(table.get("description", "")))
+    return ClientDef(name=name, policy=policy, command=command, url=url, proxy=proxy, direct=direct, env=env,
+                     exit_codes=exit_codes, warning=warning, answer=answer, expect=expect, timeout=float(timeout),
+                     description=t.str("description", default=""))
+
+
+def _exit_codes(t: Table) -> dict[int, str]:
+    """``exit_codes``: TOML keys are strings ("90"), define_client's may be ints."""
+    if "exit_codes" not in t:
+        return {0: "connected"}
+    raw = t.mapping("exit_codes", what="exit codes to outcomes", example='{ 0 = "connected", 90 = "refused" }',
+                    nonempty=True)
+    exit_codes = {}
+    for code, outcome in raw.items():
+        # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+        if isinstance(code, bool) or not re.fullmatch(r"[0-9]+", str(code)) or int(code) > 255:
+            t.fail(f"exit code {code!r} is not a number from 0 to 255")
+        if outcome not in EXIT_OUTCOMES:
+            t.fail(f"exit code {code} maps to {outcome!r}, not one of {', '.join(EXIT_OUTCOMES)}")
+        exit_codes[int(code)] = outcome
+    return exit_codes
+
+
+def _answer(t: Table, policy: str, warning: str | None, command: tuple[str, ...]) -> dict[str, dict]:
+    """A pinned-warn client's ``answer``: ``{"continue": {"stdin": ..., "args": [...]}, "abort": {...}}``."""
+    example = 'answer = { continue = { stdin = "y\\n" }, abort = { stdin = "n\\n" } }'
+    if policy != "pinned-warn":
+        if t.get("answer"):
+            t.fail("'answer' only applies to pinned-warn clients; remove it or change the policy")
+        return {}
+    if warning is None:
+        t.fail("a pinned-warn client needs 'warning', a regex matching its warning text")
+    if not isinstance(t.get("answer"), dict) or set(t.get("answer")) != set(ANSWERS):
+        t.fail(f"a pinned-warn client needs 'answer' with 'continue' and 'abort', e.g. {example}")
+    answer = {}
+    for how, spec in t.get("answer").items():
+        if not isinstance(spec, dict) or not spec or set(spec) - {"stdin", "args"}:
+            t.fail(f"answer.{how} must be {{ stdin = \"TEXT\" }} and/or {{ args = [\"--flag\"] }}")
+        given = t.sub("answer").sub(how)
+        given.str("stdin", valid='a string such as "y\\n"')
+        answer[how] = {**spec, "args": list(given.str_list("args", example='["--flag"]'))}
+    if any(a["args"] for a in answer.values()) and "{answer}" not in command:
+        t.fail("answer args need an \"{answer}\" argument in 'command' to mark where they go")
+    return answer
 
 
 def load_clients(path: str | Path) -> dict[str, ClientDef]:
     """Load every ``[client.NAME]`` definition of a TOML file."""
     path = Path(path)
     data = read_toml(path, missing_hint="pass an existing client definitions file (see fixtures/clients.toml)")
-    tables = data.get("client")
-    if not isinstance(tables, dict) or not tables:
-        raise BadFileError(f"{path} defines no client; write definitions as [client.NAME] tables (see fixtures/clients.toml).")
+    tables = named_tables(path, data, "client", hint=" (see fixtures/clients.toml)")
     return {name: parse_client(name, table, str(path)) for name, table in tables.items()}
 
 

@@ -1,4 +1,5 @@
-"""Inspection policy as plain data: which connections the proxy decrypts.
+"""Inspection policy as plain data: which connections the proxy decrypts, and
+:func:`load_policies`, which reads them from ``fixtures/policies.toml``.
 
 Nothing here knows about mitmproxy or sockets, so the decisions can be tested
 (and fuzzed) on their own; :mod:`harness.proxy` only wires them to hooks.
@@ -22,7 +23,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from harness.errors import BadFileError
+from harness.model.datafile import Table, fixtures_dir, named_tables, read_toml
 from harness.model.vocab import ACTIONS, HOSTILE_CASES, INTERCEPT, KEYS, PASS_THROUGH
 
 
@@ -125,22 +129,23 @@ class Policy:
     @classmethod
     def from_dict(cls, name: str, data: dict) -> "Policy":
         """Build a policy from its TOML/JSON table; raises ValueError naming the bad value."""
-        known = ("mode", "exceptions", "description", *TUNING)
-        unknown = set(data) - set(known)
-        if unknown:
-            raise ValueError(f"policy {name!r} has unknown keys {sorted(unknown)}; known: {', '.join(known)}")
-        patterns = data.get("exceptions", [])
-        if not isinstance(patterns, list):
-            raise ValueError(f"policy {name!r}: 'exceptions' must be a list of host patterns")
-        return cls(
-            name=name,
-            mode=data.get("mode", "inspect"),
-            exceptions=tuple(HostPattern.parse(str(p)) for p in patterns),
-            description=str(data.get("description", "")),
-            **{key: str(data[key]) for key in TUNING if key in data},
-        )
+        t = Table(f"policy {name!r}", data, error=ValueError)
+        t.unknown_keys(("mode", "exceptions", "description", *TUNING))
+        exceptions = []
+        for text in t.str_list("exceptions", example='["*.screenmeet.com"]'):
+            try:
+                exceptions.append(HostPattern.parse(text))
+            except ValueError as e:
+                t.fail(str(e))
+        # The mode and the tuning values' choices are checked by __post_init__, which
+        # guards a Policy built in Python too.
+        return cls(name=name, mode=t.get("mode", "inspect"), exceptions=tuple(exceptions),
+                   description=t.str("description", default=""),
+                   **{key: t.str(key, valid=f'a string such as "{choices[0]}"')
+                      for key, (choices, _) in _tuning_choices().items() if key in t})
 
     def to_dict(self) -> dict:
+        """The table :meth:`from_dict` reads back (tuning keys only when set)."""
         out = {"mode": self.mode, "exceptions": [p.text for p in self.exceptions], "description": self.description}
         return out | {key: getattr(self, key) for key in TUNING if getattr(self, key)}
 
@@ -182,3 +187,18 @@ def is_lab_host(host: str | None, domains: tuple[str, ...]) -> bool:
         return False
     h = normalize_host(host)
     return any(h == d or h.endswith("." + d) for d in domains)
+
+
+def load_policies(path: str | Path | None = None) -> dict[str, Policy]:
+    """Load and check ``policies.toml`` (default: the fixtures'): ``{name: Policy}``.
+
+    Raises :class:`BadFileError` with one sentence naming the file, the policy and the bad value.
+    """
+    path = Path(path) if path else fixtures_dir() / "policies.toml"
+    data = read_toml(path, missing_hint="pass an existing policies file")
+    tables = named_tables(path, data, "policy", required=False)
+    try:
+        return {name: Policy.from_dict(name, table) for name, table in tables.items()}
+    except ValueError as e:
+        # from_dict's sentences name the policy (and end with a period, unless __post_init__ wrote them).
+        raise BadFileError(f"{path}: {str(e).removesuffix('.')}.") from None

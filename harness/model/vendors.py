@@ -19,31 +19,19 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from harness.model.datafile import fixtures_dir, read_toml
-from harness.errors import BadFileError, UnknownNameError
+from harness.errors import UnknownNameError
+from harness.model.datafile import Table, fixtures_dir, named_tables, read_toml
 from harness.model.vocab import ACTIONS, KEYS
 
 CHAINS = ("root", "intermediate")
 SOURCE_KINDS = ("doc", "sample", "lab")
 DEFAULT_VENDOR = "generic"
 
-# key -> (required?, check, what a valid value looks like)
-_VALUE_KEYS = {
-    "issuer_cn": (True, lambda v: isinstance(v, str) and v.strip(), "a non-empty string"),
-    "issuer_o": (False, lambda v: isinstance(v, str), "a string"),
-    "root_cn": (False, lambda v: isinstance(v, str) and v.strip(), "a non-empty string"),
-    "root_o": (False, lambda v: isinstance(v, str), "a string"),
-    "chain": (True, lambda v: v in CHAINS, " or ".join(CHAINS)),
-    "key": (True, lambda v: v in KEYS, ", ".join(KEYS)),
-    "leaf_key": (True, lambda v: v in KEYS or v == "ca-key", "ca-key or " + ", ".join(KEYS)),
-    "leaf_validity": (True, lambda v: v in ("copy", "engine") or (type(v) is int and 0 < v <= 3650),
-                      "a number of days (1-3650), copy or engine"),
-    "untrusted_upstream": (True, lambda v: v in ACTIONS, ", ".join(ACTIONS)),
-    "untrusted_issuer_cn": (False, lambda v: isinstance(v, str) and v.strip(), "a non-empty string"),
-    "block_status": (False, lambda v: type(v) is int and 400 <= v <= 599, "an HTTP error status (400-599)"),
-    "block_page": (False, lambda v: isinstance(v, str) and v.strip(), "a non-empty string"),
-}
+# Keys that describe the product; every other key is a value that cites a source.
 _LABEL_KEYS = ("product", "source")
+_VALUE_KEYS = ("issuer_cn", "issuer_o", "root_cn", "root_o", "chain", "key", "leaf_key", "leaf_validity",
+               "untrusted_upstream", "untrusted_issuer_cn", "block_status", "block_page")
+_VALIDITY = "a number of days (1-3650), copy or engine"
 
 
 def parse_key(spec: str) -> tuple[str, int]:
@@ -87,66 +75,69 @@ class VendorProfile:
         return self.sources[key].split(":", 1)[0]
 
     def to_dict(self) -> dict:
+        """Every field, for the proxy's JSON configuration."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "VendorProfile":
+        """The inverse of :meth:`to_dict` (the lab's own JSON: checked when the file was loaded)."""
         return cls(**data)
 
 
-
 def vendors_file() -> Path:
+    """The shipped profiles: ``vendors.toml`` in :func:`harness.model.datafile.fixtures_dir`."""
     return fixtures_dir() / "vendors.toml"
 
 
-def _profile(path: Path, name: str, table) -> VendorProfile:
-    where = f"{path}: vendor {name!r}"
-    if not isinstance(table, dict):
-        raise BadFileError(f"{where} must be a [vendor.{name}] table.")
-    if unknown := set(table) - set(_VALUE_KEYS) - set(_LABEL_KEYS):
-        raise BadFileError(f"{where} has unknown keys {sorted(unknown)}; known keys: "
-                           f"{', '.join([*_LABEL_KEYS, *_VALUE_KEYS])}.")
-    for key, (required, ok, valid) in _VALUE_KEYS.items():
-        if key not in table:
-            if required:
-                raise BadFileError(f"{where} lacks {key!r}; set it to {valid}.")
-            continue
-        if not ok(table[key]):
-            raise BadFileError(f"{where}: {key} = {table[key]!r} is not {valid}.")
-    sources = table.get("source", {})
-    if not isinstance(sources, dict):
-        raise BadFileError(f"{where}: 'source' must be a [vendor.{name}.source] table.")
-    for key in set(table) - set(_LABEL_KEYS):
+def _profile(path: Path, name: str, table: dict) -> VendorProfile:
+    t = Table(f"{path}: vendor {name!r}", table)
+    t.unknown_keys([*_LABEL_KEYS, *_VALUE_KEYS])
+    values = {
+        "issuer_cn": t.str("issuer_cn", required=True, nonempty=True),
+        "issuer_o": t.str("issuer_o"),
+        "root_cn": t.str("root_cn", nonempty=True),
+        "root_o": t.str("root_o"),
+        "chain": t.str("chain", required=True, choices=CHAINS, valid=" or ".join(CHAINS)),
+        "key": t.str("key", required=True, choices=KEYS, valid=", ".join(KEYS)),
+        "leaf_key": t.str("leaf_key", required=True, choices=("ca-key", *KEYS)),
+        # Days, or a word for "as the real certificate" / "as mitmproxy does".
+        "leaf_validity": (t.str("leaf_validity", choices=("copy", "engine"), valid=_VALIDITY)
+                          if isinstance(t.get("leaf_validity"), str) else
+                          t.number("leaf_validity", 1, 3650, whole=True, required=True, valid=_VALIDITY)),
+        "untrusted_upstream": t.str("untrusted_upstream", required=True, choices=ACTIONS),
+        "untrusted_issuer_cn": t.str("untrusted_issuer_cn", nonempty=True),
+        "block_status": t.number("block_status", 400, 599, whole=True, valid="an HTTP error status (400-599)"),
+        "block_page": t.str("block_page", nonempty=True),
+    }
+    sources = t.mapping("source", what="each value's key to where it comes from",
+                        example='{ chain = "doc: <where it is documented>" }')
+    for key in [k for k in table if k not in _LABEL_KEYS]:
         text = sources.get(key)
-        if not isinstance(text, str) or text.split(":", 1)[0] not in SOURCE_KINDS or ":" not in text:
-            raise BadFileError(f"{where}: {key} needs a source, e.g. source.{key} = \"doc: <where it is documented>\" "
-                               f"(kinds: {', '.join(SOURCE_KINDS)}).")
+        if not isinstance(text, str) or ":" not in text or text.split(":", 1)[0] not in SOURCE_KINDS:
+            t.fail(f"{key} needs a source, e.g. source.{key} = \"doc: <where it is documented>\" "
+                   f"(kinds: {', '.join(SOURCE_KINDS)})")
     if extra := set(sources) - set(table):
-        raise BadFileError(f"{where}: sources given for keys it does not set: {', '.join(sorted(extra))}.")
-    shape = table["chain"] == "intermediate"
-    if shape != ("root_cn" in table):
-        raise BadFileError(f"{where}: chain = {table['chain']!r} " + (
-            "needs root_cn (the root that signs the intermediate)." if shape else
-            "takes no root_cn (the issuer is the root); use chain = \"intermediate\"."))
-    action = table["untrusted_upstream"]
-    if action == "re-sign-untrusted" and "untrusted_issuer_cn" not in table:
-        raise BadFileError(f"{where}: untrusted_upstream = \"re-sign-untrusted\" needs untrusted_issuer_cn.")
-    if action != "block-page" and ("block_status" in table or "block_page" in table):
-        raise BadFileError(f"{where}: block_status and block_page apply to untrusted_upstream = \"block-page\" only.")
-    if ("block_status" in table) != ("block_page" in table):
-        raise BadFileError(f"{where}: give both block_status and block_page, or neither.")
-    values = {k: v for k, v in table.items() if k != "source"}
-    return VendorProfile(name=name, product=str(table.get("product", name)), sources=dict(sources),
-                         **{k: v for k, v in values.items() if k != "product"})
+        t.fail(f"sources given for keys it does not set: {', '.join(sorted(extra))}")
+    intermediate = values["chain"] == "intermediate"
+    if intermediate != (values["root_cn"] is not None):
+        t.fail(f"chain = {values['chain']!r} " + (
+            "needs root_cn (the root that signs the intermediate)" if intermediate else
+            "takes no root_cn (the issuer is the root); use chain = \"intermediate\""))
+    action = values["untrusted_upstream"]
+    if action == "re-sign-untrusted" and values["untrusted_issuer_cn"] is None:
+        t.fail("untrusted_upstream = \"re-sign-untrusted\" needs untrusted_issuer_cn")
+    blocks = [k for k in ("block_status", "block_page") if values[k] is not None]
+    if action != "block-page" and blocks:
+        t.fail("block_status and block_page apply to untrusted_upstream = \"block-page\" only")
+    if len(blocks) == 1:
+        t.fail("give both block_status and block_page, or neither")
+    return VendorProfile(name=name, product=t.str("product", default=name), sources=sources, **values)
 
 
 def load_vendors(path: str | Path | None = None) -> dict[str, VendorProfile]:
     """Load and check ``vendors.toml``: ``{name: VendorProfile}``."""
     path = Path(path) if path else vendors_file()
-    data = read_toml(path, missing_hint="pass an existing vendors file")
-    tables = data.get("vendor", {})
-    if not isinstance(tables, dict) or not tables:
-        raise BadFileError(f"{path} defines no vendor; write profiles as [vendor.NAME] tables.")
+    tables = named_tables(path, read_toml(path, missing_hint="pass an existing vendors file"), "vendor")
     return {name: _profile(path, name, table) for name, table in tables.items()}
 
 

@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 from harness.errors import LabError
-from harness.model.scenarios import load_policies
+from harness.model.policy import load_policies
 from harness.model.values import listen_port, positive_int
 from harness.net.addresses import lane_layout, parse_ports, reserve_ports
 from harness.net.journal import announce_ready

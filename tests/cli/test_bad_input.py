@@ -248,7 +248,7 @@ def free_port_range(count: int) -> int:
 
 @pytest.mark.slow
 def test_base_port_fixes_every_port(tmp_path):
-    from harness.model.scenarios import load_policies
+    from harness.model.policy import load_policies
 
     policies = list(load_policies())
     base = free_port_range(len(policies) + 3 + 40)  # + the hostile sites' ports, which follow

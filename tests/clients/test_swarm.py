@@ -18,7 +18,7 @@ from harness.clients.swarm import journal_mismatch, percentile, run_swarm
 from harness.net.journal import JournalReader
 from harness.lab.local import LocalLab
 from harness.lab.options import LabOptions
-from harness.model.scenarios import load_policies
+from harness.model.policy import load_policies
 
 N = 20
 

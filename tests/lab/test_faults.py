@@ -20,8 +20,7 @@ from harness.net.journal import JournalReader
 from harness.lab.local import RESTART_SEQ_STEP, LocalLab
 from harness.lab.options import LabOptions
 from harness.pki.ca import CA, load_certificates
-from harness.model.policy import PASS_THROUGH, Policy
-from harness.model.scenarios import load_policies
+from harness.model.policy import PASS_THROUGH, Policy, load_policies
 
 pytestmark = pytest.mark.slow
 

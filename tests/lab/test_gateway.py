@@ -21,7 +21,8 @@ from harness.lab import gateway as gw
 from harness.lab.local import LocalLab
 from harness.matrix.execute import REFERENCE_CLIENTS
 from harness.matrix.runner import MatrixRunner, unavailable
-from harness.model.scenarios import Scenario, load_policies
+from harness.model.policy import load_policies
+from harness.model.scenarios import Scenario
 
 ROOT_REASON = gw.unavailable_reason()
 needs_root = pytest.mark.skipif(ROOT_REASON is not None, reason=ROOT_REASON or "")

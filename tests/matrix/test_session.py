@@ -4,7 +4,8 @@ from pathlib import Path
 
 from harness.lab.options import LabOptions
 from harness.matrix.session import lab_state_dir, options_for, run_matrix
-from harness.model.scenarios import Scenario, load_policies, load_scenarios
+from harness.model.policy import load_policies
+from harness.model.scenarios import Scenario, load_scenarios
 from harness.model.vendors import get_vendor
 
 ROWS = [Scenario(name="t", network="transparent", policy="inspect", expect={"beam": "refused"}),

@@ -8,16 +8,15 @@ import hashlib
 import pytest
 
 from harness.model.clientdefs import (
-    PLACEHOLDERS,
     builtin_clients,
-    curl_pins,
     define_client,
     load_clients,
     parse_client,
     placeholder_values,
 )
 from harness.errors import BadFileError
-from harness.model.scenarios import load_policies, load_scenarios
+from harness.model.policy import load_policies
+from harness.model.scenarios import load_scenarios
 
 POLICIES = load_policies()
 SCENARIOS = load_scenarios()
@@ -56,11 +55,6 @@ def test_literal_braces_and_empty_env_values():
     assert c.render(values(), via_proxy=True).env == {"HTTPS_PROXY": "http://127.0.0.1:9", "LANE": "1"}
     # Negative: in the direct scenario the empty proxy variable is dropped, not set to "".
     assert c.render(values(proxy_url=""), via_proxy=False).env == {"LANE": "1"}
-
-
-def test_curl_pins_form():
-    a, b = (base64.b64encode(hashlib.sha256(x).digest()).decode() for x in (b"a", b"b"))
-    assert curl_pins(f"# comment\nsha256/{a}\nsha256/{b}\n") == f"sha256//{a};sha256//{b}"
 
 
 def test_warn_client_answers_by_stdin_or_args():
@@ -164,6 +158,41 @@ def test_bad_definitions_are_one_sentence(change, needle):
     assert needle in msg and msg.startswith("clients.toml: client 'bad'") and "\n" not in msg
 
 
+WARN = {"policy": "pinned-warn", "warning": "w", "command": ["w", "{network}", "{answer}"]}
+
+
+@pytest.mark.parametrize("change,needle", [
+    ({"timeout": float("nan")}, "timeout nan must be a positive number of seconds"),
+    ({"timeout": float("inf")}, "timeout inf must be a positive number of seconds"),
+    ({"timeout": True}, "timeout True must be a positive number of seconds"),
+    ({"exit_codes": {"\u00b2": "refused"}}, "exit code '\u00b2' is not a number from 0 to 255"),
+    ({"exit_codes": {256: "refused"}}, "exit code 256 is not a number from 0 to 255"),
+    ({"exit_codes": {True: "refused"}}, "exit code True is not a number"),
+    ({"url": 443}, "url = 443 is not an https:// URL"),
+    ({"warning": 3}, "warning = 3 is not a string"),
+    ({"description": 3}, "description = 3 is not a string"),
+    ({"proxy": "--proxy {proxy_url}"}, "'proxy' must be a list of strings, e.g. proxy = [\"--proxy\", \"{proxy_url}\"]"),
+    ({"env": {1: "{proxy_url}"}}, "'env' must map variable names to strings"),
+    ({"expect": {"direct": {"outcome": "connected"}}}, "expect.direct = {'outcome': 'connected'} is not one of"),
+    ({**WARN, "answer": {"continue": {"stdin": 1}, "abort": {"stdin": "n"}}},
+     "answer.continue.stdin = 1 is not a string such as"),
+    ({**WARN, "answer": {"continue": {"args": "-y"}, "abort": {"stdin": "n"}}},
+     "'answer.continue.args' must be a list of strings, e.g. answer.continue.args = [\"--flag\"], not '-y'"),
+])
+def test_more_bad_definitions_are_one_sentence(change, needle):
+    with pytest.raises(BadFileError) as e:
+        parse_client("bad", {**CURL, **change}, "clients.toml")
+    msg = str(e.value)
+    assert needle in msg and msg.startswith("clients.toml: client 'bad'") and msg.endswith(".") and "\n" not in msg
+
+
+def test_define_client_leaves_the_callers_answer_alone():
+    answer = {"continue": {"stdin": "y"}, "abort": {"args": ["--no"]}}
+    c = define_client("w", **{**CURL, **WARN, "answer": answer})
+    assert answer == {"continue": {"stdin": "y"}, "abort": {"args": ["--no"]}}
+    assert c.answer == {"continue": {"stdin": "y", "args": []}, "abort": {"args": ["--no"]}}
+
+
 def test_reference_names_are_reserved():
     with pytest.raises(BadFileError, match="reuses a reference client's name"):
         parse_client("beam", CURL)
@@ -194,10 +223,6 @@ def test_builtin_definitions_load_and_cover_every_policy():
     assert repr(clients["curl-pinned"]).startswith("ClientDef(name='curl-pinned', policy='pinned-strict'")
 
 
-def test_every_placeholder_has_a_value():
-    assert set(values()) == set(PLACEHOLDERS)
-
-
 def test_readme_shows_the_client_repo_example_verbatim():
     """The README's example for client developers is a real test file that CI runs: the two cannot drift."""
     from pathlib import Path
@@ -220,3 +245,14 @@ def test_readme_client_definitions_are_valid(tmp_path):
         f = tmp_path / f"c{n}.toml"
         f.write_text(block)
         assert load_clients(f)
+
+
+def test_public_names_stay_importable_from_clientdefs():
+    """The README and pytest plugin users import these from harness.model.clientdefs."""
+    import harness.model.clientdefs as clientdefs
+    import harness.model.placeholders as placeholders
+
+    for name in clientdefs.__all__:
+        assert hasattr(clientdefs, name), name
+    assert clientdefs.placeholder_values is placeholders.placeholder_values
+    assert clientdefs.PLACEHOLDERS is placeholders.PLACEHOLDERS

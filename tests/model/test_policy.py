@@ -1,4 +1,4 @@
-"""Tests for harness.model.policy: host patterns and inspection decisions, without mitmproxy.
+"""Tests for harness.model.policy: host patterns, inspection decisions and policies.toml, without mitmproxy.
 
 Matching is anchored on label boundaries, unlike mitmproxy's ``ignore_hosts``
 (an unanchored ``re.search``); the contrast is shown next to each lookalike.
@@ -12,7 +12,9 @@ import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from harness.model.policy import INTERCEPT, PASS_THROUGH, HostPattern, Policy, is_lab_host, normalize_host
+from harness.errors import BadFileError
+from harness.model.policy import (INTERCEPT, PASS_THROUGH, HostPattern, Policy, is_lab_host, load_policies,
+                                   normalize_host)
 
 LOOKALIKES = [
     "notscreenmeet.com",
@@ -251,6 +253,20 @@ def test_from_dict_rejects_exceptions_that_are_not_a_list():
 def test_from_dict_rejects_a_bad_pattern():
     with pytest.raises(ValueError, match="too broad"):
         Policy.from_dict("x", {"exceptions": ["*.com"]})
+    # The sentence names the policy (the pattern alone does not say where it is written).
+    with pytest.raises(ValueError, match=r"^policy 'x': an exception pattern is empty"):
+        Policy.from_dict("x", {"exceptions": [""]})
+
+
+@pytest.mark.parametrize("data,sentence", [
+    ({"exceptions": ["ok.example", 3]}, "policy 'x': 'exceptions' must be a list of strings"),
+    ({"description": None}, "policy 'x': description = None is not a string."),
+    ({"upstream": True}, "policy 'x': upstream = True is not a string such as \"expired\"."),
+])
+def test_from_dict_wants_strings(data, sentence):
+    with pytest.raises(ValueError) as info:
+        Policy.from_dict("x", data)
+    assert str(info.value).startswith(sentence)
 
 
 # -- is_lab_host ---------------------------------------------------------------------------
@@ -342,3 +358,69 @@ def test_bad_tuning_is_one_sentence(data, must_contain):
 
 def test_a_tunnel_may_lead_to_a_hostile_site():
     assert Policy.from_dict("t", {"mode": "tunnel", "upstream": "expired"}).decide("api.screenmeet.com") == PASS_THROUGH
+
+
+# -- policies.toml: the shipped file, and bad files reported as one sentence ----------------------
+
+def assert_sentence(message: str, *must_contain: str) -> None:
+    assert "\n" not in message and "Traceback" not in message
+    assert message.endswith(".") and not message.endswith("..")
+    for part in must_contain:
+        assert part in message, f"{part!r} not in {message!r}"
+
+
+def test_shipped_policies_load():
+    policies = load_policies()
+    assert {"tunnel", "inspect", "exception-wildcard", "exception-api", "exception-apex"} <= set(policies)
+    assert policies["tunnel"].mode == "tunnel"
+    assert policies["inspect"].decide("beam.screenmeet.com") == INTERCEPT
+    assert policies["exception-wildcard"].decide("beam.screenmeet.com") == PASS_THROUGH
+    assert policies["exception-wildcard"].decide("screenmeet.com") == INTERCEPT
+    assert policies["exception-api"].decide("api.screenmeet.com") == PASS_THROUGH
+    assert policies["exception-api"].decide("beam.screenmeet.com") == INTERCEPT
+    assert policies["exception-apex"].decide("api.screenmeet.com") == INTERCEPT
+
+
+@pytest.mark.parametrize("policies, must_contain", [
+    ('[policy.x]\nmode = "decrypt"\n', ["policy 'x'", "valid modes: tunnel, inspect"]),
+    ('[policy.x]\nexceptions = ["*.com"]\n', ["exception pattern '*.com' is too broad"]),
+    ('[policy.x]\nexception = ["*.screenmeet.com"]\n', ["policy 'x'", "unknown keys ['exception']"]),
+    ('[policy.x]\nexceptions = "*.screenmeet.com"\n', ["policy 'x'", "'exceptions' must be a list"]),
+    ('[policy.x]\nexceptions = ["*.com"]\n', ["policy 'x': exception pattern '*.com'"]),
+    ('[policy.x]\nexceptions = [3]\n', ["policy 'x': 'exceptions' must be a list of strings", "not [3]"]),
+    ('[policy.x]\ntls_max = 1.2\n', ["policy 'x': tls_max = 1.2 is not a string such as \"1.2\""]),
+    ('[policy.x]\ndescription = 3\n', ["policy 'x': description = 3 is not a string"]),
+    ('policy = 3\n', ["defines no policy; write them as [policy.NAME] tables"]),
+])
+def test_bad_policies_file(tmp_path, policies, must_contain):
+    path = tmp_path / "policies.toml"
+    path.write_text(policies)
+    with pytest.raises(BadFileError) as info:
+        load_policies(path)
+    assert_sentence(str(info.value), str(path), *must_contain)
+
+
+def test_an_empty_policies_file_has_no_policies(tmp_path):
+    path = tmp_path / "policies.toml"
+    path.write_text("# none yet\n")
+    assert load_policies(path) == {}
+
+
+def test_missing_policies_file(tmp_path):
+    with pytest.raises(BadFileError) as info:
+        load_policies(tmp_path / "policies.toml")
+    assert_sentence(str(info.value), str(tmp_path / "policies.toml"), "does not exist; pass an existing policies file")
+
+
+def test_invalid_policies_toml(tmp_path):
+    path = tmp_path / "policies.toml"
+    path.write_text("[policy.x\n")
+    with pytest.raises(BadFileError, match="is not valid TOML"):
+        load_policies(path)
+
+
+def test_policy_entry_that_is_not_a_table(tmp_path):
+    path = tmp_path / "policies.toml"
+    path.write_text("[policy]\nx = 3\n")
+    with pytest.raises(BadFileError):
+        load_policies(path)

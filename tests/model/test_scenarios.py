@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import BadFileError, UnknownNameError
-from harness.model.policy import INTERCEPT, PASS_THROUGH, Policy
-from harness.model.scenarios import (OUTCOMES, Scenario, fixtures_dir, load_policies, load_scenarios, select)
+from harness.model.policy import Policy
+from harness.model.scenarios import (OUTCOMES, Scenario, fixtures_dir, load_scenarios, select)
 
 CORE = {
     # name: (network, policy, trust, attended, beam)
@@ -74,18 +74,6 @@ def test_fixtures_dir_honours_the_environment(tmp_path, monkeypatch):
 def test_fixtures_dir_ignores_an_environment_path_without_scenarios(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_FIXTURES", str(tmp_path))
     assert fixtures_dir() == Path(__file__).resolve().parents[2] / "fixtures"
-
-
-def test_shipped_policies_load():
-    policies = load_policies()
-    assert {"tunnel", "inspect", "exception-wildcard", "exception-api", "exception-apex"} <= set(policies)
-    assert policies["tunnel"].mode == "tunnel"
-    assert policies["inspect"].decide("beam.screenmeet.com") == INTERCEPT
-    assert policies["exception-wildcard"].decide("beam.screenmeet.com") == PASS_THROUGH
-    assert policies["exception-wildcard"].decide("screenmeet.com") == INTERCEPT
-    assert policies["exception-api"].decide("api.screenmeet.com") == PASS_THROUGH
-    assert policies["exception-api"].decide("beam.screenmeet.com") == INTERCEPT
-    assert policies["exception-apex"].decide("api.screenmeet.com") == INTERCEPT
 
 
 @pytest.mark.parametrize("name", list(CORE))
@@ -212,27 +200,6 @@ def test_missing_policies_file_next_to_scenarios(tmp_path):
     assert_sentence(str(info.value), str(tmp_path / "policies.toml"), "does not exist")
 
 
-@pytest.mark.parametrize("policies, must_contain", [
-    ('[policy.x]\nmode = "decrypt"\n', ["policy 'x'", "valid modes: tunnel, inspect"]),
-    ('[policy.x]\nexceptions = ["*.com"]\n', ["exception pattern '*.com' is too broad"]),
-    ('[policy.x]\nexception = ["*.screenmeet.com"]\n', ["policy 'x'", "unknown keys ['exception']"]),
-    ('[policy.x]\nexceptions = "*.screenmeet.com"\n', ["policy 'x'", "'exceptions' must be a list"]),
-])
-def test_bad_policies_file(tmp_path, policies, must_contain):
-    path = tmp_path / "policies.toml"
-    path.write_text(policies)
-    with pytest.raises(BadFileError) as info:
-        load_policies(path)
-    assert_sentence(str(info.value), str(path), *must_contain)
-
-
-def test_invalid_policies_toml(tmp_path):
-    path = tmp_path / "policies.toml"
-    path.write_text("[policy.x\n")
-    with pytest.raises(BadFileError, match="is not valid TOML"):
-        load_policies(path)
-
-
 def test_unknown_client_in_expect_is_reported(tmp_path):
     path = write(tmp_path, GOOD_SCENARIO.replace("attended =", "atended ="))
     with pytest.raises(BadFileError, match="atended"):
@@ -243,13 +210,6 @@ def test_scenario_entry_that_is_not_a_table(tmp_path):
     path = write(tmp_path, "scenario = [1]\n")
     with pytest.raises(BadFileError):
         load_scenarios(path)
-
-
-def test_policy_entry_that_is_not_a_table(tmp_path):
-    path = tmp_path / "policies.toml"
-    path.write_text("[policy]\nx = 3\n")
-    with pytest.raises(BadFileError):
-        load_policies(path)
 
 
 def test_tags_as_a_string_is_reported(tmp_path):
@@ -336,6 +296,29 @@ def test_bad_new_keys_are_one_sentence(tmp_path, extra, must_contain):
     with pytest.raises(BadFileError) as info:
         load_scenarios(write(tmp_path, GOOD_SCENARIO + extra + "\n"))
     assert_sentence(str(info.value), must_contain, "'one'")
+
+
+@pytest.mark.parametrize("text,must_contain", [
+    (GOOD_SCENARIO.replace('expect = { attended = "declined", beam = "refused" }\n', ""),
+     "scenario 'one' lacks 'expect'; set it to a table mapping clients to outcomes, e.g. expect = { beam = \"refused\" }"),
+    (GOOD_SCENARIO.replace('beam = "refused"', 'beam = { outcome = "refused" }'),
+     "outcome {'outcome': 'refused'} for beam is not one of"),
+    (GOOD_SCENARIO + 'expect_by_action.allow = { beam = "fine" }\n', "(in expect_by_action.allow)"),
+    (GOOD_SCENARIO + 'expect_by_action.allow = { browser = "connected" }\n',
+     "'expect_by_action.allow' names client 'browser'; known clients: attended, beam"),
+    (GOOD_SCENARIO + 'description = 3\n', "scenario 'one': description = 3 is not a string"),
+    (GOOD_SCENARIO + 'client_args = { beam = [["--once"]] }\n', "client_args.beam = [['--once']] is not a list of strings"),
+])
+def test_more_bad_scenarios_are_one_sentence(tmp_path, text, must_contain):
+    with pytest.raises(BadFileError) as info:
+        load_scenarios(write(tmp_path, text))
+    assert_sentence(str(info.value), str(tmp_path), must_contain)
+
+
+def test_scenario_key_that_is_not_an_array_of_tables(tmp_path):
+    with pytest.raises(BadFileError) as info:
+        load_scenarios(write(tmp_path, "scenario = 3\n"))
+    assert_sentence(str(info.value), "write scenarios as [[scenario]] tables")
 
 
 def test_blocked_is_an_outcome(tmp_path):

@@ -127,6 +127,39 @@ def test_bad_profiles_are_one_sentence(tmp_path, change, must_contain):
     assert text.endswith(".") and "\n" not in text
 
 
+@pytest.mark.parametrize("change,sentence", [
+    (('leaf_validity = 7', 'leaf_validity = nan'),
+     "vendor 'acme': leaf_validity = nan is not a number of days (1-3650), copy or engine."),
+    (('leaf_validity = 7', 'leaf_validity = inf'), "leaf_validity = inf is not a number of days"),
+    (('leaf_validity = 7', 'leaf_validity = true'), "leaf_validity = True is not a number of days"),
+    (('leaf_validity = 7', 'leaf_validity = 7.0'), "leaf_validity = 7.0 is not a number of days"),
+    (('issuer_cn = "Acme Filter CA"', 'issuer_cn = { cn = "Acme Filter CA" }'),
+     "vendor 'acme': issuer_cn = {'cn': 'Acme Filter CA'} is not a non-empty string."),
+    (('leaf_key = "ec-256"', 'leaf_key = "dsa"'), "leaf_key = 'dsa' is not one of ca-key, rsa-2048"),
+])
+def test_bad_values_name_the_value_and_what_is_valid(tmp_path, change, sentence):
+    old, new = change
+    assert old in GOOD
+    with pytest.raises(BadFileError) as info:
+        load_vendors(write(tmp_path, GOOD.replace(old, new)))
+    assert sentence in str(info.value) and str(info.value).endswith(".")
+
+
+def test_sources_must_be_a_table(tmp_path):
+    text = GOOD.split("\n[vendor.acme.source]")[0] + '\nsource = "doc: everything"\n'
+    with pytest.raises(BadFileError, match="vendor 'acme': 'source' must map each value's key to where it comes from, "
+                                           "e.g. source = .*, not 'doc: everything'\\.$"):
+        load_vendors(write(tmp_path, text))
+
+
+def test_block_status_is_a_whole_http_error_status(tmp_path):
+    text = GOOD.replace('leaf_validity = 7', 'leaf_validity = 7\nblock_status = 403.0\nblock_page = "No"').replace(
+        'untrusted_upstream = "doc: made up"', 'untrusted_upstream = "doc: x"\nblock_status = "lab: x"\nblock_page = "lab: x"')
+    with pytest.raises(BadFileError, match=r"block_status = 403.0 is not an HTTP error status \(400-599\)\.$"):
+        load_vendors(write(tmp_path, text))
+    assert load_vendors(write(tmp_path, text.replace("403.0", "403")))["acme"].block_status == 403
+
+
 def test_block_page_fields_belong_to_block_page(tmp_path):
     text = GOOD.replace('untrusted_upstream = "block-page"', 'untrusted_upstream = "self-signed"\nblock_status = 403\n'
                         'block_page = "No"').replace('untrusted_upstream = "doc: made up"',
