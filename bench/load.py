@@ -36,9 +36,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from harness.clients.swarm import journal_mismatch, percentile, run_swarm  # noqa: E402
-from harness.net.journal import JournalReader  # noqa: E402
 from harness.lab.open import open_lab  # noqa: E402
 from harness.lab.options import LabOptions  # noqa: E402
+from harness.net.journal import JournalReader  # noqa: E402
 
 EXPECTED = {"exception-wildcard": "connected", "inspect": "refused"}
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import secrets
 from typing import TextIO
 
-from harness.errors import NetworkError, ProtocolError
 from harness.clients.common import (
     ArgumentParser,
     Events,
@@ -23,6 +22,7 @@ from harness.clients.common import (
 )
 from harness.clients.decision import ON_WARNING_CHOICES, attended_warning, decide_on_warning
 from harness.clients.wire import WebSocket, http_request
+from harness.errors import NetworkError, ProtocolError
 from harness.model.values import non_negative_int
 from harness.model.vocab import REFERENCE_URLS
 

@@ -19,7 +19,6 @@ import secrets
 import time
 from typing import TextIO
 
-from harness.errors import NetworkError, ProtocolError, TlsHandshakeAborted
 from harness.clients.common import (
     ArgumentParser,
     Events,
@@ -30,6 +29,7 @@ from harness.clients.common import (
 )
 from harness.clients.decision import backoff_delays, beam_refusal
 from harness.clients.wire import WebSocket, http_request
+from harness.errors import NetworkError, ProtocolError, TlsHandshakeAborted
 from harness.model.values import non_negative_int, non_negative_seconds
 from harness.model.vocab import REFERENCE_URLS
 

@@ -32,8 +32,16 @@ from pathlib import Path
 
 from harness.errors import EnvironmentProblem, LabError
 from harness.lab.baseimage import BASE_TAG, ensure_base_image
-from harness.lab.docker import (REPO_ROOT, Progress, buildx_available, image_exists, pull_image, require_docker,
-                                stream, use_buildkit)
+from harness.lab.docker import (
+    REPO_ROOT,
+    Progress,
+    buildx_available,
+    image_exists,
+    pull_image,
+    require_docker,
+    stream,
+    use_buildkit,
+)
 from harness.lab.wheelhouse import build_wheelhouse
 
 ONLINE_BASE = "python:3.11-slim-bookworm"

@@ -36,12 +36,12 @@ from harness.lab import gateway as transparent_gateway
 from harness.lab.info import LabInfo, Transparent
 from harness.lab.options import LabOptions
 from harness.lab.ports import check_plan_free, free_ports, plan_ports
-from harness.lab.statedir import prepare_state_dir
 from harness.lab.process import Child, kill, spawn, stop, wait_ready
-from harness.pki.lab import LabPKI
-from harness.pki.ca import CA, Blob
+from harness.lab.statedir import prepare_state_dir
 from harness.model.policy import Policy
 from harness.model.vocab import CLIENTS
+from harness.pki.ca import CA, Blob
+from harness.pki.lab import LabPKI
 from harness.proxy.config import ProxyConfig
 
 LOOPBACK = "127.0.0.1"

@@ -52,8 +52,15 @@ from pathlib import Path
 
 from harness.errors import BadFileError
 from harness.model.datafile import Table, fixtures_dir, named_tables, read_toml
-from harness.model.placeholders import (PLACEHOLDERS, SPLICES, Invocation, curl_pins, fill, placeholder_values,
-                                        template_fields)
+from harness.model.placeholders import (
+    PLACEHOLDERS,
+    SPLICES,
+    Invocation,
+    curl_pins,
+    fill,
+    placeholder_values,
+    template_fields,
+)
 from harness.model.policy import Policy
 from harness.model.vocab import INTERCEPT, OUTCOMES, REFERENCE_URLS
 

@@ -29,7 +29,6 @@ from harness.errors import BadFileError
 from harness.model.datafile import Table, fixtures_dir, named_tables, read_toml
 from harness.model.vocab import ACTIONS, HOSTILE_CASES, INTERCEPT, KEYS, PASS_THROUGH
 
-
 MODES = ("tunnel", "inspect")
 
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")

@@ -35,20 +35,20 @@ from typing import cast
 
 from cryptography import x509
 from mitmproxy import ctx, exceptions, http
-from OpenSSL import SSL
 from mitmproxy.connection import Client
 from mitmproxy.proxy import server_hooks
 from mitmproxy.tls import ClientHelloData, TlsData
+from OpenSSL import SSL
 
-from harness.net.journal import Journal, announce_ready, start_admin
-from harness.net.addresses import resolve_bind
-from harness.pki.names import display_name
 from harness.model.policy import INTERCEPT, PASS_THROUGH
 from harness.model.records import DecryptedMessage, DecryptedRequest, ProxyRecord
+from harness.model.vendors import VendorProfile
+from harness.net.addresses import resolve_bind
+from harness.net.journal import Journal, announce_ready, start_admin
+from harness.pki.names import display_name
 from harness.proxy import forge
 from harness.proxy.config import Listener, ProxyConfig
 from harness.proxy.upstream import UpstreamChecker
-from harness.model.vendors import VendorProfile
 
 logger = logging.getLogger(__name__)
 

@@ -32,9 +32,9 @@ from typing import cast
 
 from aiohttp import WSMsgType, web
 
-from harness.net.journal import Journal, announce_ready, start_admin
-from harness.net.addresses import parse_ports, resolve_bind
 from harness.model.records import ServerRequest
+from harness.net.addresses import parse_ports, resolve_bind
+from harness.net.journal import Journal, announce_ready, start_admin
 
 API_HOST = "api.screenmeet.com"
 BEAM_HOST = "beam.screenmeet.com"

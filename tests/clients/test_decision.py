@@ -10,8 +10,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.clients.decision import (EXCEPTION_FIX, ON_WARNING_CHOICES, WarningDecision, attended_warning,
-                                      backoff_delays, beam_refusal, decide_on_warning)
+from harness.clients.decision import (
+    EXCEPTION_FIX,
+    ON_WARNING_CHOICES,
+    WarningDecision,
+    attended_warning,
+    backoff_delays,
+    beam_refusal,
+    decide_on_warning,
+)
 
 DESIGN = Path("/work/shared/DESIGN.md")
 # The warning as DESIGN.md section 1 writes it, kept here so a drift in either is caught.

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from harness.cli.main import main
-from harness.model.policy import INTERCEPT
 from harness.clients.probe import Facts, assess, exception_pattern, parse_target
 from harness.errors import UsageError
+from harness.model.policy import INTERCEPT
 
 HOSTS = ("beam.screenmeet.com", "api.screenmeet.com")
 

@@ -11,8 +11,8 @@ import pytest
 from harness.clients import attended, beam
 from harness.clients.transport import ProxyURL, parse_proxy_url, proxy_from_environment
 from harness.errors import UsageError
-from harness.pki.lab import LabPKI
 from harness.pki.ca import CA
+from harness.pki.lab import LabPKI
 
 
 class RecordingTLSServer:

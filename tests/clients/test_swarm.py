@@ -15,10 +15,10 @@ import json
 import pytest
 
 from harness.clients.swarm import journal_mismatch, percentile, run_swarm
-from harness.net.journal import JournalReader
 from harness.lab.local import LocalLab
 from harness.lab.options import LabOptions
 from harness.model.policy import load_policies
+from harness.net.journal import JournalReader
 
 N = 20
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from harness.lab import baseimage
 
-
 DEB822 = """\
 Types: deb
 # http://snapshot.debian.org/archive/debian/20250520T000000Z

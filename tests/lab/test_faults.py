@@ -16,11 +16,11 @@ import pytest
 
 from harness.clients.inprocess import ClientThread
 from harness.errors import BadFileError, UsageError
-from harness.net.journal import JournalReader
 from harness.lab.local import RESTART_SEQ_STEP, LocalLab
 from harness.lab.options import LabOptions
-from harness.pki.ca import CA, load_certificates
 from harness.model.policy import PASS_THROUGH, Policy, load_policies
+from harness.net.journal import JournalReader
+from harness.pki.ca import CA, load_certificates
 
 pytestmark = pytest.mark.slow
 

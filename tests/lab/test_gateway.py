@@ -15,10 +15,10 @@ import sys
 import pytest
 
 from harness.errors import EnvironmentProblem, UnknownNameError
-from harness.lab.info import Endpoint, LabInfo, Transparent
-from harness.lab.options import LabOptions
 from harness.lab import gateway as gw
+from harness.lab.info import Endpoint, LabInfo, Transparent
 from harness.lab.local import LocalLab
+from harness.lab.options import LabOptions
 from harness.matrix.execute import REFERENCE_CLIENTS
 from harness.matrix.runner import MatrixRunner, unavailable
 from harness.model.policy import load_policies

@@ -8,7 +8,6 @@ import pytest
 
 from harness.lab import docker, images
 
-
 # --- the build command -------------------------------------------------------
 
 def test_offline_build_has_no_network_and_the_offline_pip_switch():

@@ -22,11 +22,11 @@ from cryptography.x509.oid import NameOID
 from harness.clients import attended, beam
 from harness.clients.decision import attended_warning
 from harness.clients.transport import open_tls, parse_proxy_url, peer_chain
-from harness.net.journal import JournalReader
 from harness.lab.local import LocalLab
 from harness.lab.options import LabOptions
 from harness.model.policy import Policy
 from harness.model.vendors import load_vendors, parse_key
+from harness.net.journal import JournalReader
 
 VENDORS = load_vendors()
 POLICIES = {

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 from harness.model.clientdefs import builtin_clients, define_client
-from harness.plugin import assert_outcome, describe_cell
 from harness.model.scenarios import OUTCOMES, load_scenarios, select
 from harness.model.verdict import Evidence, judge
+from harness.plugin import assert_outcome, describe_cell
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = [s.name for s in select(load_scenarios())]  # the everyday rows; extended ones run by tag below

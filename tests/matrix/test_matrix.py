@@ -8,8 +8,8 @@ the pins and the trust store matter.
 import pytest
 
 from harness.model.scenarios import OUTCOMES, load_scenarios
-from harness.plugin import assert_outcome
 from harness.model.verdict import Evidence, judge
+from harness.plugin import assert_outcome
 
 SCENARIOS = load_scenarios()
 CELLS = [(s.name, c) for s in SCENARIOS for c in s.expect]
@@ -67,9 +67,10 @@ def test_wrong_pins_refuse_even_without_a_proxy(tls_lab, tmp_path):
     """Negative for 'direct': the pin check is real — other pins make Beam refuse a genuine server."""
     if tls_lab.backend != "local":
         pytest.skip("runs Beam in-process against host paths; the compose run covers the same cells via docker exec")
+    import io
+
     from harness.clients import beam
     from harness.pki.ca import CA
-    import io
 
     other = CA(common_name="unrelated").issue_cert("beam.screenmeet.com")
     pins = tmp_path / "pins.txt"

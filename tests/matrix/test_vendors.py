@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from harness.matrix.cell import CellResult
-from harness.model.scenarios import Scenario
 from harness.matrix.vendors import issuer_reasons, judge_vendor
+from harness.model.scenarios import Scenario
 from harness.model.vendors import get_vendor
 from harness.model.verdict import Observation, Verdict
 
@@ -103,8 +103,8 @@ def test_all_vendors_runs_one_lab_per_vendor(tmp_path):
 def test_pki_with_a_vendor(tmp_path):
     proc = harness("pki", "--vendor", "cisco-umbrella", "--state-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
-    from harness.pki.lab import LabPKI
     from harness.pki.ca import load_certificate
+    from harness.pki.lab import LabPKI
 
     pki = LabPKI.load(tmp_path)
     assert pki.org_issuer_cn == "Cisco Umbrella Secondary SubCA ams-SG"

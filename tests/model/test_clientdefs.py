@@ -7,6 +7,7 @@ import hashlib
 
 import pytest
 
+from harness.errors import BadFileError
 from harness.model.clientdefs import (
     builtin_clients,
     define_client,
@@ -14,7 +15,6 @@ from harness.model.clientdefs import (
     parse_client,
     placeholder_values,
 )
-from harness.errors import BadFileError
 from harness.model.policy import load_policies
 from harness.model.scenarios import load_scenarios
 

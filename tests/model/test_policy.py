@@ -13,8 +13,15 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from harness.errors import BadFileError
-from harness.model.policy import (INTERCEPT, PASS_THROUGH, HostPattern, Policy, is_lab_host, load_policies,
-                                   normalize_host)
+from harness.model.policy import (
+    INTERCEPT,
+    PASS_THROUGH,
+    HostPattern,
+    Policy,
+    is_lab_host,
+    load_policies,
+    normalize_host,
+)
 
 LOOKALIKES = [
     "notscreenmeet.com",

@@ -17,8 +17,15 @@ from mitmproxy.proxy import context
 from mitmproxy.test import taddons, tflow
 from mitmproxy.tls import ClientHelloData, TlsData
 
-from harness.model.records import (Action, DecryptedMessage, DecryptedRequest, ProxyRecord, ServerMessage,
-                                   ServerRecord, ServerRequest)
+from harness.model.records import (
+    Action,
+    DecryptedMessage,
+    DecryptedRequest,
+    ProxyRecord,
+    ServerMessage,
+    ServerRecord,
+    ServerRequest,
+)
 from harness.model.vocab import INTERCEPT, PASS_THROUGH
 from harness.net.journal import JournalReader
 from harness.proxy.addon import InspectionAddon

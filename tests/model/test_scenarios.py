@@ -8,7 +8,7 @@ import pytest
 
 from harness.errors import BadFileError, UnknownNameError
 from harness.model.policy import Policy
-from harness.model.scenarios import (OUTCOMES, Scenario, fixtures_dir, load_scenarios, select)
+from harness.model.scenarios import OUTCOMES, Scenario, fixtures_dir, load_scenarios, select
 
 CORE = {
     # name: (network, policy, trust, attended, beam)

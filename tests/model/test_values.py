@@ -4,8 +4,15 @@ import argparse
 
 import pytest
 
-from harness.model.values import (listen_port, non_negative_int, non_negative_seconds, port_number, positive_int,
-                                  positive_seconds, split_host_port)
+from harness.model.values import (
+    listen_port,
+    non_negative_int,
+    non_negative_seconds,
+    port_number,
+    positive_int,
+    positive_seconds,
+    split_host_port,
+)
 
 
 @pytest.mark.parametrize("parse,good,bad", [

@@ -14,8 +14,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from harness.errors import BadFileError, EnvironmentProblem, UsageError
 from harness.model.pins import load_pins, spki_sha256
-from harness.pki.ca import (CA, DEFAULT_LAB_NETWORKS, Blob, key_pem, load_certificate,
-                            load_certificates, load_private_key)
+from harness.pki.ca import (
+    CA,
+    DEFAULT_LAB_NETWORKS,
+    Blob,
+    key_pem,
+    load_certificate,
+    load_certificates,
+    load_private_key,
+)
 from harness.pki.lab import LabPKI
 from tests.tlshelpers import handshake
 

@@ -8,10 +8,10 @@ import ssl
 
 import pytest
 
-from harness.pki import hostile
 from harness.clients.transport import trust_context
-from harness.pki.lab import LabPKI
+from harness.pki import hostile
 from harness.pki.ca import CA, key_pem
+from harness.pki.lab import LabPKI
 from harness.server.mock import tls_context
 from tests.tlshelpers import handshake
 

@@ -9,7 +9,7 @@ from mitmproxy.proxy.layers.tls import parse_client_hello
 from mitmproxy.test import taddons, tflow
 from mitmproxy.tls import ClientHelloData
 
-from harness.model.policy import Policy, HostPattern
+from harness.model.policy import HostPattern, Policy
 from harness.proxy.addon import InspectionAddon, credentials_in
 from harness.proxy.config import ProxyConfig
 

@@ -9,11 +9,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from harness.pki.lab import LabPKI
-from harness.pki.ca import CA
 from harness.model.policy import Policy
-from harness.proxy import forge
 from harness.model.vendors import load_vendors
+from harness.pki.ca import CA
+from harness.pki.lab import LabPKI
+from harness.proxy import forge
 
 VENDORS = load_vendors()
 INSPECT = Policy("inspect")

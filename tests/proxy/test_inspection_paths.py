@@ -10,12 +10,13 @@ import io
 import pytest
 
 from harness.clients import attended
-from harness.pki.hostile import CASES, VERIFY_ERRORS as REASONS
-from harness.net.journal import JournalReader
 from harness.lab.local import LocalLab
 from harness.lab.options import LabOptions
-from harness.model.policy import Policy
 from harness.matrix.execute import parse_events
+from harness.model.policy import Policy
+from harness.net.journal import JournalReader
+from harness.pki.hostile import CASES
+from harness.pki.hostile import VERIFY_ERRORS as REASONS
 
 
 def events(cell, name):

@@ -25,15 +25,14 @@ import tempfile
 import urllib.parse
 from pathlib import Path
 
+from aiohttp.http_exceptions import HttpProcessingError
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from aiohttp.http_exceptions import HttpProcessingError
-
 from harness.errors import BadFileError
-from harness.net.journal import AdminEndpoint, Journal, JournalReader, start_admin
 from harness.model.pins import check_pins, load_pins, parse_pin
 from harness.model.policy import INTERCEPT, PASS_THROUGH, HostPattern, Policy, is_lab_host, normalize_host
+from harness.net.journal import AdminEndpoint, Journal, JournalReader, start_admin
 from harness.server.mock import MockScreenMeet
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -6,9 +6,9 @@ import urllib.parse
 
 import pytest
 
-from harness.errors import NetworkError
 from harness.clients.transport import connect_tunnel, trust_context
 from harness.clients.wire import WebSocket, http_request
+from harness.errors import NetworkError
 
 
 @pytest.fixture
