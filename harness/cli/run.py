@@ -4,6 +4,10 @@ One path for every option: ``--vendor NAME`` and ``--all-vendors`` start a lab
 per vendor profile, ``--lab compose`` runs the same cells on containers, and a
 ``policies.toml`` beside ``--scenarios-file`` is used for every one of them
 (:func:`harness.matrix.session.run_matrix`).
+
+Start-up time: the first lab's proxy is spawned before this command imports
+the lab, the matrix and the reports (their imports are inside
+:func:`cmd_run`, deliberately), so mitmproxy's import overlaps all of that.
 """
 
 from __future__ import annotations
@@ -15,18 +19,16 @@ from pathlib import Path
 
 from harness.cli.parser import lab_options
 from harness.errors import UnknownNameError, UsageError
-from harness.lab.open import early_proxy
-from harness.matrix.execute import REFERENCE_CLIENTS
-from harness.matrix.session import MatrixRun, lab_state_dir, run_matrix
-from harness.model.clientdefs import ClientDef, builtin_clients, load_clients
-from harness.model.policy import load_policies
-from harness.model.scenarios import load_scenarios, select
+from harness.lab.early import early_proxy
+from harness.lab.statedir import run_state_dir
 from harness.model.vendors import load_vendors
-from harness.reports.publish import prepare_report_dir, publish
 
 
-def resolve_clients(names: list[str] | None, files: list[Path] | None) -> "list[str | ClientDef] | None":
+def resolve_clients(names: list[str] | None, files: list[Path] | None) -> list | None:
     """``--client``/``--client-file`` -> reference names and ClientDefs (None: the scenarios' own clients)."""
+    from harness.matrix.execute import REFERENCE_CLIENTS  # deliberately late: see the module docstring
+    from harness.model.clientdefs import builtin_clients, load_clients
+
     if not names and not files:
         return None
     definitions = builtin_clients()
@@ -34,7 +36,7 @@ def resolve_clients(names: list[str] | None, files: list[Path] | None) -> "list[
     for path in files or []:
         from_files.update(load_clients(path))
     definitions.update(from_files)
-    chosen: list[str | ClientDef] = []
+    chosen: list = []
     for name in names or list(from_files):
         if name in REFERENCE_CLIENTS:
             chosen.append(name)
@@ -50,9 +52,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("give --vendor NAME or --all-vendors, not both.")
     options = lab_options(args)
     vendors = list(load_vendors().values()) if args.all_vendors else [options.vendor] if options.vendor else None
-    # The first lab's proxy starts now and imports mitmproxy while the scenarios load.
-    first = replace(options, state_dir=lab_state_dir(options, vendors[0] if vendors else None))
+    first = replace(options, state_dir=run_state_dir(options.state_dir, vendors[0].name if vendors else None))
     with early_proxy(first) as proxy_child:
+        # Deliberately imported here, while the proxy imports mitmproxy (module docstring).
+        from harness.matrix.session import run_matrix
+        from harness.model.policy import load_policies
+        from harness.model.scenarios import load_scenarios, select
+        from harness.reports.publish import prepare_report_dir, publish
+
         # A scenario file brings its own policies.toml from beside it.
         policies = load_policies(args.scenarios_file.parent / "policies.toml") if args.scenarios_file else load_policies()
         # Without a selection, --all-vendors runs the rows a vendor changes.
@@ -80,7 +87,7 @@ def _progress(vendor, cell, done: int, total: int) -> None:
     print(f"[{where}{done:>2}/{total}] {cell.scenario.name}/{cell.client}: {cell.verdict.label}", file=sys.stderr, flush=True)
 
 
-def _say_left_out(run: MatrixRun) -> None:
+def _say_left_out(run) -> None:
     for why in sorted(set(run.skipped.values())):
         names = [n for n, w in run.skipped.items() if w == why]
         print(f"Skipped {', '.join(names)}: {why}", file=sys.stderr)

@@ -1,4 +1,9 @@
-"""``harness up`` and ``harness down``: a lab that stays up until it is stopped."""
+"""``harness up`` and ``harness down``: a lab that stays up until it is stopped.
+
+Start-up time: ``up`` spawns the proxy before it imports the lab's machinery
+(those imports are inside :func:`cmd_up`, deliberately), so mitmproxy's
+import overlaps loading the policies and building the lab.
+"""
 
 from __future__ import annotations
 
@@ -12,18 +17,17 @@ from pathlib import Path
 from harness.cli.banner import describe_lab
 from harness.cli.parser import lab_options
 from harness.errors import LabError, UnknownNameError
-from harness.lab.compose import compose_down
+from harness.lab.early import early_proxy
 from harness.lab.info import LabInfo
-from harness.lab.open import early_proxy, open_lab
 from harness.lab.process import is_lab_process, spawn, terminate_pids, wait_ready
 from harness.lab.statedir import default_state_dir, prepare_state_dir
-from harness.model.policy import Policy, load_policies
-from harness.model.scenarios import load_scenarios, policies_used, select
-from harness.net.journal import announce_ready
 
 
-def up_policies(spec: str) -> dict[str, Policy]:
+def up_policies(spec: str) -> dict:
     """``--policies``: every policy, those the default matrix uses, or the named ones."""
+    from harness.model.policy import load_policies  # deliberately late: see the module docstring
+    from harness.model.scenarios import load_scenarios, policies_used, select
+
     policies = load_policies()
     if spec == "all":
         return policies
@@ -41,6 +45,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.detach:
         return _up_detached(options.state_dir)
     with early_proxy(options) as proxy_child:
+        from harness.lab.open import open_lab  # deliberately here, while the proxy imports mitmproxy
+        from harness.net.journal import announce_ready
+
         lab = open_lab(options, policies=up_policies(args.policies), proxy_child=proxy_child)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -91,6 +98,8 @@ def cmd_down(args: argparse.Namespace) -> int:
         if survivors:
             print(f"harness: killed {survivors} that did not stop on SIGTERM.", file=sys.stderr)
     if args.lab == "compose" or (info is not None and info.backend == "compose"):
+        from harness.lab.compose import compose_down  # only the compose lab needs Docker's helpers
+
         compose_down(state_dir)
     elif info is None:
         print(f"No lab is running in {state_dir}.")

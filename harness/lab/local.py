@@ -27,12 +27,12 @@ without it, ``LabInfo.transparent_unavailable`` says why in one sentence.
 from __future__ import annotations
 
 import json
-import sys
 import urllib.parse
 from pathlib import Path
 
 from harness.errors import LabError, UnknownNameError, UsageError
 from harness.lab import gateway as transparent_gateway
+from harness.lab.early import PROXY, PROXY_CONFIG, proxy_command
 from harness.lab.info import LabInfo, Transparent
 from harness.lab.options import LabOptions
 from harness.lab.ports import check_plan_free, free_ports, plan_ports
@@ -45,12 +45,10 @@ from harness.pki.lab import LabPKI
 from harness.proxy.config import ProxyConfig
 
 LOOPBACK = "127.0.0.1"
-SERVER, PROXY = "mock server", "inspection proxy"
+SERVER = "mock server"
 _PID_KEYS = {SERVER: "server", PROXY: "proxy"}
 # A restarted component's journal starts at restarts * RESTART_SEQ_STEP + 1.
 RESTART_SEQ_STEP = 1_000_000_000
-# The proxy's configuration, in the state directory: written before the proxy's start gate opens.
-PROXY_CONFIG = "proxy.json"
 
 
 def _port_of(url: str) -> int:
@@ -61,7 +59,7 @@ class LocalLab:
     """Context manager: ``with LocalLab(LabOptions(...), policies=...) as info: ...``.
 
     ``policies`` are the listeners it serves; ``proxy_child`` is a proxy from
-    :func:`prespawn_proxy` to adopt instead of starting one.
+    :func:`harness.lab.early.prespawn_proxy` to adopt instead of starting one.
     """
 
     backend = "local"
@@ -147,14 +145,14 @@ class LocalLab:
             config.transparent_ports = self._transparent_ports
         path = self.state_dir / PROXY_CONFIG
         path.write_text(json.dumps(config.to_dict(), indent=2))
-        return _proxy_command(path, self.python)
+        return proxy_command(path, self.python)
 
     def _spawn_or_adopt_proxy(self) -> Child:
         argv = self._proxy_argv()
         child, self._proxy_child = self._proxy_child, None
         if child is None:
             return spawn(PROXY, argv, self._logs / "proxy.log", gate=True)
-        # Importing mitmproxy since prespawn_proxy(), with this argv: it reads the file just
+        # Importing mitmproxy since it was spawned early, with this argv: it reads the file just
         # written once start() opens its gate.
         return child
 
@@ -367,23 +365,3 @@ class LocalLab:
         if (self.state_dir / "lab.json").exists():
             info.write()
         return info
-
-
-def _proxy_command(config: Path, python: str = sys.executable) -> list[str]:
-    """The command that runs the proxy ``config`` describes."""
-    return [python, "-m", "harness.proxy", "--config", str(config)]
-
-
-def prespawn_proxy(state_dir: str | Path, python: str = sys.executable) -> Child:
-    """Start the proxy process before the lab is configured (it needs ~0.6 s to import mitmproxy).
-
-    It waits at its start gate; :class:`LocalLab` (``proxy_child=``) writes its
-    configuration to ``<state>/proxy.json`` and opens the gate.  The CLI calls
-    this first thing, so loading scenarios and policies overlaps the import.
-    """
-    state = prepare_state_dir(state_dir)
-    logs = state / "logs"
-    logs.mkdir(exist_ok=True)
-    config = state / PROXY_CONFIG
-    config.unlink(missing_ok=True)  # a previous lab's: never what this proxy is for
-    return spawn(PROXY, _proxy_command(config, python), logs / "proxy.log", gate=True)

@@ -33,3 +33,8 @@ def writable_dir(path: str | Path, *, what: str, option: str, mode: int = 0o777)
             f"the {what} {p} is not writable ({e.strerror or e}); pass {option} with a writable directory."
         ) from None
     return p
+
+
+def run_state_dir(state_dir: str | Path, vendor: str | None = None) -> Path:
+    """Where ``harness run``'s lab (``vendor``'s, with several) keeps its state, under ``state_dir``."""
+    return Path(state_dir) / (f"run-{vendor}" if vendor else "run")

@@ -6,7 +6,7 @@ compose``), the benchmarks and anyone scripting the lab call
 (:func:`harness.lab.open.open_lab` and :class:`MatrixRunner` with the vendor
 as a parameter).  For each lab it serves only the policies the scenarios use,
 builds the transparent gateway where rows need it and the machine allows,
-and lets the first lab adopt a proxy started early (:func:`harness.lab.open.early_proxy`).
+and lets the first lab adopt a proxy started early (:func:`harness.lab.early.early_proxy`).
 
 Several vendor profiles run as several labs, a few side by side: each
 spends much of its time starting and waiting on handshakes, and more would
@@ -28,6 +28,7 @@ from harness.lab.gateway import policies_for
 from harness.lab.open import open_lab
 from harness.lab.options import LabOptions
 from harness.lab.process import Child
+from harness.lab.statedir import run_state_dir
 from harness.matrix.cell import CellResult
 from harness.matrix.runner import MatrixRunner
 from harness.model.clientdefs import ClientDef
@@ -71,11 +72,6 @@ def options_for(options: LabOptions, scenarios: list[Scenario], *, vendor: Vendo
     return replace(options, **changes)
 
 
-def lab_state_dir(options: LabOptions, vendor: VendorProfile | None = None) -> Path:
-    """Where the run's lab (``vendor``'s, with several) keeps its state, under ``options.state_dir``."""
-    return options.state_dir / (f"run-{vendor.name}" if vendor is not None else "run")
-
-
 def _lost_port_race(error: LabStartError, state_dir: Path) -> bool:
     logs = [p.read_text(errors="replace")[-2000:] for p in (state_dir / "logs").glob("*.log")]
     return any("already in use" in text for text in [str(error), *logs])
@@ -113,10 +109,10 @@ def run_matrix(options: LabOptions, scenarios: list[Scenario], clients: "list[st
     (reference names or :class:`ClientDef`) replace the scenarios' own;
     ``progress(vendor, cell, done, total)`` is called as cells finish;
     ``proxy_child`` is a proxy started early in the first lab's state directory
-    (:func:`lab_state_dir`) for it to adopt.
+    (:func:`harness.lab.statedir.run_state_dir`) for it to adopt.
     """
     start = time.perf_counter()
-    plans = [(v, options_for(options, scenarios, vendor=v, state_dir=lab_state_dir(options, v)))
+    plans = [(v, options_for(options, scenarios, vendor=v, state_dir=run_state_dir(options.state_dir, v.name if v else None)))
              for v in (vendors or [None])]
 
     def one(index: int, vendor: VendorProfile | None, lab_options: LabOptions):

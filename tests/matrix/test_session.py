@@ -3,7 +3,8 @@
 from pathlib import Path
 
 from harness.lab.options import LabOptions
-from harness.matrix.session import lab_state_dir, options_for, run_matrix
+from harness.lab.statedir import run_state_dir
+from harness.matrix.session import options_for, run_matrix
 from harness.model.policy import load_policies
 from harness.model.scenarios import Scenario, load_scenarios
 from harness.model.vendors import get_vendor
@@ -23,9 +24,9 @@ def test_options_for_builds_the_gateway_the_rows_need():
 
 def test_options_for_a_vendor_and_its_state_dir():
     z = get_vendor("zscaler")
-    o = options_for(LabOptions(state_dir="/s"), ROWS[1:], vendor=z, state_dir=lab_state_dir(LabOptions(state_dir="/s"), z))
+    o = options_for(LabOptions(state_dir="/s"), ROWS[1:], vendor=z, state_dir=run_state_dir("/s", z.name))
     assert o.vendor is z and o.state_dir == Path("/s/run-zscaler")
-    assert lab_state_dir(LabOptions(state_dir="/s")) == Path("/s/run")
+    assert run_state_dir("/s") == Path("/s/run")
 
 
 def test_a_vendor_run_uses_the_scenario_files_own_policies(tmp_path):
