@@ -24,7 +24,7 @@ import pytest
 
 from harness.net.journal import JournalReader
 from harness.pki.ca import CA
-from tests.cli.test_main import harness
+from tests.clihelpers import harness
 
 # -- name constraints ------------------------------------------------------------------------
 

@@ -1,9 +1,9 @@
 """Bad input and broken peers through the real command line (subprocesses): each is answered
 with one sentence that says what is wrong and what to do, a non-zero exit and no traceback.
 
-Complements tests/cli/test_main.py (unknown scenario, bad lanes, missing pins, malformed
-proxy scheme, unwritable state dir for 'run') and tests/clients/test_reference_clients.py (in-process
-timeouts and garbage instead of TLS).
+Cross-cutting: several commands and clients. Complements tests/cli/test_run.py (unwritable state dir
+for 'run'), tests/cli/test_pki.py ('harness pki --check'), tests/cli/test_up.py (ports) and
+tests/clients/test_transport.py (in-process timeouts and garbage instead of TLS).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import time
 import pytest
 
 from harness.pki.lab import LabPKI
-from tests.cli.test_main import ROOT, assert_one_sentence_error, harness
+from tests.clihelpers import ROOT, assert_one_sentence_error, harness
 
 # -- files: trust bundles, pins, CA files ---------------------------------------------------
 
@@ -117,39 +117,6 @@ def test_unknown_vendor(tmp_path, command):
     assert "unknown vendor 'no-such-vendor'; choose one of:" in proc.stderr
 
 
-@pytest.mark.parametrize("damage,says", [
-    ("key-is-a-cert", "holds no private key (a certificate without its key?)"),
-    ("ca-without-key", "holds no private key (a certificate without its key?)"),
-    ("corrupt-cert", "holds no valid PEM certificate"),
-    ("missing-pins", "pins file"),
-    ("other-key", "does not belong to certificate"),
-])
-def test_pki_check_names_the_broken_file(tmp_path, damage, says):
-    assert harness("pki", "--state-dir", str(tmp_path)).returncode == 0
-    ok = harness("pki", "--check", "--state-dir", str(tmp_path))
-    assert ok.returncode == 0 and "is complete" in ok.stdout
-    pki = tmp_path / "pki"
-    if damage == "key-is-a-cert":
-        (pki / "org-ca.key").write_bytes((pki / "org-ca.pem").read_bytes())
-    elif damage == "ca-without-key":
-        (pki / "mitmproxy" / "mitmproxy-ca.pem").write_bytes((pki / "org-ca.pem").read_bytes())
-    elif damage == "corrupt-cert":
-        (pki / "public-root.pem").write_bytes(b"-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n")
-    elif damage == "missing-pins":
-        (pki / "pins.txt").unlink()
-    else:
-        (pki / "server.key").write_bytes((pki / "server-backup.key").read_bytes())
-    proc = harness("pki", "--check", "--state-dir", str(tmp_path))
-    assert_one_sentence_error(proc, 2)
-    assert says in proc.stderr and "harness pki" in proc.stderr
-
-
-def test_pki_check_without_a_pki(tmp_path):
-    proc = harness("pki", "--check", "--state-dir", str(tmp_path))
-    assert_one_sentence_error(proc, 2)
-    assert "there is no lab PKI" in proc.stderr
-
-
 @pytest.mark.parametrize("proxy", ["http://127.0.0.1:notaport", "http://:8080", "http://127.0.0.1:99999",
                                    "socks5://127.0.0.1:1080", "http://[::1"])
 def test_malformed_proxy_url(pki, proxy):
@@ -206,67 +173,6 @@ def test_compose_with_a_dead_docker_engine(tmp_path):
     proc = harness("up", "--lab", "compose", "--state-dir", str(tmp_path / "s"), env=env, timeout=60)
     assert_one_sentence_error(proc, 1)
     assert "no Docker engine answers; start dockerd or use --lab local." in proc.stderr
-
-
-# -- ports ----------------------------------------------------------------------------------
-
-def test_base_port_already_in_use(tmp_path):
-    with socket.create_server(("127.0.0.1", 0)) as taken:
-        port = taken.getsockname()[1]
-        proc = harness("up", "--base-port", str(port), "--lanes", "1", "--state-dir", str(tmp_path))
-    assert_one_sentence_error(proc, 1)
-    assert (f"port {port} on 127.0.0.1 (proxy listener tunnel lane 0) is already in use; "
-            "stop what uses it or choose another --base-port.") in proc.stderr
-
-
-@pytest.mark.parametrize("value,says", [("70000", "is not a port number"), ("http", "is not a port number"),
-                                        ("65530", "is outside 1-65535; choose a lower --base-port")])
-def test_base_port_out_of_range(tmp_path, value, says):
-    proc = harness("up", "--base-port", value, "--lanes", "2", "--state-dir", str(tmp_path))
-    assert_one_sentence_error(proc, 2)
-    assert says in proc.stderr
-
-
-def free_port_range(count: int) -> int:
-    """A base port below the ephemeral range with ``count`` free ports after it."""
-    for base in range(20000, 32000, 97):
-        socks = []
-        try:
-            for p in range(base, base + count):
-                s = socket.socket()
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                socks.append(s)
-                s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    pytest.skip("no free range of ports below 32000")
-
-
-@pytest.mark.slow
-def test_base_port_fixes_every_port(tmp_path):
-    from harness.model.policy import load_policies
-
-    policies = list(load_policies())
-    base = free_port_range(len(policies) + 3 + 40)  # + the hostile sites' ports, which follow
-    proc = harness("up", "--detach", "--policies", "all", "--base-port", str(base), "--lanes", "1",
-                   "--state-dir", str(tmp_path))
-    try:
-        assert proc.returncode == 0, proc.stderr
-        info = json.loads((tmp_path / "lab.json").read_text())
-        assert [info["proxies"][p][0] for p in policies] == [f"http://127.0.0.1:{base + i}" for i in range(len(policies))]
-        assert info["server_connect"] == [f"127.0.0.1:{base + len(policies)}"]
-        assert info["proxy_admin"] == f"http://127.0.0.1:{base + len(policies) + 1}"
-        assert info["server_admin"] == f"http://127.0.0.1:{base + len(policies) + 2}"
-        # A second lab on the same ports is refused with the sentence, not a proxy log line.
-        again = harness("up", "--base-port", str(base), "--lanes", "1", "--state-dir", str(tmp_path / "second"))
-        assert_one_sentence_error(again, 1)
-        assert "already in use" in again.stderr
-    finally:
-        assert harness("down", "--state-dir", str(tmp_path)).returncode == 0
 
 
 # -- broken peers: a server (or proxy) that answers garbage, too much, or nothing -------------
@@ -441,3 +347,17 @@ def test_beam_retries_a_handshake_cut_off_then_calls_it_a_tls_failure(pki, retri
     assert proc.stderr.count("retrying in") == events
     assert proc.stderr.splitlines()[-1].startswith("ERROR: TLS verification failed for beam.screenmeet.com: "
                                                   "TLS handshake failed")
+
+
+@pytest.mark.parametrize("args,code", [
+    (["run", "--scenario", "no-such-scenario"], 2),
+    (["run", "--lanes", "0"], 2),
+    (["frobnicate"], 2),
+    (["beam", "--pins", "/nonexistent/pins.txt"], 2),
+    (["beam", "--pins", "README.md"], 2),
+    (["attended", "--pins", "README.md", "--proxy", "ftp://x"], 2),
+    (["attended", "--url", "http://plain"], 2),
+])
+def test_bad_input_is_one_sentence(args, code, tmp_path):
+    proc = harness(*args, "--state-dir", str(tmp_path)) if args[0] == "run" else harness(*args)
+    assert_one_sentence_error(proc, code)
