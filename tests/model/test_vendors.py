@@ -1,42 +1,15 @@
-"""Vendor profiles: the shipped data, its citations, the loader's one-sentence errors, CA shapes."""
+"""Vendor profiles: the shipped data, its citations, the loader's one-sentence errors.
+(The CA shapes a profile asks for are tested in tests/pki/test_lab.py.)"""
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 
 from harness.errors import BadFileError, UnknownNameError
 from harness.model.vendors import ACTIONS, SOURCE_KINDS, get_vendor, load_vendors, parse_key
-from harness.pki.lab import vendor_cas
+from tests.model.vendorhelpers import GOOD, write
 
 REQUIRED = ["zscaler", "palo-alto", "fortinet", "netskope", "cisco-umbrella", "cisco-wsa",
             "symantec-bluecoat", "forcepoint", "generic"]
 VENDORS = load_vendors()
-
-GOOD = '''
-[vendor.acme]
-product = "Acme Filter"
-issuer_cn = "Acme Filter CA"
-chain = "root"
-key = "ec-256"
-leaf_key = "ec-256"
-leaf_validity = 7
-untrusted_upstream = "block-page"
-
-[vendor.acme.source]
-issuer_cn = "lab: made up"
-chain = "lab: made up"
-key = "lab: made up"
-leaf_key = "lab: made up"
-leaf_validity = "sample: made up"
-untrusted_upstream = "doc: made up"
-'''
-
-
-def write(tmp_path, text):
-    path = tmp_path / "vendors.toml"
-    path.write_text(text)
-    return path
 
 
 def test_every_required_vendor_is_shipped():
@@ -182,34 +155,3 @@ def test_missing_empty_and_broken_files(tmp_path):
 def test_parse_key():
     assert parse_key("rsa-2048") == ("rsa", 2048)
     assert parse_key("ec-384") == ("ec", 384)
-
-
-def _cn(name: x509.Name) -> str:
-    return name.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
-
-
-def test_build_cas_intermediate_shape():
-    root, signer, untrusted = vendor_cas(VENDORS["zscaler"])
-    assert _cn(root.cert.subject) == "Zscaler Root CA" and root.cert.subject == root.cert.issuer
-    assert _cn(signer.cert.subject) == "Zscaler Intermediate Root CA (zscalerthree.net) (t)"
-    assert signer.cert.issuer == root.cert.subject and signer.parent is root
-    signer.cert.verify_directly_issued_by(root.cert)
-    assert isinstance(root.private_key, rsa.RSAPrivateKey) and root.private_key.key_size == 2048
-    assert signer.cert.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length == 0
-    # Name-constrained to the lab's domains, as every lab CA (DESIGN.md section 7).
-    assert signer.cert.extensions.get_extension_for_class(x509.NameConstraints).critical
-    assert _cn(untrusted.cert.subject) == "Acme Corp Untrusted Issuer CA"
-
-
-def test_build_cas_root_shape_and_untrusted_name():
-    root, signer, untrusted = vendor_cas(VENDORS["fortinet"], name_constraints=False)
-    assert root is signer and _cn(root.cert.subject) == "FortiGate CA"
-    assert _cn(untrusted.cert.subject) == "Fortinet_CA_Untrusted" and untrusted.cert.subject == untrusted.cert.issuer
-    with pytest.raises(x509.ExtensionNotFound):
-        root.cert.extensions.get_extension_for_class(x509.NameConstraints)
-
-
-def test_build_cas_key_type_follows_the_profile(tmp_path):
-    v = load_vendors(write(tmp_path, GOOD))["acme"]
-    root, _, _ = vendor_cas(v)
-    assert isinstance(root.private_key, ec.EllipticCurvePrivateKey) and root.private_key.curve.key_size == 256
