@@ -164,17 +164,6 @@ def test_missing_program_and_timeout_are_reported(run_client):
     assert cell.verdict.observation.exit_code == 124 and "did not finish within 0.5s" in cell.output
 
 
-def test_undetermined_cells_are_listed_not_guessed(lab_runner, lab_scenarios, lab_clients):
-    from harness.errors import UsageError
-
-    unpinned, row = lab_clients["curl-unpinned"], lab_scenarios["untrusted-upstream"]
-    assert lab_runner.run([row], [unpinned]) == []
-    assert lab_runner.undetermined == [("untrusted-upstream", "curl-unpinned")]
-    with pytest.raises(UsageError, match="cannot tell what curl-unpinned \\(unpinned\\) must do in untrusted-upstream"):
-        lab_runner.run_cell(row, unpinned)
-    assert lab_runner.run_cell(row, unpinned, expect="blocked").passed  # the proxy's block page
-
-
 def test_expect_override(run_client):
     cell = run_client("curl-pinned", "inspected-continue", expect="refused")
     assert cell.passed
