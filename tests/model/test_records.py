@@ -30,7 +30,7 @@ from harness.model.vocab import INTERCEPT, PASS_THROUGH
 from harness.net.journal import JournalReader
 from harness.proxy.addon import InspectionAddon
 from tests.model import test_verdict as hand_built
-from tests.proxy.test_addon import client_hello, client_on, make_config
+from tests.proxy.addonhelpers import client_hello, client_on, make_config
 
 SERVER_SHAPES = {"http": ServerRequest, "ws-message": ServerMessage}
 # Keys no run of the reference clients produces: the server's "error" needs a client that

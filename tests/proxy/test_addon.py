@@ -1,29 +1,14 @@
 """InspectionAddon hooks called directly with mitmproxy's own test helpers (no sockets)."""
 
-import ssl
 
 import pytest
 from mitmproxy import exceptions
-from mitmproxy.proxy import context, server_hooks
-from mitmproxy.proxy.layers.tls import parse_client_hello
+from mitmproxy.proxy import server_hooks
 from mitmproxy.test import taddons, tflow
-from mitmproxy.tls import ClientHelloData
 
-from harness.model.policy import HostPattern, Policy
+from harness.model.policy import Policy
 from harness.proxy.addon import InspectionAddon, credentials_in
-from harness.proxy.config import ProxyConfig
-
-PORTS = {"tunnel": [9001, 9002], "inspect": [9011, 9012], "exception-wildcard": [9021, 9022]}
-
-
-def make_config(**kw) -> ProxyConfig:
-    policies = {
-        "tunnel": Policy("tunnel", "tunnel"),
-        "inspect": Policy("inspect", "inspect"),
-        "exception-wildcard": Policy("exception-wildcard", "inspect", (HostPattern.parse("*.screenmeet.com"),)),
-    }
-    return ProxyConfig(policies=policies, lanes=2, ports=PORTS, upstream_host="127.0.0.1",
-                       upstream_ports=[7001, 7002], confdir="/nonexistent", **kw)
+from tests.proxy.addonhelpers import client_on, hello_data, make_config
 
 
 @pytest.fixture
@@ -31,27 +16,6 @@ def addon():
     a = InspectionAddon(make_config())
     a._map_listeners()
     return a
-
-
-def client_on(port: int):
-    c = tflow.tclient_conn()
-    c.sockname = ("127.0.0.1", port)
-    return c
-
-
-def client_hello(sni: str):
-    ctx = ssl.create_default_context()
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = ctx.wrap_bio(incoming, outgoing, server_hostname=sni)
-    with pytest.raises(ssl.SSLWantReadError):
-        obj.do_handshake()
-    return parse_client_hello(outgoing.read())
-
-
-def hello_data(client, sni):
-    with taddons.context() as tctx:
-        ctx = context.Context(client, tctx.options)
-    return ClientHelloData(ctx, client_hello(sni))
 
 
 def test_listener_port_selects_policy_and_lane(addon):

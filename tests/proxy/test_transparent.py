@@ -21,7 +21,7 @@ from harness.model.policy import HostPattern, Policy
 from harness.proxy import run
 from harness.proxy.addon import InspectionAddon
 from harness.proxy.config import ProxyConfig, gateway_addresses
-from tests.proxy.test_addon import client_on, hello_data
+from tests.proxy.addonhelpers import client_on, hello_data
 
 POLICIES = {
     "inspect": Policy("inspect", "inspect"),
