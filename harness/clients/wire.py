@@ -109,13 +109,17 @@ class WebSocket:
     def __init__(self, sock: socket.socket, host: str, path: str, *, headers: dict[str, str] | None = None):
         self.sock = sock
         self.ws = WSConnection(ConnectionType.CLIENT)
-        self._pending: list[str] = []
+        # Events that arrived with the handshake's answer (a server may speak at once): kept for
+        # receive_text(), not dropped with the rest of that read.
+        self._backlog: list = []
         extra = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
         self._send(self.ws.send(Request(host=host, target=path, extra_headers=extra)))
         deadline = Deadline(sock, f"the WebSocket handshake for {path}")
         while True:
-            for event in self._events(deadline):
+            events = list(self._events(deadline))
+            for i, event in enumerate(events):
                 if isinstance(event, AcceptConnection):
+                    self._backlog = events[i + 1:]
                     return
                 if isinstance(event, RejectConnection):
                     raise ProtocolError(f"the server rejected the WebSocket {path} with HTTP {event.status_code}")
@@ -141,11 +145,15 @@ class WebSocket:
         self._send(self.ws.send(Message(data=text)))
 
     def receive_text(self) -> str:
-        """The next complete text message (pings are answered on the way)."""
+        """The next complete text message (pings are answered on the way).  One read may carry
+        several messages: the ones after this message wait in the backlog for the next call."""
         parts: list[str] = []
         deadline = Deadline(self.sock, "a WebSocket message")
         while True:
-            for event in self._events(deadline):
+            if not self._backlog:
+                self._backlog = list(self._events(deadline))
+            while self._backlog:
+                event = self._backlog.pop(0)
                 if isinstance(event, TextMessage):
                     parts.append(event.data)
                     if event.message_finished:
