@@ -1,5 +1,6 @@
 """The harness command line as a user runs it: real subprocesses, exit codes, no tracebacks."""
 
+import importlib.metadata
 import json
 import os
 import signal
@@ -24,6 +25,12 @@ def assert_one_sentence_error(proc, code):
     # Progress lines ("Starting the local lab...") may precede it; the error is one line.
     lines = [l for l in proc.stderr.splitlines() if l.strip() and not l.startswith("Starting ")]
     assert len(lines) == 1, proc.stderr
+
+
+def test_version_is_the_installed_distributions():
+    proc = harness("--version")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"harness {importlib.metadata.version('tls-inspection-lab')}\n"
 
 
 def test_run_core_matrix_passes_and_reports_json(tmp_path):
