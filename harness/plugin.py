@@ -176,8 +176,9 @@ def _tls_lab_hold(pytestconfig, lab_settings, lab_policies, tmp_path_factory):
             yield info, tuple(range(info.lanes))
         return
     worker, count = _xdist_worker(pytestconfig)
-    # lab_settings.lanes lanes for each worker: the first worker starts the lab with all of them.
-    start = lambda: open_lab(replace(lab_settings, lanes=lab_settings.lanes * count), policies=lab_policies)  # noqa: E731
+    def start():  # lab_settings.lanes lanes for each worker: the first worker starts the lab with all of them
+        return open_lab(replace(lab_settings, lanes=lab_settings.lanes * count), policies=lab_policies)
+
     with shared_lab(tmp_path_factory.getbasetemp().parent, start, slots=count) as hold:
         state.labs[worker] = _lab_document(hold.info)
         yield hold.info, tuple(slot_lanes(hold.slot, hold.info.lanes // count))
