@@ -17,4 +17,5 @@ The packages, lowest first; a package imports only those above it in this list::
     cli/        the ``harness`` command;  plugin.py: the pytest plugin (``pytest11``)
 """
 
+# The one place the version is written: pyproject.toml reads it ([tool.setuptools.dynamic]).
 __version__ = "0.1.0"

@@ -1,8 +1,9 @@
 """How a client's own repository tests its pinning against the lab (shown verbatim in the README).
 
-`pip install tls-inspection-lab` registers the pytest plugin: the lab starts
-once per session and every run is judged from the proxy's and the server's
-journals plus the client's exit code.
+Installing the lab (`pip install /path/to/tls-inspection-lab` or from its git
+URL) registers the pytest plugin: the lab starts once per session (once for
+all pytest-xdist workers) and every run is judged from the proxy's and the
+server's journals plus the client's exit code.
 """
 
 import pytest

@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from harness import __version__
 from harness.errors import UsageError
 from harness.lab.options import BACKENDS, DEFAULT_ORG_CN, DEFAULT_ORG_O, LabOptions
 from harness.lab.statedir import default_state_dir
@@ -43,6 +44,7 @@ def _lab_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="harness", description="A lab that reproduces enterprise TLS inspection against pinned ScreenMeet clients.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}", help="print the version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     up = sub.add_parser("up", help="start the lab and print where everything is")

@@ -47,8 +47,9 @@ def _project_source(tmp: Path) -> Path:
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         if (REPO_ROOT / name).is_file():
             shutil.copy2(REPO_ROOT / name, src / name)
-    shutil.copytree(REPO_ROOT / "harness", src / "harness",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    # fixtures/ too: pyproject.toml maps it into the wheel as harness/fixtures.
+    for name in ("harness", "fixtures"):
+        shutil.copytree(REPO_ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     return src
 
 

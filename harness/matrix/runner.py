@@ -19,7 +19,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
@@ -62,11 +62,14 @@ class MatrixRunner:
     definition which hosts each scenario decrypts.  ``vendor`` is the profile
     the lab emulates: each row is judged as it must turn out under that
     product, and a cell that shows another issuer fails
-    (:mod:`harness.matrix.vendors`).
+    (:mod:`harness.matrix.vendors`).  ``lanes`` are the lanes it may borrow
+    (default all of the lab's); processes sharing a lab each get lanes of their own,
+    since a lane's journal records are one cell's only while one cell runs on it.
     """
 
     def __init__(self, lab: LabInfo, *, in_process: bool = True, settle: float = 5.0,
-                 policies: dict[str, Policy] | None = None, vendor: VendorProfile | None = None) -> None:
+                 policies: dict[str, Policy] | None = None, vendor: VendorProfile | None = None,
+                 lanes: Iterable[int] | None = None) -> None:
         self.lab = lab
         self.in_process = in_process
         self.settle = settle
@@ -79,8 +82,11 @@ class MatrixRunner:
         self.proxy_journal = JournalReader(lab.proxy_admin)
         self.server_journal = JournalReader(lab.server_admin)
         self.skipped: dict[str, str] = {}  # scenario -> why this lab could not run it (see run())
+        self.lanes = tuple(range(lab.lanes) if lanes is None else lanes)
+        if not self.lanes or not set(self.lanes) <= set(range(lab.lanes)):
+            raise ValueError(f"lanes {list(self.lanes)} are not lanes of this lab (0-{lab.lanes - 1}).")
         self._lanes: queue.Queue[int] = queue.Queue()
-        for lane in range(lab.lanes):
+        for lane in self.lanes:
             self._lanes.put(lane)
 
     @property
@@ -188,7 +194,7 @@ class MatrixRunner:
 
     def run(self, scenarios: list[Scenario], clients: "list[str | ClientDef] | None" = None, *,
             progress: Callable[[CellResult, int, int], None] | None = None) -> list[CellResult]:
-        """Run every (scenario, client) cell, ``lanes`` at a time; results in matrix order.
+        """Run every (scenario, client) cell, one per lane at a time; results in matrix order.
 
         A reference client runs where the scenario expects something of it, a client definition everywhere.
         Scenarios the lab cannot run (transparent ones without root) are left out and listed in
@@ -204,7 +210,7 @@ class MatrixRunner:
                                               if isinstance(c, ClientDef) else c in s.expect)]
         results: list[CellResult | None] = [None] * len(cells)
         done = 0
-        with ThreadPoolExecutor(max_workers=self.lab.lanes) as pool:
+        with ThreadPoolExecutor(max_workers=len(self.lanes)) as pool:
             futures = {pool.submit(self.run_cell, s, c): i for i, (s, c) in enumerate(cells)}
             for fut in as_completed(futures):
                 i = futures[fut]

@@ -35,6 +35,7 @@ import math
 import os
 import tomllib
 from collections.abc import Callable, Iterable
+from importlib import resources
 from pathlib import Path
 from typing import NoReturn
 
@@ -58,15 +59,25 @@ def read_toml(path: str | Path, *, missing_hint: str) -> dict:
 
 
 def fixtures_dir() -> Path:
-    """Where the scenario data lives: ``$HARNESS_FIXTURES``, else the project's ``fixtures/``."""
+    """Where the scenario data lives: ``$HARNESS_FIXTURES``, else the installed package's
+    ``harness/fixtures`` (the wheel carries them), else a checkout's top-level ``fixtures/``.
+
+    A candidate counts only if it holds ``scenarios.toml``.
+    """
     env = os.environ.get("HARNESS_FIXTURES")
     candidates = [Path(env)] if env else []
-    candidates += [Path(__file__).resolve().parents[2] / "fixtures", Path.cwd() / "fixtures"]
+    # The wheel maps the repository's fixtures/ into the package (pyproject.toml, package-dir).
+    # A package imported from a zip is no directory the loaders could open: skipped.
+    shipped = resources.files("harness") / "fixtures"
+    if isinstance(shipped, Path):
+        candidates.append(shipped)
+    candidates.append(Path(__file__).resolve().parents[2] / "fixtures")  # an editable install or a checkout
     for c in candidates:
         if (c / "scenarios.toml").is_file():
             return c
     raise BadFileError(
-        "cannot find the lab's fixtures (scenarios.toml); run from the project checkout or set HARNESS_FIXTURES."
+        "cannot find the lab's fixtures (scenarios.toml): the installed package lacks them; "
+        "reinstall it from a checkout or a git URL, or set HARNESS_FIXTURES to a fixtures directory."
     )
 
 

@@ -1,6 +1,7 @@
 """harness.cli.main: dispatch to the command modules and programs, LabError as one sentence and its exit code."""
 
 import importlib
+import importlib.metadata
 
 import pytest
 
@@ -42,3 +43,9 @@ def test_an_unknown_command_is_one_sentence():
     proc = harness("frobnicate")
     assert_one_sentence_error(proc, 2)
     assert "invalid choice: 'frobnicate'" in proc.stderr and "see 'harness --help'" in proc.stderr
+
+
+def test_version_is_the_installed_distributions():
+    proc = harness("--version")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"harness {importlib.metadata.version('tls-inspection-lab')}\n"

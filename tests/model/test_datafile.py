@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import math
 import tomllib
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from harness.errors import BadFileError
-from harness.model.datafile import Table, named_tables, read_toml
+from harness.model import datafile
+from harness.model.datafile import Table, fixtures_dir, named_tables, read_toml
 
 WHERE = "f.toml: thing 'a'"
 
@@ -225,3 +229,51 @@ def test_sub_names_nested_keys_in_full():
         "f.toml: thing 'a': 'answer.continue.args' must be a list of strings, e.g. answer.continue.args = [\"...\"], not 'x'.")
     assert sentence(sub.str, "absent", required=True) == "f.toml: thing 'a': 'answer.continue' lacks 'absent'; set it to a string."
     assert table("").sub("absent").data == {}
+
+
+# -- fixtures_dir: $HARNESS_FIXTURES, the installed package's, a checkout's ---------------------
+
+CHECKOUT_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+
+
+def fixtures_in(root: Path) -> Path:
+    (root / "fixtures").mkdir(parents=True)
+    (root / "fixtures" / "scenarios.toml").write_text("")
+    return root / "fixtures"
+
+
+def package_at(monkeypatch, where) -> None:
+    """importlib.resources as datafile sees it, answering for a package installed at ``where``."""
+    monkeypatch.setattr(datafile, "resources", SimpleNamespace(files=lambda package: where))
+
+
+def test_fixtures_dir_prefers_the_environment_then_the_installed_package(tmp_path, monkeypatch):
+    monkeypatch.delenv("HARNESS_FIXTURES", raising=False)
+    installed = fixtures_in(tmp_path / "site-packages" / "harness")
+    package_at(monkeypatch, tmp_path / "site-packages" / "harness")
+    assert fixtures_dir() == installed  # before the checkout's
+    mine = fixtures_in(tmp_path / "mine")
+    monkeypatch.setenv("HARNESS_FIXTURES", str(mine))
+    assert fixtures_dir() == mine
+
+
+def test_fixtures_dir_falls_back_to_the_checkout(tmp_path, monkeypatch):
+    monkeypatch.delenv("HARNESS_FIXTURES", raising=False)
+    package_at(monkeypatch, tmp_path)  # an editable install: the package has no fixtures/ of its own
+    assert fixtures_dir() == CHECKOUT_FIXTURES
+    archive = tmp_path / "harness.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("harness/fixtures/scenarios.toml", "")
+    package_at(monkeypatch, zipfile.Path(archive, "harness/"))  # imported from a zip: nothing to open as a file
+    assert fixtures_dir() == CHECKOUT_FIXTURES
+
+
+def test_no_fixtures_anywhere_is_one_sentence(tmp_path, monkeypatch):
+    monkeypatch.delenv("HARNESS_FIXTURES", raising=False)
+    package_at(monkeypatch, tmp_path)
+    monkeypatch.setattr(datafile, "__file__", str(tmp_path / "site-packages" / "harness" / "model" / "datafile.py"))
+    with pytest.raises(BadFileError) as info:
+        fixtures_dir()
+    assert str(info.value) == (
+        "cannot find the lab's fixtures (scenarios.toml): the installed package lacks them; "
+        "reinstall it from a checkout or a git URL, or set HARNESS_FIXTURES to a fixtures directory.")
