@@ -1,7 +1,8 @@
 """The lab's own hygiene (DESIGN.md section 7), checked on what the CLI really produces.
 
-* lab CAs are name-constrained by default: Python's ssl and curl reject a
-  certificate such a CA signs for another domain; ``--no-name-constraints`` lifts it;
+* lab CAs are name-constrained by default: Python's ssl, curl and ``openssl verify``
+  reject a certificate such a CA signs for another domain, a private address or an
+  e-mail address (only ever connecting to 127.0.0.1); ``--no-name-constraints`` lifts it;
 * after ``harness up`` every private key in the state directory is 0600 (its
   directories 0700);
 * in local mode every listening socket of the proxy and the server, admin
@@ -17,6 +18,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 
@@ -88,36 +90,75 @@ def curl_accepts(ca_file: Path, host: str, leaf) -> tuple[bool, str]:
     return proc.returncode == 0, proc.stderr.strip()
 
 
+def openssl_accepts(ca_file: Path, host: str, leaf) -> tuple[bool, str]:
+    """``openssl verify`` of the leaf with its intermediates (offline: no connection at all)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        leaf_file, chain_file = Path(tmp, "leaf.pem"), Path(tmp, "chain.pem")
+        leaf_file.write_bytes(leaf.cert_chain_pems[0].bytes())
+        chain_file.write_bytes(b"".join(p.bytes() for p in leaf.cert_chain_pems[1:]))
+        untrusted = ["-untrusted", str(chain_file)] if len(leaf.cert_chain_pems) > 1 else []
+        proc = subprocess.run(["openssl", "verify", "-CAfile", str(ca_file), *untrusted, str(leaf_file)],
+                              capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    return proc.returncode == 0, (proc.stdout + proc.stderr).strip()
+
+
 @pytest.fixture(scope="module")
 def pki_dirs(tmp_path_factory):
-    constrained, unconstrained = tmp_path_factory.mktemp("constrained"), tmp_path_factory.mktemp("unconstrained")
-    assert harness("pki", "--state-dir", str(constrained)).returncode == 0
-    assert harness("pki", "--state-dir", str(unconstrained), "--no-name-constraints").returncode == 0
-    return {True: constrained / "pki", False: unconstrained / "pki"}
+    dirs = {"constrained": [], "unconstrained": ["--no-name-constraints"], "zscaler": ["--vendor", "zscaler"]}
+    out = {}
+    for name, flags in dirs.items():
+        d = tmp_path_factory.mktemp(name)
+        assert harness("pki", "--state-dir", str(d), *flags).returncode == 0
+        out[name] = d / "pki"
+    return out
+
+
+def org_signer(pki: Path) -> CA:
+    """The CA that signs forged leaves (mitmproxy's), with its chain up to the deployed org root."""
+    signer = CA.load(pki / "mitmproxy" / "mitmproxy-ca.pem")
+    root = CA.load(pki / "org-ca.pem", pki / "org-ca.key")
+    if signer.cert != root.cert:
+        signer.parent = root  # the vendor's intermediate: its leaves carry it in their chain
+    return signer
 
 
 CLIENTS = {"python-ssl": python_client_accepts,
-           "curl": pytest.param(curl_accepts, marks=pytest.mark.skipif(not shutil.which("curl"), reason="no curl"))}
+           "curl": pytest.param(curl_accepts, marks=pytest.mark.skipif(not shutil.which("curl"), reason="no curl")),
+           "openssl": pytest.param(openssl_accepts,
+                                   marks=pytest.mark.skipif(not shutil.which("openssl"), reason="no openssl"))}
+# Names an org CA taken from the lab must not sign for.  The checked host comes first; an address or
+# mailbox rides next to a lab name, so the clients only ever connect to 127.0.0.1 (curl by --resolve).
+FORBIDDEN = {"example.com": ("example.com",), "192.168.1.1": ("api.lab.test", "192.168.1.1"),
+             "10.20.30.40": ("api.lab.test", "10.20.30.40"),
+             "e-mail": ("api.lab.test", "someone@example.com")}
 
 
+@pytest.mark.parametrize("pki_name", ["constrained", "zscaler"])
+@pytest.mark.parametrize("forbidden", FORBIDDEN.values(), ids=FORBIDDEN.keys())
 @pytest.mark.parametrize("client", CLIENTS.values(), ids=CLIENTS.keys())
-def test_org_ca_signs_for_another_domain_only_without_name_constraints(pki_dirs, client):
-    for constrained, pki in pki_dirs.items():
-        org = CA.load(pki / "org-ca.pem", pki / "org-ca.key")
-        ok, why = client(pki / "org-ca.pem", "www.example.com", org.issue_cert("www.example.com"))
-        if constrained:
-            assert not ok and "permitted subtree violation" in why, why
-        else:
-            assert ok, why
-        # The lab's own names work either way (the positive case next to each negative).
-        ok, why = client(pki / "org-ca.pem", "api.screenmeet.com", org.issue_cert("api.screenmeet.com"))
-        assert ok, why
+def test_org_ca_cannot_sign_outside_the_lab(pki_dirs, client, forbidden, pki_name):
+    pki = pki_dirs[pki_name]
+    signer = org_signer(pki)
+    ok, why = client(pki / "org-ca.pem", forbidden[0], signer.issue_cert(*forbidden))
+    assert not ok and "permitted subtree violation" in why, why
+    # The lab's own names work with the same CA and client (the positive next to each negative).
+    ok, why = client(pki / "org-ca.pem", "api.screenmeet.com", signer.issue_cert("api.screenmeet.com"))
+    assert ok, why
+
+
+@pytest.mark.parametrize("forbidden", FORBIDDEN.values(), ids=FORBIDDEN.keys())
+@pytest.mark.parametrize("client", CLIENTS.values(), ids=CLIENTS.keys())
+def test_only_no_name_constraints_lets_the_org_ca_sign_anything(pki_dirs, client, forbidden):
+    """The negative that shows the test above can fail: the same leaves pass under an unconstrained CA."""
+    pki = pki_dirs["unconstrained"]
+    ok, why = client(pki / "org-ca.pem", forbidden[0], org_signer(pki).issue_cert(*forbidden))
+    assert ok, why
 
 
 @pytest.mark.parametrize("client", CLIENTS.values(), ids=CLIENTS.keys())
 def test_public_lab_ca_is_constrained_even_without_name_constraints(pki_dirs, client):
     """--no-name-constraints only concerns the inspection CAs; the 'public' lab root stays constrained."""
-    pki = pki_dirs[False]
+    pki = pki_dirs["unconstrained"]
     inter = CA.load(pki / "public-intermediate.pem", pki / "public-intermediate.key")
     inter.parent = CA.load(pki / "public-root.pem", pki / "public-root.key")
     ok, why = client(pki / "public-root.pem", "www.example.com", inter.issue_cert("www.example.com"))
