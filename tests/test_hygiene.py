@@ -7,11 +7,15 @@
   directories 0700);
 * in local mode every listening socket of the proxy and the server, admin
   endpoints included, is bound to loopback (read from /proc, not from lab.json);
-* journals redact credentials unless ``--show-secrets``.
+* journals redact credentials unless ``--show-secrets``: the reference clients' session
+  code and token, and curl sending Basic (-u), Bearer, X-Api-Key, X-Auth-Token, Cookie
+  and a JSON password through inspection, in both journals and every report format
+  (HTML, JUnit, JSON, the table, the plugin's account), also from a lab that journals in clear.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -24,8 +28,18 @@ from pathlib import Path
 
 import pytest
 
+from harness.lab.local import LocalLab
+from harness.lab.options import LabOptions
+from harness.matrix.runner import MatrixRunner
+from harness.model.clientdefs import define_client
+from harness.model.policy import Policy
+from harness.model.scenarios import load_scenarios
 from harness.net.journal import JournalReader
 from harness.pki.ca import CA
+from harness.plugin import describe_cell
+from harness.reports.document import to_json
+from harness.reports.publish import write_reports
+from harness.reports.table import table as terminal_table
 from tests.cli.test_main import harness
 
 # -- name constraints ------------------------------------------------------------------------
@@ -274,7 +288,7 @@ def test_journals_redact_credentials_by_default(labs):
     assert all("body" not in q for q in decrypted)
     # ... and the server that it received one.
     assert {r["code"] for r in server if "code" in r} == {"[redacted]"}
-    assert {r["authorization"] for r in server if "authorization" in r} == {"[redacted]"}
+    assert {r["authorization"] for r in server if "authorization" in r} == {"Bearer [redacted]"}
     logs = "".join(p.read_text(errors="replace") for p in Path(info["state_dir"]).rglob("*.log"))
     assert code not in logs and token not in logs
 
@@ -290,3 +304,102 @@ def test_show_secrets_journals_credentials_in_clear(labs):
     assert any(code in q.get("body", "") for q in decrypted)
     assert token not in json.dumps(proxy)
     assert code in {r.get("code") for r in server} and f"Bearer {token}" in {r.get("authorization") for r in server}
+
+
+# -- credentials through inspection, in the journals and every report format --------------------
+
+# Distinct values, each sent one way; none may appear anywhere unless secrets are shown.
+CREDENTIALS = {"basic password": "pw-3f9a1c", "api key": "apikey-7d2e90", "auth token": "authtok-51c0aa",
+               "cookie": "cookie-c3d4e5", "bearer": "bearer-9b8a7f", "body password": "bodypw-1e2d3c",
+               "env token": "envtok-a1b2c3"}
+BASIC_B64 = base64.b64encode(f"alice:{CREDENTIALS['basic password']}".encode()).decode()
+SECRET_VALUES = [*CREDENTIALS.values(), BASIC_B64]
+
+
+def credential_clients() -> list:
+    """curl -v through the proxy with every kind of credential: -u (Basic), custom key/token headers,
+    a cookie, a JSON body password, then a Bearer token (curl sends one Authorization header at a time)."""
+    c = CREDENTIALS
+    common = ["curl", "-sS", "-v", "--max-time", "10", "--cacert", "{trust}", "-o", "/dev/null",
+              "-H", f"X-Api-Key: {c['api key']}", "-H", f"X-Auth-Token: {c['auth token']}",
+              "-H", f"Cookie: sid={c['cookie']}", "-H", "Content-Type: application/json",
+              "-d", json.dumps({"name": "agent-1", "password": c["body password"]}).replace("{", "{{").replace("}", "}}")]
+    table = dict(policy="unpinned", url="https://beam.screenmeet.com/beam/v1/agents/register",
+                 proxy=["--proxy", "{proxy_url}"], direct=["--connect-to", "{host}:{port}:{connect_to}"],
+                 env={"LAB_API_TOKEN": c["env token"]})
+    return [define_client("curl-basic", command=[*common, "-u", f"alice:{c['basic password']}", "{network}", "{url}"],
+                          **table),
+            define_client("curl-bearer", command=[*common, "-H", f"Authorization: Bearer {c['bearer']}",
+                                                  "{network}", "{url}"], **table)]
+
+
+def run_credential_clients(runner: MatrixRunner) -> list:
+    scenario = {s.name: s for s in load_scenarios()}["inspected-continue"]
+    cells = [runner.run_cell(scenario, client) for client in credential_clients()]
+    for cell in cells:
+        assert cell.passed, cell.verdict.reasons  # through inspection: the proxy read them, the server got them
+        decrypted = [q for r in cell.proxy_records for q in r["requests"]]
+        assert decrypted and {"x-api-key", "x-auth-token", "cookie", "authorization"} <= set(decrypted[0]["headers"])
+        assert {"authorization", "x-api-key", "x-auth-token", "cookie", "password"} <= set(
+            cell.verdict.observation.credentials_at_proxy)
+    return cells
+
+
+def report_texts(directory: Path, cells: list, *, show_secrets: bool) -> dict[str, str]:
+    """Every report format: the three files, the JSON ``harness run --json`` prints, the terminal table
+    and the pytest plugin's account of each cell."""
+    written = write_reports(directory, cells, lab={"backend": "local"}, seconds=1.0, show_secrets=show_secrets)
+    texts = {p.name: p.read_text(encoding="utf-8") for p in written}
+    texts["--json"] = to_json(cells, show_secrets=show_secrets)
+    texts["table"] = terminal_table(cells)
+    if not show_secrets:
+        texts["describe_cell"] = "\n".join(describe_cell(c) for c in cells)
+    return texts
+
+
+@pytest.fixture(scope="module")
+def redacting_runner(tmp_path_factory):
+    """A lab of its own that journals as a shared one does: credentials redacted (the test lab shows them)."""
+    lab = LocalLab(LabOptions(state_dir=tmp_path_factory.mktemp("redacting"), lanes=1, show_secrets=False),
+                   policies={"inspect": Policy("inspect")})
+    info = lab.start()
+    try:
+        yield MatrixRunner(info, policies={"inspect": Policy("inspect")})
+    finally:
+        lab.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not shutil.which("curl"), reason="no curl")
+def test_no_credential_in_journals_or_any_report(redacting_runner, tmp_path):
+    cells = run_credential_clients(redacting_runner)
+    journals = json.dumps([[c.proxy_records, c.server_records] for c in cells])
+    reports = report_texts(tmp_path / "redacted", cells, show_secrets=False)
+    assert set(reports) == {"report.html", "junit.xml", "report.json", "--json", "table", "describe_cell"}
+    for what, value in zip([*CREDENTIALS, "basic base64"], SECRET_VALUES):
+        assert value not in journals, f"{what} in a journal"
+        for name, text in reports.items():
+            assert value not in text, f"{what} in {name}"
+    # What the reader still learns: which credentials went where, by name.
+    assert "Authorization: Basic [redacted]" in reports["report.json"] and "X-Api-Key: [redacted]" in reports["report.html"]
+    assert "LAB_API_TOKEN=" in reports["junit.xml"] and "x-auth-token" in reports["report.json"]
+    # --show-secrets shows them (what the command and curl's own output carried): the checks above can fail.
+    shown = report_texts(tmp_path / "shown", cells, show_secrets=True)
+    for name in ("report.html", "report.json"):
+        assert all(value in shown[name] for value in SECRET_VALUES), name
+    # JUnit keeps the command and the output's last lines (curl -v prints the Basic value earlier).
+    assert all(value in shown["junit.xml"] for value in CREDENTIALS.values())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not shutil.which("curl"), reason="no curl")
+def test_reports_redact_a_lab_that_journals_in_clear(lab_runner, tmp_path):
+    """The session lab keeps credentials in clear (tests/conftest.py): the proxy journal really holds every
+    header and the body, and the reports alone must redact them."""
+    cells = run_credential_clients(lab_runner)
+    journals = json.dumps([c.proxy_records for c in cells])
+    on_the_wire = [BASIC_B64, *(CREDENTIALS[k] for k in ("api key", "auth token", "cookie", "bearer", "body password"))]
+    assert all(value in journals for value in on_the_wire)
+    for name, text in report_texts(tmp_path, cells, show_secrets=False).items():
+        for value in SECRET_VALUES:
+            assert value not in text, f"{value} in {name}"
