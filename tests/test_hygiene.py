@@ -374,6 +374,10 @@ def redacting_runner(tmp_path_factory):
 def test_no_credential_in_journals_or_any_report(redacting_runner, tmp_path):
     cells = run_credential_clients(redacting_runner)
     journals = json.dumps([[c.proxy_records, c.server_records] for c in cells])
+    log_files = sorted(Path(redacting_runner.lab.state_dir).rglob("*.log"))
+    assert {p.name for p in log_files} >= {"proxy.log", "server.log"}
+    logs = "".join(p.read_text(errors="replace") for p in log_files)
+    assert not [v for v in SECRET_VALUES if v in logs]  # the proxy's and the server's own logs
     reports = report_texts(tmp_path / "redacted", cells, show_secrets=False)
     assert set(reports) == {"report.html", "junit.xml", "report.json", "--json", "table", "describe_cell"}
     for what, value in zip([*CREDENTIALS, "basic base64"], SECRET_VALUES):
