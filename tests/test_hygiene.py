@@ -1,29 +1,45 @@
 """The lab's own hygiene (DESIGN.md section 7), checked on what the CLI really produces.
 
-* lab CAs are name-constrained by default: Python's ssl and curl reject a
-  certificate such a CA signs for another domain; ``--no-name-constraints`` lifts it;
+* lab CAs are name-constrained by default: Python's ssl, curl and ``openssl verify``
+  reject a certificate such a CA signs for another domain, a private address or an
+  e-mail address (only ever connecting to 127.0.0.1); ``--no-name-constraints`` lifts it;
 * after ``harness up`` every private key in the state directory is 0600 (its
   directories 0700);
 * in local mode every listening socket of the proxy and the server, admin
   endpoints included, is bound to loopback (read from /proc, not from lab.json);
-* journals redact credentials unless ``--show-secrets``.
+* journals redact credentials unless ``--show-secrets``: the reference clients' session
+  code and token, and curl sending Basic (-u), Bearer, X-Api-Key, X-Auth-Token, Cookie
+  and a JSON password through inspection, in both journals and every report format
+  (HTML, JUnit, JSON, the table, the plugin's account), also from a lab that journals in clear.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
 import socket
 import ssl
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 
 import pytest
 
+from harness.lab.local import LocalLab
+from harness.lab.options import LabOptions
+from harness.matrix.runner import MatrixRunner
+from harness.model.clientdefs import define_client
+from harness.model.policy import Policy
+from harness.model.scenarios import load_scenarios
 from harness.net.journal import JournalReader
 from harness.pki.ca import CA
+from harness.plugin import describe_cell
+from harness.reports.document import to_json
+from harness.reports.publish import write_reports
+from harness.reports.table import table as terminal_table
 from tests.clihelpers import harness
 
 # -- name constraints ------------------------------------------------------------------------
@@ -88,36 +104,75 @@ def curl_accepts(ca_file: Path, host: str, leaf) -> tuple[bool, str]:
     return proc.returncode == 0, proc.stderr.strip()
 
 
+def openssl_accepts(ca_file: Path, host: str, leaf) -> tuple[bool, str]:
+    """``openssl verify`` of the leaf with its intermediates (offline: no connection at all)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        leaf_file, chain_file = Path(tmp, "leaf.pem"), Path(tmp, "chain.pem")
+        leaf_file.write_bytes(leaf.cert_chain_pems[0].bytes())
+        chain_file.write_bytes(b"".join(p.bytes() for p in leaf.cert_chain_pems[1:]))
+        untrusted = ["-untrusted", str(chain_file)] if len(leaf.cert_chain_pems) > 1 else []
+        proc = subprocess.run(["openssl", "verify", "-CAfile", str(ca_file), *untrusted, str(leaf_file)],
+                              capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    return proc.returncode == 0, (proc.stdout + proc.stderr).strip()
+
+
 @pytest.fixture(scope="module")
 def pki_dirs(tmp_path_factory):
-    constrained, unconstrained = tmp_path_factory.mktemp("constrained"), tmp_path_factory.mktemp("unconstrained")
-    assert harness("pki", "--state-dir", str(constrained)).returncode == 0
-    assert harness("pki", "--state-dir", str(unconstrained), "--no-name-constraints").returncode == 0
-    return {True: constrained / "pki", False: unconstrained / "pki"}
+    dirs = {"constrained": [], "unconstrained": ["--no-name-constraints"], "zscaler": ["--vendor", "zscaler"]}
+    out = {}
+    for name, flags in dirs.items():
+        d = tmp_path_factory.mktemp(name)
+        assert harness("pki", "--state-dir", str(d), *flags).returncode == 0
+        out[name] = d / "pki"
+    return out
+
+
+def org_signer(pki: Path) -> CA:
+    """The CA that signs forged leaves (mitmproxy's), with its chain up to the deployed org root."""
+    signer = CA.load(pki / "mitmproxy" / "mitmproxy-ca.pem")
+    root = CA.load(pki / "org-ca.pem", pki / "org-ca.key")
+    if signer.cert != root.cert:
+        signer.parent = root  # the vendor's intermediate: its leaves carry it in their chain
+    return signer
 
 
 CLIENTS = {"python-ssl": python_client_accepts,
-           "curl": pytest.param(curl_accepts, marks=pytest.mark.skipif(not shutil.which("curl"), reason="no curl"))}
+           "curl": pytest.param(curl_accepts, marks=pytest.mark.skipif(not shutil.which("curl"), reason="no curl")),
+           "openssl": pytest.param(openssl_accepts,
+                                   marks=pytest.mark.skipif(not shutil.which("openssl"), reason="no openssl"))}
+# Names an org CA taken from the lab must not sign for.  The checked host comes first; an address or
+# mailbox rides next to a lab name, so the clients only ever connect to 127.0.0.1 (curl by --resolve).
+FORBIDDEN = {"example.com": ("example.com",), "192.168.1.1": ("api.lab.test", "192.168.1.1"),
+             "10.20.30.40": ("api.lab.test", "10.20.30.40"),
+             "e-mail": ("api.lab.test", "someone@example.com")}
 
 
+@pytest.mark.parametrize("pki_name", ["constrained", "zscaler"])
+@pytest.mark.parametrize("forbidden", FORBIDDEN.values(), ids=FORBIDDEN.keys())
 @pytest.mark.parametrize("client", CLIENTS.values(), ids=CLIENTS.keys())
-def test_org_ca_signs_for_another_domain_only_without_name_constraints(pki_dirs, client):
-    for constrained, pki in pki_dirs.items():
-        org = CA.load(pki / "org-ca.pem", pki / "org-ca.key")
-        ok, why = client(pki / "org-ca.pem", "www.example.com", org.issue_cert("www.example.com"))
-        if constrained:
-            assert not ok and "permitted subtree violation" in why, why
-        else:
-            assert ok, why
-        # The lab's own names work either way (the positive case next to each negative).
-        ok, why = client(pki / "org-ca.pem", "api.screenmeet.com", org.issue_cert("api.screenmeet.com"))
-        assert ok, why
+def test_org_ca_cannot_sign_outside_the_lab(pki_dirs, client, forbidden, pki_name):
+    pki = pki_dirs[pki_name]
+    signer = org_signer(pki)
+    ok, why = client(pki / "org-ca.pem", forbidden[0], signer.issue_cert(*forbidden))
+    assert not ok and "permitted subtree violation" in why, why
+    # The lab's own names work with the same CA and client (the positive next to each negative).
+    ok, why = client(pki / "org-ca.pem", "api.screenmeet.com", signer.issue_cert("api.screenmeet.com"))
+    assert ok, why
+
+
+@pytest.mark.parametrize("forbidden", FORBIDDEN.values(), ids=FORBIDDEN.keys())
+@pytest.mark.parametrize("client", CLIENTS.values(), ids=CLIENTS.keys())
+def test_only_no_name_constraints_lets_the_org_ca_sign_anything(pki_dirs, client, forbidden):
+    """The negative that shows the test above can fail: the same leaves pass under an unconstrained CA."""
+    pki = pki_dirs["unconstrained"]
+    ok, why = client(pki / "org-ca.pem", forbidden[0], org_signer(pki).issue_cert(*forbidden))
+    assert ok, why
 
 
 @pytest.mark.parametrize("client", CLIENTS.values(), ids=CLIENTS.keys())
 def test_public_lab_ca_is_constrained_even_without_name_constraints(pki_dirs, client):
     """--no-name-constraints only concerns the inspection CAs; the 'public' lab root stays constrained."""
-    pki = pki_dirs[False]
+    pki = pki_dirs["unconstrained"]
     inter = CA.load(pki / "public-intermediate.pem", pki / "public-intermediate.key")
     inter.parent = CA.load(pki / "public-root.pem", pki / "public-root.key")
     ok, why = client(pki / "public-root.pem", "www.example.com", inter.issue_cert("www.example.com"))
@@ -233,7 +288,7 @@ def test_journals_redact_credentials_by_default(labs):
     assert all("body" not in q for q in decrypted)
     # ... and the server that it received one.
     assert {r["code"] for r in server if "code" in r} == {"[redacted]"}
-    assert {r["authorization"] for r in server if "authorization" in r} == {"[redacted]"}
+    assert {r["authorization"] for r in server if "authorization" in r} == {"Bearer [redacted]"}
     logs = "".join(p.read_text(errors="replace") for p in Path(info["state_dir"]).rglob("*.log"))
     assert code not in logs and token not in logs
 
@@ -249,3 +304,106 @@ def test_show_secrets_journals_credentials_in_clear(labs):
     assert any(code in q.get("body", "") for q in decrypted)
     assert token not in json.dumps(proxy)
     assert code in {r.get("code") for r in server} and f"Bearer {token}" in {r.get("authorization") for r in server}
+
+
+# -- credentials through inspection, in the journals and every report format --------------------
+
+# Distinct values, each sent one way; none may appear anywhere unless secrets are shown.
+CREDENTIALS = {"basic password": "pw-3f9a1c", "api key": "apikey-7d2e90", "auth token": "authtok-51c0aa",
+               "cookie": "cookie-c3d4e5", "bearer": "bearer-9b8a7f", "body password": "bodypw-1e2d3c",
+               "env token": "envtok-a1b2c3"}
+BASIC_B64 = base64.b64encode(f"alice:{CREDENTIALS['basic password']}".encode()).decode()
+SECRET_VALUES = [*CREDENTIALS.values(), BASIC_B64]
+
+
+def credential_clients() -> list:
+    """curl -v through the proxy with every kind of credential: -u (Basic), custom key/token headers,
+    a cookie, a JSON body password, then a Bearer token (curl sends one Authorization header at a time)."""
+    c = CREDENTIALS
+    common = ["curl", "-sS", "-v", "--max-time", "10", "--cacert", "{trust}", "-o", "/dev/null",
+              "-H", f"X-Api-Key: {c['api key']}", "-H", f"X-Auth-Token: {c['auth token']}",
+              "-H", f"Cookie: sid={c['cookie']}", "-H", "Content-Type: application/json",
+              "-d", json.dumps({"name": "agent-1", "password": c["body password"]}).replace("{", "{{").replace("}", "}}")]
+    table = dict(policy="unpinned", url="https://beam.screenmeet.com/beam/v1/agents/register",
+                 proxy=["--proxy", "{proxy_url}"], direct=["--connect-to", "{host}:{port}:{connect_to}"],
+                 env={"LAB_API_TOKEN": c["env token"]})
+    return [define_client("curl-basic", command=[*common, "-u", f"alice:{c['basic password']}", "{network}", "{url}"],
+                          **table),
+            define_client("curl-bearer", command=[*common, "-H", f"Authorization: Bearer {c['bearer']}",
+                                                  "{network}", "{url}"], **table)]
+
+
+def run_credential_clients(runner: MatrixRunner) -> list:
+    scenario = {s.name: s for s in load_scenarios()}["inspected-continue"]
+    cells = [runner.run_cell(scenario, client) for client in credential_clients()]
+    for cell in cells:
+        assert cell.passed, cell.verdict.reasons  # through inspection: the proxy read them, the server got them
+        decrypted = [q for r in cell.proxy_records for q in r["requests"]]
+        assert decrypted and {"x-api-key", "x-auth-token", "cookie", "authorization"} <= set(decrypted[0]["headers"])
+        assert {"authorization", "x-api-key", "x-auth-token", "cookie", "password"} <= set(
+            cell.verdict.observation.credentials_at_proxy)
+    return cells
+
+
+def report_texts(directory: Path, cells: list, *, show_secrets: bool) -> dict[str, str]:
+    """Every report format: the three files, the JSON ``harness run --json`` prints, the terminal table
+    and the pytest plugin's account of each cell."""
+    written = write_reports(directory, cells, lab={"backend": "local"}, seconds=1.0, show_secrets=show_secrets)
+    texts = {p.name: p.read_text(encoding="utf-8") for p in written}
+    texts["--json"] = to_json(cells, show_secrets=show_secrets)
+    texts["table"] = terminal_table(cells)
+    if not show_secrets:
+        texts["describe_cell"] = "\n".join(describe_cell(c) for c in cells)
+    return texts
+
+
+@pytest.fixture(scope="module")
+def redacting_runner(tmp_path_factory):
+    """A lab of its own that journals as a shared one does: credentials redacted (the test lab shows them)."""
+    lab = LocalLab(LabOptions(state_dir=tmp_path_factory.mktemp("redacting"), lanes=1, show_secrets=False),
+                   policies={"inspect": Policy("inspect")})
+    info = lab.start()
+    try:
+        yield MatrixRunner(info, policies={"inspect": Policy("inspect")})
+    finally:
+        lab.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not shutil.which("curl"), reason="no curl")
+def test_no_credential_in_journals_or_any_report(redacting_runner, tmp_path):
+    cells = run_credential_clients(redacting_runner)
+    journals = json.dumps([[c.proxy_records, c.server_records] for c in cells])
+    log_files = sorted(Path(redacting_runner.lab.state_dir).rglob("*.log"))
+    assert {p.name for p in log_files} >= {"proxy.log", "server.log"}
+    logs = "".join(p.read_text(errors="replace") for p in log_files)
+    assert not [v for v in SECRET_VALUES if v in logs]  # the proxy's and the server's own logs
+    reports = report_texts(tmp_path / "redacted", cells, show_secrets=False)
+    assert set(reports) == {"report.html", "junit.xml", "report.json", "--json", "table", "describe_cell"}
+    for what, value in zip([*CREDENTIALS, "basic base64"], SECRET_VALUES):
+        assert value not in journals, f"{what} in a journal"
+        for name, text in reports.items():
+            assert value not in text, f"{what} in {name}"
+    # What the reader still learns: which credentials went where, by name.
+    assert "Authorization: Basic [redacted]" in reports["report.json"] and "X-Api-Key: [redacted]" in reports["report.html"]
+    assert "LAB_API_TOKEN=" in reports["junit.xml"] and "x-auth-token" in reports["report.json"]
+    # --show-secrets shows them (what the command and curl's own output carried): the checks above can fail.
+    shown = report_texts(tmp_path / "shown", cells, show_secrets=True)
+    for name in ("report.html", "report.json"):
+        assert all(value in shown[name] for value in SECRET_VALUES), name
+    # JUnit keeps the command and the output's last lines (curl -v prints the Basic value earlier).
+    assert all(value in shown["junit.xml"] for value in CREDENTIALS.values())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not shutil.which("curl"), reason="no curl")
+def test_reports_redact_a_lab_that_journals_in_clear(lab_runner, tmp_path):
+    """The session lab keeps credentials in clear (tests/conftest.py): the proxy journal really holds every
+    header and the body, and the reports alone must redact them."""
+    cells = run_credential_clients(lab_runner)
+    journals = json.dumps([c.proxy_records for c in cells])
+    on_the_wire = [BASIC_B64, *(CREDENTIALS[k] for k in ("api key", "auth token", "cookie", "bearer", "body password"))]
+    assert all(value in journals for value in on_the_wire)
+    for name, text in report_texts(tmp_path, cells, show_secrets=False).items():
+        for value in SECRET_VALUES:
+            assert value not in text, f"{value} in {name}"

@@ -25,6 +25,7 @@ class CellResult:
     # "reference" for attended/beam, else the policy a client definition claims.
     client_policy: str = "reference"
     command: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)  # what the client's command adds to the environment
 
     @property
     def passed(self) -> bool:
@@ -39,6 +40,7 @@ class CellResult:
             "client": self.client,
             "client_policy": self.client_policy,
             "command": list(self.command),
+            "env": dict(self.env),
             "expected": self.verdict.expected,
             "observed": o.outcome,
             "verdict": self.verdict.label,

@@ -169,7 +169,7 @@ class MatrixRunner:
                             warned=client.warned(output), server_issuer=self._read_server_issuer())
         verdict = judge(expected, evidence, client.exit_codes)
         return CellResult(scenario, client.name, verdict, lane, seconds, output, proxy, server, secret,
-                          client_policy=client.policy, command=rendered.argv)
+                          client_policy=client.policy, command=rendered.argv, env=rendered.env)
 
     def _read_pins(self, prefix: list[str] | None) -> str:
         """The lab's pins file (read once; inside the client container when the lab is there)."""

@@ -9,4 +9,5 @@
 * :mod:`harness.model.vendors`    – vendor profiles of real inspection products
 * :mod:`harness.model.clientdefs` – any client under test, as a command template and a claimed policy
 * :mod:`harness.model.verdict`    – judging one client run from its journals and exit
+* :mod:`harness.model.secrets`    – which names and values are credentials, and how they are masked
 """

@@ -10,8 +10,11 @@
     (the lab's own files: :mod:`harness.pki.lab`)
 
 Every lab CA is generated fresh and, by default, name-constrained to the lab's
-domains and private networks, so a reviewer who imports one into a real trust
-store cannot be attacked with it (DESIGN.md §7).  Keys are written 0600.
+domains and addresses (:mod:`harness.pki.constraints`) and limited to TLS
+(extended key usage), so a reviewer who imports one into a real trust store
+cannot be attacked with it (DESIGN.md §7).  Lifetimes are a real product's:
+roots :data:`ROOT_LIFETIME`, intermediates :data:`INTERMEDIATE_LIFETIME`, and a
+certificate never outlives its issuer.  Keys are written 0600.
 """
 
 from __future__ import annotations
@@ -31,19 +34,21 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from harness.errors import BadFileError, UsageError
 from harness.model.pins import spki_sha256
+from harness.pki.constraints import LAB_DOMAINS, LAB_NETWORKS, lab_name_constraints
 from harness.pki.names import display_name
 
-DEFAULT_LAB_DOMAINS = ("screenmeet.com", "scrn.mt", "lab.test")
-DEFAULT_LAB_NETWORKS = tuple(
-    ipaddress.ip_network(n)
-    for n in ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
-)
+# Roots live years, as inspection products' and public roots do (mitmproxy's own: ten);
+# intermediates shorter; leaves a month unless asked (the lab regenerates them on every start).
+ROOT_LIFETIME = timedelta(days=3652)
+INTERMEDIATE_LIFETIME = timedelta(days=1826)
+LEAF_LIFETIME = timedelta(days=30)
 SERVER_HOSTNAMES = ("screenmeet.com", "*.screenmeet.com", "scrn.mt", "*.scrn.mt")
 REGENERATE_HINT = "run 'harness pki' to generate a fresh lab PKI"
 
 _HASHES = {"sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384,
            "sha512": hashes.SHA512}
 _CURVES = {256: ec.SECP256R1, 384: ec.SECP384R1, 521: ec.SECP521R1}
+_TLS_ONLY = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH])
 _KEY_USAGES = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
                "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only")
 # DER AlgorithmIdentifiers of SHA-1 signatures, which cryptography no longer signs with.
@@ -150,17 +155,33 @@ def certificate_pem(cert: x509.Certificate) -> Blob:
     return Blob(cert.public_bytes(serialization.Encoding.PEM))
 
 
-def _builder(subject: x509.Name, issuer: x509.Name, public_key, issuer_public_key,
-             not_before: datetime | None, not_after: datetime | None) -> x509.CertificateBuilder:
-    """What CA and leaf certificates share: names, key, serial, validity, key identifiers."""
-    # Fresh per lab, so short-lived; a day of back-dating absorbs clock skew
-    # between the host and containers.
+def validity(lifetime: timedelta, not_before: datetime | None, not_after: datetime | None,
+             issuer: x509.Certificate | None) -> tuple[datetime, datetime]:
+    """``(not_before, not_after)``: as given, else from a day ago for ``lifetime``, and never past
+    ``issuer``'s own end (a certificate that outlives its issuer is invalid for its last part).
+
+    Raises :class:`UsageError` when the issuer has expired before the certificate would begin.
+    """
+    # A day of back-dating absorbs clock skew between the host and containers.
     now = datetime.now(timezone.utc)
+    start = not_before or now - timedelta(days=1)
+    end = not_after or now + lifetime
+    if issuer is not None and end > issuer.not_valid_after_utc:
+        end = issuer.not_valid_after_utc
+    if end <= start:
+        by = display_name(issuer.subject) if issuer is not None else "the CA"
+        raise UsageError(f"{by} is valid only until {end:%Y-%m-%d %H:%M} UTC, before the certificate "
+                         f"would begin ({start:%Y-%m-%d %H:%M} UTC); {REGENERATE_HINT}.")
+    return start, end
+
+
+def _builder(subject: x509.Name, issuer: x509.Name, public_key, issuer_public_key,
+             dates: tuple[datetime, datetime]) -> x509.CertificateBuilder:
+    """What CA and leaf certificates share: names, key, serial, validity, key identifiers."""
     return (
         x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
         .public_key(public_key).serial_number(x509.random_serial_number())
-        .not_valid_before(not_before or now - timedelta(days=1))
-        .not_valid_after(not_after or now + timedelta(days=30))
+        .not_valid_before(dates[0]).not_valid_after(dates[1])
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public_key),
                        critical=False)
@@ -168,10 +189,16 @@ def _builder(subject: x509.Name, issuer: x509.Name, public_key, issuer_public_ke
 
 
 def _general_name(name: str) -> x509.GeneralName:
+    """An IP address, an e-mail address (``@``), a URI (``://``), else a DNS name (as trustme reads them)."""
     try:
         return x509.IPAddress(ipaddress.ip_address(name))
     except ValueError:
-        return x509.DNSName(name.lower() if name.isascii() else name.encode("idna").decode())
+        pass
+    if "://" in name:
+        return x509.UniformResourceIdentifier(name)
+    if "@" in name:
+        return x509.RFC822Name(name)
+    return x509.DNSName(name.lower() if name.isascii() else name.encode("idna").decode())
 
 
 class CA:
@@ -179,16 +206,19 @@ class CA:
 
     Variants are keyword arguments: ``key_type`` (``"rsa"``/``"ec"``), ``key_size``
     (RSA bits or EC curve size), ``hash_algorithm`` (``"sha1"`` for hostile-cert
-    tests), ``not_before``/``not_after``, ``path_length``, and ``name_constraints``
-    (critical NameConstraints permitting ``permitted_domains`` and the lab's
-    private networks only).
+    tests), ``not_before``/``not_after`` (default: :data:`ROOT_LIFETIME`, or
+    :data:`INTERMEDIATE_LIFETIME` under a ``parent``, never past the parent's
+    end), ``path_length``, and ``name_constraints`` (critical NameConstraints
+    permitting ``permitted_domains`` and ``permitted_networks`` only, and no
+    e-mail or URI name: :func:`harness.pki.constraints.lab_name_constraints`).
+    Every CA is limited to TLS server and client certificates (extended key usage).
     """
 
     def __init__(self, *, common_name: str = "TLS-lab test CA",
                  organization: str | None = None, key_type: str = "rsa",
                  key_size: int | None = None, parent: CA | None = None,
-                 name_constraints: bool = True, permitted_domains=DEFAULT_LAB_DOMAINS,
-                 permitted_networks=DEFAULT_LAB_NETWORKS, hash_algorithm: str = "sha256",
+                 name_constraints: bool = True, permitted_domains=LAB_DOMAINS,
+                 permitted_networks=LAB_NETWORKS, hash_algorithm: str = "sha256",
                  not_before: datetime | None = None, not_after: datetime | None = None,
                  path_length: int | None = None, _cert=None, _key=None):
         self.parent = parent
@@ -200,21 +230,22 @@ class CA:
             if organization:
                 name.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
             signer = parent or self
+            dates = validity(INTERMEDIATE_LIFETIME if parent else ROOT_LIFETIME, not_before, not_after,
+                             parent.cert if parent else None)
             builder = (
                 _builder(x509.Name(name), parent.cert.subject if parent else x509.Name(name),
-                         self.private_key.public_key(), signer.private_key.public_key(),
-                         not_before, not_after)
+                         self.private_key.public_key(), signer.private_key.public_key(), dates)
                 .add_extension(x509.BasicConstraints(ca=True, path_length=path_length),
                                critical=True)
                 .add_extension(_key_usage("digital_signature", "key_cert_sign", "crl_sign"),
                                critical=True)
+                # In a CA, the purposes its chain may serve (OpenSSL, Windows, NSS enforce it):
+                # an imported lab CA cannot vouch for code signing or S/MIME.
+                .add_extension(_TLS_ONLY, critical=False)
             )
             if name_constraints:
-                permitted = [x509.DNSName(d) for d in permitted_domains]
-                permitted += [x509.IPAddress(ipaddress.ip_network(n)) for n in permitted_networks]
                 builder = builder.add_extension(
-                    x509.NameConstraints(permitted_subtrees=permitted, excluded_subtrees=None),
-                    critical=True)
+                    lab_name_constraints(permitted_domains, permitted_networks), critical=True)
             self.cert = _sign(builder, signer.private_key, hash_algorithm)
         self.cert_pem = certificate_pem(self.cert)
         self.private_key_pem = key_pem(self.private_key)
@@ -256,11 +287,12 @@ class CA:
                    key_type: str = "ec", key_size: int | None = None, private_key=None,
                    not_before: datetime | None = None, not_after: datetime | None = None,
                    hash_algorithm: str = "sha256") -> LeafCert:
-        """Issue a server/client certificate for DNS names and/or IP addresses.
+        """Issue a server/client certificate for DNS names, IP addresses, e-mail addresses or URIs.
 
         ``private_key`` reuses a given key (e.g. to keep a pinned key across
         re-issues, or to forge a cert that carries the CA's own key as mitmproxy
-        does).  The common name defaults to the first DNS name.
+        does).  The common name defaults to the first DNS name.  ``not_after``
+        (default :data:`LEAF_LIFETIME` ahead) is clamped to this CA's own end.
         """
         if not hostnames and not common_name:
             raise UsageError("issue_cert needs at least one hostname or a common_name.")
@@ -276,12 +308,10 @@ class CA:
         usages = ["digital_signature"] + ["key_encipherment"] * isinstance(key, rsa.RSAPrivateKey)
         builder = (
             _builder(subject, self.cert.subject, key.public_key(), self.private_key.public_key(),
-                     not_before, not_after)
+                     validity(LEAF_LIFETIME, not_before, not_after, self.cert))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_key_usage(*usages), critical=True)
-            .add_extension(x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
-                critical=False)
+            .add_extension(_TLS_ONLY, critical=False)
         )
         if names:
             builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=not cn)

@@ -17,9 +17,10 @@ The decisions live in plain objects (:class:`harness.model.policy.Policy`,
   (:mod:`harness.proxy.forge`; a block page in ``request``), and
 * keeps the proxy journal: one record per client connection with the SNI, the
   action, the forged issuer, whether the client finished the handshake and the
-  decrypted requests and WebSocket messages (credentials redacted unless
-  ``lab_show_secrets``); :class:`harness.model.records.ProxyRecord` declares
-  its keys.
+  decrypted requests and WebSocket messages (credentials redacted by
+  :mod:`harness.model.secrets` unless ``lab_show_secrets``: every secret
+  header, Basic and Bearer values in any header; bodies and message texts
+  only with it); :class:`harness.model.records.ProxyRecord` declares its keys.
 
 Options: ``lab_config`` (path of the JSON written by the lab) and
 ``lab_show_secrets``.
@@ -28,7 +29,6 @@ Options: ``lab_config`` (path of the JSON written by the lab) and
 from __future__ import annotations
 
 import html
-import json
 import logging
 from pathlib import Path
 from typing import cast
@@ -42,6 +42,7 @@ from OpenSSL import SSL
 
 from harness.model.policy import INTERCEPT, PASS_THROUGH
 from harness.model.records import DecryptedMessage, DecryptedRequest, ProxyRecord
+from harness.model.secrets import credentials_in, redact_headers
 from harness.model.vendors import VendorProfile
 from harness.net.addresses import resolve_bind
 from harness.net.journal import Journal, announce_ready, start_admin
@@ -52,24 +53,7 @@ from harness.proxy.upstream import UpstreamChecker
 
 logger = logging.getLogger(__name__)
 
-REDACTED = "[redacted]"
-SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie")
 MAX_SHOWN_BODY = 4096
-
-
-def credentials_in(method: str, headers: dict[str, str], body: bytes) -> list[str]:
-    """Which kinds of credential a decrypted request carried (names only)."""
-    found = []
-    if any(h in headers for h in SECRET_HEADERS):
-        found.append("authorization")
-    if body:
-        try:
-            data = json.loads(body)
-        except ValueError:
-            data = None
-        if isinstance(data, dict) and ("code" in data or "token" in data):
-            found.append("session-code" if "code" in data else "token")
-    return found
 
 
 def _is_transparent(client: Client) -> bool:
@@ -356,15 +340,13 @@ class InspectionAddon:
             return
         headers = {k.lower(): v for k, v in flow.request.headers.items()}
         body = flow.request.raw_content or b""
-        shown = (headers if self.show_secrets
-                 else {k: (REDACTED if k in SECRET_HEADERS else v) for k, v in headers.items()})
         entry: DecryptedRequest = {
             "method": flow.request.method,
             "host": flow.request.pretty_host,
-            "path": flow.request.path.split("?", 1)[0],
+            "path": flow.request.path.split("?", 1)[0],  # a query string may carry a token
             "body_length": len(body),
-            "credentials": credentials_in(flow.request.method, headers, body),
-            "headers": shown,
+            "credentials": credentials_in(headers, body),
+            "headers": headers if self.show_secrets else redact_headers(headers),
         }
         if self.show_secrets:
             entry["body"] = body[:MAX_SHOWN_BODY].decode("utf-8", "replace")

@@ -1,13 +1,15 @@
 """The pieces of a report every format shares: one cell as a document, redacted, and told in words.
 
 :func:`cell_document` turns a judged :class:`harness.matrix.runner.CellResult`
-into the JSON-able cell every report renders, with credentials redacted
-(:func:`redact`: each run's secret wherever it appears, and the values of
-:data:`SECRET_FIELDS`) unless ``show_secrets`` is given, so no report can show
-more than the document does.  The sentence helpers (:func:`proxy_lines`,
-:func:`server_lines`, :func:`proxy_proof`, :func:`pin_result`,
-:func:`describe`) read such a document cell; the HTML page, the JUnit XML and
-the pytest plugin's failure messages are built from them.
+into the JSON-able cell every report renders, with credentials redacted unless
+``show_secrets`` is given (:mod:`harness.model.secrets`: each run's secret
+wherever it appears, the journals' credential fields, headers and bodies, the
+client's output, and the command line and environment it ran with), so no
+report can show more than the document does.  The sentence helpers
+(:func:`proxy_lines`, :func:`server_lines`, :func:`proxy_proof`,
+:func:`pin_result`, :func:`command_line`, :func:`describe`) read such a
+document cell; the HTML page, the JUnit XML and the pytest plugin's failure
+messages are built from them.
 """
 
 from __future__ import annotations
@@ -16,30 +18,27 @@ import shlex
 
 from harness.matrix.cell import CellResult
 from harness.model.records import ProxyRecord, ServerRecord
-
-REDACTED = "[redacted]"
-# Fields that carry a credential in the proxy's and the server's journals.
-SECRET_FIELDS = ("authorization", "proxy-authorization", "cookie", "code", "token")
-
-
-def redact(value, secrets: set[str] | frozenset[str] = frozenset()):
-    """A copy of ``value`` with every ``secrets`` string and every credential field's value replaced."""
-    if isinstance(value, dict):
-        return {k: (REDACTED if str(k).lower() in SECRET_FIELDS and isinstance(v, str) and v else redact(v, secrets))
-                for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [redact(v, secrets) for v in value]
-    if isinstance(value, str):
-        for secret in secrets:
-            if secret:
-                value = value.replace(secret, REDACTED)
-    return value
+from harness.model.secrets import redact_argv, redact_env, redact_records
 
 
 def cell_document(cell: CellResult, *, show_secrets: bool = False) -> dict:
     """One cell as the reports show it (redacted unless ``show_secrets``)."""
     doc = cell.to_dict()
-    return doc if show_secrets else redact(doc, {cell.secret})
+    if show_secrets:
+        return doc
+    known = {cell.secret} - {""}
+    redacted = redact_records(doc, known)
+    # Arguments are judged by their position (the value after -u), not as free text only.
+    redacted["command"] = redact_argv(doc["command"], known)
+    redacted["env"] = redact_env(doc["env"], known)
+    return redacted
+
+
+def command_line(cell_doc: dict) -> str:
+    """The client's command as a shell line, its extra environment first (``""`` for a reference client)."""
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in (cell_doc.get("env") or {}).items())
+    command = shlex.join(cell_doc.get("command") or [])
+    return f"{env} {command}" if env and command else command
 
 
 # -- plain-language evidence from a document cell ------------------------------------
@@ -131,7 +130,7 @@ def describe(cell_doc: dict) -> str:
         f"  {proxy_proof(cell_doc)}",
     ]
     if cell_doc.get("command"):
-        lines.append(f"  command: {shlex.join(cell_doc['command'])}")
+        lines.append(f"  command: {command_line(cell_doc)}")
     lines += ["  proxy journal:", *[f"    {x}" for x in proxy_lines(cell_doc["proxy_records"]) or ["(nothing)"]]]
     lines += ["  server journal:", *[f"    {x}" for x in server_lines(cell_doc["server_records"]) or ["(nothing)"]]]
     out = cell_doc["output"].splitlines()

@@ -15,10 +15,9 @@ lines come from :mod:`harness.reports.cells`, as in every other format.
 from __future__ import annotations
 
 import re
-import shlex
 from html import escape
 
-from harness.reports.cells import pin_result, proxy_lines, proxy_proof, server_lines
+from harness.reports.cells import command_line, pin_result, proxy_lines, proxy_proof, server_lines
 
 READ_OUTCOMES = ("warned-continued", "accepted-inspection")
 
@@ -133,7 +132,7 @@ def _detail(cell: dict) -> str:
         ("lane, time", f"lane {cell['lane']}, {cell['seconds']:.2f}s"),
     ]
     reasons = "".join(f"<li>{escape(r)}</li>" for r in cell["reasons"])
-    command = shlex.join(cell.get("command") or []) or f"harness {cell['client']} ... (reference client)"
+    command = command_line(cell) or f"harness {cell['client']} ... (reference client)"
     return (
         f'<details class="cell {cls}" id="{_anchor(cell)}"{" open" if cls == "fail" else ""}>'
         f'<summary><span class="badge {cls}">{cell["verdict"]}</span> {escape(cell["scenario"])} / '

@@ -9,7 +9,9 @@
 
 The server listens on one TLS port per *lane* (see :mod:`harness.net.journal`) and
 journals every request and WebSocket message (their keys are declared by
-:data:`harness.model.records.ServerRecord`).  The journal is served on a
+:data:`harness.model.records.ServerRecord`); the credentials it receives (the
+session code, the agent's Authorization) are masked by
+:func:`harness.model.secrets.mask_value` unless ``--show-secrets``.  The journal is served on a
 separate plain-HTTP admin endpoint which the lab binds to loopback (local) or
 keeps off the proxied network (compose), so it is never reachable through the
 proxy.
@@ -33,6 +35,7 @@ from typing import cast
 from aiohttp import WSMsgType, web
 
 from harness.model.records import ServerRequest
+from harness.model.secrets import mask_value
 from harness.net.addresses import parse_ports, resolve_bind
 from harness.net.journal import Journal, announce_ready, start_admin
 
@@ -42,7 +45,6 @@ APEX_HOST = "screenmeet.com"
 # ScreenMeet also serves under scrn.mt (its docs list *.scrn.mt next to *.screenmeet.com).
 API_HOSTS = (API_HOST, "api.scrn.mt")
 BEAM_HOSTS = (BEAM_HOST, "beam.scrn.mt")
-REDACTED = "[redacted]"
 MAX_BODY = 64 * 1024
 
 
@@ -63,9 +65,10 @@ class MockScreenMeet:
         return self.lane_of_port.get(sockname[1]) if sockname else None
 
     def _secret(self, value: str | None) -> str | None:
+        """A credential as the journal keeps it: masked (its scheme kept) unless showing secrets."""
         if value is None:
             return None
-        return value if self.show_secrets else REDACTED
+        return value if self.show_secrets else mask_value(value)
 
     def _record(self, request: web.Request, *, status: int, **fields) -> ServerRequest:
         """Journal one request: what every :class:`ServerRequest` has, then the route's own ``fields``."""

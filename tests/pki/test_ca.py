@@ -15,12 +15,12 @@ from harness.errors import BadFileError, UsageError
 from harness.model.pins import spki_sha256
 from harness.pki.ca import (
     CA,
-    DEFAULT_LAB_NETWORKS,
     Blob,
     load_certificate,
     load_certificates,
     load_private_key,
 )
+from harness.pki.constraints import LAB_NETWORKS
 from tests.tlshelpers import client_ctx, handshake, leaf_server_ctx
 
 # --- loaders --------------------------------------------------------------------
@@ -76,7 +76,7 @@ def test_name_constraints_reject_outside_names():
     nc = ca.cert.extensions.get_extension_for_class(x509.NameConstraints)
     assert nc.critical
     assert [n.value for n in nc.value.permitted_subtrees if isinstance(n, x509.IPAddress)] == list(
-        DEFAULT_LAB_NETWORKS)
+        LAB_NETWORKS)
     with pytest.raises(ssl.SSLCertVerificationError, match="name constraint|permitted"):
         handshake(leaf_server_ctx(ca.issue_cert("evil.example")), client_ctx(ca=ca), "evil.example")
     handshake(leaf_server_ctx(ca.issue_cert("api.lab.test")), client_ctx(ca=ca), "api.lab.test")
@@ -200,3 +200,40 @@ def test_blob_write_modes_and_repr(tmp_path):
     with pytest.raises(OSError):
         blob.write_to_path(tmp_path / "missing" / "k.key", private=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k.key", "p.pem"]
+
+
+YEAR = timedelta(days=365)
+
+
+def _lifetime(cert: x509.Certificate) -> timedelta:
+    return cert.not_valid_after_utc - cert.not_valid_before_utc
+
+
+def test_roots_live_years_and_intermediates_shorter():
+    root = CA(key_type="ec")
+    inter = root.create_child_ca(key_type="ec", common_name="inter")
+    assert 9 * YEAR < _lifetime(root.cert) <= 11 * YEAR
+    assert 4 * YEAR < _lifetime(inter.cert) <= 6 * YEAR
+    assert inter.cert.not_valid_after_utc < root.cert.not_valid_after_utc
+
+
+def test_a_leaf_never_outlives_its_issuer():
+    root = CA(key_type="ec")
+    inter = root.create_child_ca(key_type="ec", common_name="inter")
+    far = datetime.now(timezone.utc) + 30 * YEAR
+    leaf = inter.issue_cert("api.screenmeet.com", not_after=far)
+    assert leaf.cert.not_valid_after_utc == inter.cert.not_valid_after_utc
+    # Nor does an intermediate outlive its root, asked or not.
+    long_child = root.create_child_ca(key_type="ec", common_name="long", not_after=far)
+    assert long_child.cert.not_valid_after_utc == root.cert.not_valid_after_utc
+    # Within the issuer's life, what was asked is kept.
+    soon = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=400)
+    assert inter.issue_cert("api.screenmeet.com", not_after=soon).cert.not_valid_after_utc == soon
+    assert timedelta(days=29) < _lifetime(inter.issue_cert("api.screenmeet.com").cert) <= timedelta(days=31)
+
+
+def test_an_expired_issuer_is_one_sentence():
+    past = datetime.now(timezone.utc) - timedelta(days=3)
+    old = CA(key_type="ec", common_name="Old CA", not_before=past - YEAR, not_after=past)
+    with pytest.raises(UsageError, match=r"^Old CA is valid only until .* before the certificate would begin"):
+        old.issue_cert("api.screenmeet.com")

@@ -7,7 +7,7 @@ from mitmproxy.proxy import server_hooks
 from mitmproxy.test import taddons, tflow
 
 from harness.model.policy import Policy
-from harness.proxy.addon import InspectionAddon, credentials_in
+from harness.proxy.addon import InspectionAddon
 from tests.proxy.addonhelpers import client_on, hello_data, make_config
 
 
@@ -79,7 +79,8 @@ def _decrypted(addon, show_secrets: bool):
         f = tflow.tflow(resp=True)
         f.client_conn.sockname = ("127.0.0.1", 9011)
         addon.client_connected(f.client_conn)
-        f.request.headers["Authorization"] = "Bearer top-secret-token"
+        for name, value in CREDENTIAL_HEADERS.items():
+            f.request.headers[name] = value
         addon.request(f)
         addon.response(f)
         return addon.journal.get_open(f.client_conn.id)["requests"][0]
@@ -87,9 +88,13 @@ def _decrypted(addon, show_secrets: bool):
 
 def test_decrypted_requests_are_journaled_with_credentials_redacted(addon):
     entry = _decrypted(addon, show_secrets=False)
-    assert entry["credentials"] == ["authorization"]
-    assert entry["headers"]["authorization"] == "[redacted]"
-    assert "top-secret-token" not in str(entry)
+    assert entry["credentials"] == ["authorization", "x-api-key", "x-auth-token", "cookie", "x-forwarded-authz"]
+    assert entry["headers"]["authorization"] == "Bearer [redacted]"
+    assert entry["headers"]["x-forwarded-authz"] == "Basic [redacted]"  # a secret name: auth
+    assert entry["headers"]["x-api-key"] == entry["headers"]["cookie"] == "[redacted]"
+    for value in ("top-secret-token", "key-5f1e", "tok-9a2c", "cookie-77b1", "YWxpY2U6aHVudGVyMg=="):
+        assert value not in str(entry)
+    assert entry["headers"]["content-length"]  # the rest stays readable
     assert entry["status"] == 200
 
 
@@ -97,13 +102,7 @@ def test_show_secrets_reveals_them():
     a = InspectionAddon(make_config())
     a._map_listeners()
     entry = _decrypted(a, show_secrets=True)
-    assert entry["headers"]["authorization"] == "Bearer top-secret-token"
-
-
-def test_credentials_in_recognises_session_codes():
-    assert credentials_in("POST", {}, b'{"code": "123"}') == ["session-code"]
-    assert credentials_in("POST", {}, b'{"other": 1}') == []
-    assert credentials_in("POST", {}, b"not json") == []
+    assert {k: entry["headers"][k.lower()] for k in CREDENTIAL_HEADERS} == CREDENTIAL_HEADERS
 
 
 def test_bad_config_path_is_an_options_error(tmp_path):
@@ -178,3 +177,7 @@ def test_block_page_marks_the_record_and_answers_requests():
         addon.journal.get_open(g.client_conn.id)["blocked"] = True
         addon.request(g)
         assert g.response is None
+
+
+CREDENTIAL_HEADERS = {"Authorization": "Bearer top-secret-token", "X-Api-Key": "key-5f1e", "X-Auth-Token": "tok-9a2c",
+                      "Cookie": "sid=cookie-77b1", "X-Forwarded-Authz": "Basic YWxpY2U6aHVudGVyMg=="}

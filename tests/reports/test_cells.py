@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
-from harness.reports.cells import REDACTED, cell_document, describe, redact
+from harness.model.secrets import REDACTED
+from harness.reports.cells import cell_document, command_line, describe
 
 
-def test_redact():
-    doc = {"a": "token s3cr3t here", "headers": {"Authorization": "Bearer s3cr3t", "accept": "*/*"},
-           "code": "123456", "exit_code": 5, "list": ["s3cr3t", 1], "empty_code": {"code": None}}
-    assert redact(doc, {"s3cr3t"}) == {
-        "a": f"token {REDACTED} here", "headers": {"Authorization": REDACTED, "accept": "*/*"},
-        "code": REDACTED, "exit_code": 5, "list": [REDACTED, 1], "empty_code": {"code": None}}
+def test_cell_document_redacts_the_command_and_environment(cells):
+    cell = replace(cells[4], command=("curl", "-u", "alice:hunter2", "-H", "X-Api-Key: k-7f3a", cells[4].secret),
+                   env={"API_TOKEN": "t-91c2", "HTTPS_PROXY": "http://bob:pw-55e1@proxy:3128"})
+    doc = cell_document(cell)
+    assert doc["command"] == ["curl", "-u", REDACTED, "-H", f"X-Api-Key: {REDACTED}", REDACTED]
+    assert doc["env"] == {"API_TOKEN": REDACTED, "HTTPS_PROXY": f"http://{REDACTED}@proxy:3128"}
+    line = command_line(doc)
+    assert line.startswith("API_TOKEN='[redacted]' HTTPS_PROXY=") and "curl -u '[redacted]'" in line
+    assert line in describe(doc)
+    shown = cell_document(cell, show_secrets=True)
+    assert "alice:hunter2" in shown["command"] and shown["env"]["API_TOKEN"] == "t-91c2"
 
 
 def test_cell_document_redacts_unless_asked(cells):

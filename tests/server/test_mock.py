@@ -1,14 +1,17 @@
 """The mock ScreenMeet server over real TLS: routes, host checks, journal, admin endpoint."""
 
+import asyncio
 import socket
 import ssl
 import urllib.parse
 
 import pytest
+from aiohttp import test_utils
 
 from harness.clients.transport import connect_tunnel, trust_context
 from harness.clients.wire import WebSocket, http_request
 from harness.errors import NetworkError
+from harness.server.mock import MockScreenMeet
 
 
 @pytest.fixture
@@ -86,3 +89,24 @@ def test_server_refuses_a_client_that_does_not_trust_it(tls_lab):
     ctx = ssl.create_default_context()  # the system store does not hold the lab's public root
     with pytest.raises(ssl.SSLCertVerificationError):
         ctx.wrap_socket(socket.create_connection((host, int(port)), timeout=5), server_hostname="api.screenmeet.com")
+
+
+def _journal_of_credentials(show_secrets: bool) -> list[dict]:
+    """The server's own journal after an agent registration and a session join (aiohttp on 127.0.0.1)."""
+    async def run():
+        server = MockScreenMeet(show_secrets=show_secrets)
+        async with test_utils.TestClient(test_utils.TestServer(server.app())) as client:
+            await client.post("/beam/v1/agents/register",
+                              headers={"Host": "beam.screenmeet.com", "Authorization": "Bearer tok-4e1d"})
+            await client.post("/api/v1/sessions/join", headers={"Host": "api.screenmeet.com"}, json={"code": "c-73a0"})
+        return server.journal.read()
+    return asyncio.run(run())
+
+
+def test_journal_masks_credentials_unless_show_secrets():
+    masked = _journal_of_credentials(False)
+    assert [r["status"] for r in masked] == [200, 200]
+    assert masked[0]["authorization"] == "Bearer [redacted]" and masked[1]["code"] == "[redacted]"
+    assert "tok-4e1d" not in str(masked) and "c-73a0" not in str(masked)
+    shown = _journal_of_credentials(True)
+    assert shown[0]["authorization"] == "Bearer tok-4e1d" and shown[1]["code"] == "c-73a0"
