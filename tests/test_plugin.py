@@ -1,5 +1,6 @@
 """The plugin as a client repository meets it: a fresh directory with no conftest.py, pytest in a subprocess."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -58,3 +59,11 @@ def test_bad_definitions_file_is_one_sentence(tmp_path):
     out = run_pytest(tmp_path, "--lab-clients", "clients.toml")
     assert out.returncode == 1
     assert "clients.toml: client 'x': policy 'pinned' is not one of pinned-strict, pinned-warn, unpinned." in out.stdout
+
+
+def test_the_session_lab_holds_its_state_directory(tls_lab):
+    """The plugin's lab is this pytest process's: another lab in its directory is refused, naming us."""
+    proc = subprocess.run([sys.executable, "-m", "harness", "up", "--lanes", "1", "--state-dir", tls_lab.state_dir],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"pid {os.getpid()}" in proc.stderr and "it stops when that command ends" in proc.stderr

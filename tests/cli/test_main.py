@@ -79,7 +79,7 @@ def test_up_detach_then_down_leaves_no_process(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "inspection CA" in proc.stdout and "curl --proxy" in proc.stdout
     info = json.loads((tmp_path / "lab.json").read_text())
-    pids = list(info["pids"].values())
+    pids = [p["pid"] for p in info["processes"].values()]
     assert len(pids) == 3 and all(_alive(p) for p in pids)
     # The lab really serves: Beam refuses through the inspect listener.
     beam = harness("beam", "--proxy", info["proxies"]["inspect"][0], "--trust", info["pki"]["trust_public_org"],
@@ -96,13 +96,18 @@ def test_killed_up_takes_its_children_along(tmp_path):
     """A crashed 'harness up' leaves no proxy or server behind (PR_SET_PDEATHSIG)."""
     proc = harness("up", "--detach", "--state-dir", str(tmp_path), "--lanes", "1")
     assert proc.returncode == 0, proc.stderr
-    info = json.loads((tmp_path / "lab.json").read_text())
-    os.kill(info["pids"]["up"], signal.SIGKILL)
+    pids = _pids(tmp_path)
+    os.kill(pids["up"], signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while any(_alive(info["pids"][k]) for k in ("proxy", "server")) and time.monotonic() < deadline:
+    while any(_alive(pids[k]) for k in ("proxy", "server")) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not any(_alive(info["pids"][k]) for k in ("proxy", "server"))
+    assert not any(_alive(pids[k]) for k in ("proxy", "server"))
     assert harness("down", "--state-dir", str(tmp_path)).returncode == 0
+
+
+def _pids(state_dir) -> dict[str, int]:
+    """The lab's pids by role, from lab.json."""
+    return {role: p["pid"] for role, p in json.loads((state_dir / "lab.json").read_text())["processes"].items()}
 
 
 def _alive(pid: int) -> bool:
@@ -125,7 +130,7 @@ def test_crashed_proxy_stops_the_lab_and_down_leaves_nothing(tmp_path):
 
     proc = harness("up", "--detach", "--state-dir", str(tmp_path), "--lanes", "1")
     assert proc.returncode == 0, proc.stderr
-    pids = json.loads((tmp_path / "lab.json").read_text())["pids"]
+    pids = _pids(tmp_path)
     os.kill(pids["proxy"], signal.SIGKILL)
     assert wait_gone([pids["up"], pids["server"]], 15), "the lab did not stop after its proxy crashed"
     assert not (tmp_path / "lab.json").exists()
@@ -142,7 +147,7 @@ def test_down_after_a_crash_stops_a_hung_proxy(tmp_path):
 
     proc = harness("up", "--detach", "--state-dir", str(tmp_path), "--lanes", "1")
     assert proc.returncode == 0, proc.stderr
-    pids = json.loads((tmp_path / "lab.json").read_text())["pids"]
+    pids = _pids(tmp_path)
     os.kill(pids["proxy"], signal.SIGSTOP)
     os.kill(pids["up"], signal.SIGKILL)
     assert wait_gone([pids["up"], pids["server"]], 10)
@@ -157,11 +162,14 @@ def test_down_after_a_crash_stops_a_hung_proxy(tmp_path):
 
 def test_down_never_signals_a_process_that_is_not_the_labs(tmp_path):
     """A stale lab.json whose pids now belong to someone else: 'harness down' leaves them alone."""
+    from harness.lab.identity import start_time
+
     bystander = subprocess.Popen(["sleep", "30"])
     try:
         info = {"backend": "local", "state_dir": str(tmp_path), "lanes": 1, "proxies": {}, "server_connect": [],
                 "proxy_admin": "", "server_admin": "", "pki": {}, "org_issuer_cn": "",
-                "pids": {"up": bystander.pid, "proxy": bystander.pid, "server": bystander.pid}}
+                "processes": {role: {"pid": bystander.pid, "start": start_time(bystander.pid)}
+                              for role in ("up", "proxy", "server")}, "token": "0" * 32}
         (tmp_path / "lab.json").write_text(json.dumps(info))
         down = harness("down", "--state-dir", str(tmp_path))
         assert down.returncode == 0, down.stderr
@@ -180,7 +188,7 @@ def test_up_serves_the_everyday_policies_unless_asked(tmp_path):
         info = json.loads((tmp_path / "lab.json").read_text())
         assert sorted(info["proxies"]) == ["inspect", "tunnel"]
         # The proxy it started before knowing its configuration read the one file the lab wrote.
-        argv = Path(f"/proc/{info['pids']['proxy']}/cmdline").read_bytes().decode().split("\0")
+        argv = Path(f"/proc/{info['processes']['proxy']['pid']}/cmdline").read_bytes().decode().split("\0")
         assert argv[argv.index("--config") + 1] == str(tmp_path / "proxy.json") and "--start-gate" in argv
         assert json.loads((tmp_path / "proxy.json").read_text())["confdir"].endswith("mitmproxy")
     finally:
