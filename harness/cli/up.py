@@ -156,9 +156,11 @@ def cmd_down(args: argparse.Namespace) -> int:
     if state_dir.exists() and not state_dir.is_dir() and not stopped.signalled:
         raise UsageError(f"{state_dir} is a file, not a lab's state directory, and no lab process names it; "
                          f"pass --state-dir with the directory 'harness up' used.")
+    if stopped.owner_left is not None:
+        return 0  # _say named the owner that keeps running
     if stopped.signalled:
         print(f"Lab in {state_dir} stopped.")
-    elif stopped.owner_left is None:
+    else:
         problem = stopped.records.problem
         note = f" ({problem}; {'removed it' if removed else 'left as it is'})" if problem else ""
         print(f"No lab is running in {state_dir}{note}.")

@@ -33,6 +33,7 @@ from harness.lab.identity import (
 )
 from harness.lab.lock import Holder, is_locked, lock_path, read_holder
 from harness.lab.process import Target, terminate
+from harness.lab.statedir import read_state_file
 
 
 @dataclass
@@ -63,7 +64,7 @@ def read_records(state_dir: Path) -> LabRecords:
     records = LabRecords(holder=read_holder(state_dir) if state_dir.is_dir() else None)
     path = state_dir / "lab.json"
     try:
-        data = json.loads(path.read_bytes()[:1 << 20])
+        data = json.loads(read_state_file(path))
     except FileNotFoundError:
         return records
     except NotADirectoryError:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from harness.errors import BadFileError, EnvironmentProblem, UnknownNameError
 from harness.lab.identity import ProcessRecord
+from harness.lab.statedir import read_state_file
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ class LabInfo:
     def read(cls, state_dir: str | Path) -> "LabInfo":
         path = Path(state_dir) / "lab.json"
         try:
-            return cls.from_dict(json.loads(path.read_text()))
+            return cls.from_dict(json.loads(read_state_file(path)))
         except FileNotFoundError:
             raise EnvironmentProblem(f"no lab is running in {state_dir} (no lab.json); start one with 'harness up'.") from None
         except (ValueError, TypeError) as e:

@@ -21,10 +21,12 @@ released when the last holder releases it.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 import shlex
+import stat
 import sys
 import threading
 import time
@@ -33,7 +35,7 @@ from pathlib import Path
 
 from harness.errors import UsageError
 from harness.lab.identity import ProcessRecord, new_token, state_marker
-from harness.lab.statedir import prepare_state_dir
+from harness.lab.statedir import prepare_state_dir, read_state_file
 
 LOCK_FILE = "lab.lock"
 # A busy lock is tried again this long: another 'harness down' may be probing it for an instant.
@@ -155,7 +157,7 @@ def _write_holder(fd: int, holder: Holder) -> None:
 def read_holder(state_dir: str | Path) -> Holder | None:
     """The record in the lock file, or None (no file, empty, not a record)."""
     try:
-        data = json.loads(lock_path(state_dir).read_bytes()[:4096])
+        data = json.loads(read_state_file(lock_path(state_dir), limit=4096))
         holder = Holder(**data)
     except (OSError, ValueError, TypeError):
         return None
@@ -188,7 +190,10 @@ def acquire(state_dir: str | Path, *, role: str = "lab", token: str | None = Non
             _held[key].count += 1
             return LabLock(state, key, _held[key])
         try:
-            fd = os.open(lock_path(state), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            fd = os.open(lock_path(state), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise OSError(errno.EINVAL, "not a regular file")
         except OSError as e:
             raise UsageError(f"cannot open the lock file {lock_path(state)} ({e.strerror or e}); "
                              f"pass --state-dir with a directory of your own.") from None

@@ -234,26 +234,27 @@ class Target:
         return matches(self.record, token=self.token, lock=self.lock)
 
 
-def _signal_target(target: Target, sig: int) -> None:
-    """Send ``sig`` if ``target`` is still the process it was; with a pidfd, the check and the
-    signal reach the same process even if the pid is reused in between."""
+def _signal_target(target: Target, sig: int) -> bool:
+    """Send ``sig`` if ``target`` is still the process it was (True if sent); with a pidfd, the
+    check and the signal reach the same process even if the pid is reused in between."""
     try:
         pidfd = os.pidfd_open(target.pid)
     except ProcessLookupError:
-        return
+        return False
     except (AttributeError, OSError):
         pidfd = None  # no pidfds here: the check below is as close to the signal as it gets
     try:
         if not target.still_ours():
-            return
+            return False
         if target.group and os.getpgid(target.pid) == target.pid:
             os.killpg(target.pid, sig)
         elif pidfd is not None:
             signal.pidfd_send_signal(pidfd, sig)
         else:
             os.kill(target.pid, sig)
+        return True
     except (ProcessLookupError, PermissionError):
-        pass
+        return False
     finally:
         if pidfd is not None:
             os.close(pidfd)
@@ -265,13 +266,13 @@ def terminate(targets: list[Target], timeout: float = 5.0) -> tuple[list[int], l
     Every signal goes only to a target that is still the lab's.  Returns
     ``(killed, survivors)``: the pids that needed SIGKILL, and those still alive after it.
     """
-    for t in targets:
-        _signal_target(t, signal.SIGTERM)
+    signalled = [t for t in targets if _signal_target(t, signal.SIGTERM)]
+    for t in signalled:
         _signal_target(t, signal.SIGCONT)  # a stopped (Ctrl-Z'd, hung) process acts on SIGTERM only once continued
-    # Only those still ours are waited for: a pid reused meanwhile is someone else's, and not waited on.
-    wait_gone([t.pid for t in targets if t.still_ours()], timeout)
-    stubborn = [t for t in targets if t.still_ours()]
-    for t in stubborn:
-        _signal_target(t, signal.SIGKILL)
-    wait_gone([t.pid for t in stubborn], timeout)
-    return [t.pid for t in stubborn], [t.pid for t in stubborn if t.still_ours()]
+    # Waited for until they have really exited (a dying process stops looking like the lab's
+    # before it is gone).
+    wait_gone([t.pid for t in signalled], timeout)
+    stubborn = [t for t in signalled if pid_alive(t.pid) and t.still_ours()]
+    killed = [t for t in stubborn if _signal_target(t, signal.SIGKILL)]
+    wait_gone([t.pid for t in killed], timeout)
+    return [t.pid for t in killed], [t.pid for t in killed if pid_alive(t.pid) and t.still_ours()]

@@ -232,3 +232,19 @@ def test_down_when_the_state_dir_became_a_file(up, tmp_path):
 def test_down_on_a_directory_that_never_had_a_lab(tmp_path):
     down = harness("down", "--state-dir", str(tmp_path / "nothing-here"))
     assert down.returncode == 0 and "No lab is running" in down.stdout and down.stderr == ""
+
+
+def test_up_with_a_lock_fd_of_its_own_making_is_one_sentence(tmp_path):
+    line = one_sentence(harness("up", "--lanes", "1", "--state-dir", str(tmp_path), "--lock-fd", "99"), 2)
+    assert "--lock-fd is for 'harness up --detach' only" in line
+
+
+def test_up_where_the_lock_file_is_a_symlink_is_one_sentence_and_touches_nothing(tmp_path):
+    target = tmp_path / "precious"
+    target.write_text("keep me")
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "lab.lock").symlink_to(target)
+    line = one_sentence(harness("up", "--lanes", "1", "--state-dir", str(state)), 2)
+    assert "cannot open the lock file" in line
+    assert target.read_text() == "keep me" and sorted(p.name for p in state.iterdir()) == ["lab.lock"]

@@ -118,7 +118,7 @@ def test_stop_lab_stops_owner_and_children_by_their_records(lab):
     fake = lab()
     stopped = stop_lab(fake.state)
     assert sorted(stopped.signalled) == sorted(fake.pids)
-    assert fake.alive() == [] and stopped.survivors == [] and stopped.ignored == []
+    assert fake.alive() == [] and stopped.survivors == [] and stopped.ignored == [], (stopped, fake.processes)
 
 
 CORRUPTIONS = {
@@ -150,7 +150,7 @@ def test_with_both_records_broken_the_state_marker_still_finds_the_children(lab)
     (fake.state / LOCK_FILE).write_text("garbage")
     stopped = stop_lab(fake.state)
     # The owner is recognised by its lock record only, which is gone: its children are found by marker.
-    assert not pid_alive(fake.processes["proxy"]) and not pid_alive(fake.processes["server"])
+    assert not pid_alive(fake.processes["proxy"]) and not pid_alive(fake.processes["server"]), (stopped, fake.processes)
     assert fake.processes["proxy"] in stopped.signalled
 
 
@@ -160,7 +160,7 @@ def test_a_state_dir_replaced_by_a_file_still_finds_the_labs_children(lab, tmp_p
     fake.state.write_text("I am a file now")
     stopped = stop_lab(fake.state)
     assert "is a file" in stopped.records.problem
-    assert not pid_alive(fake.processes["proxy"]) and not pid_alive(fake.processes["server"])
+    assert not pid_alive(fake.processes["proxy"]) and not pid_alive(fake.processes["server"]), (stopped, fake.processes)
 
 
 def test_decoys_named_in_lab_json_survive(lab, decoys):
@@ -189,8 +189,8 @@ def test_a_tail_of_the_lock_file_named_as_the_owner_survives(lab, decoys, tmp_pa
     (tail,) = decoys(["tail", "-F", str(fake.state / LOCK_FILE)])
     crafted = {"token": new_token(), "processes": {"up": {"pid": tail, "start": start_time(tail)}}}
     (fake.state / "lab.json").write_text(json.dumps(crafted))
-    stop_lab(fake.state)
-    assert pid_alive(tail) and fake.alive() == []
+    stopped = stop_lab(fake.state)
+    assert pid_alive(tail) and fake.alive() == [], (stopped, fake.processes)
 
 
 def test_no_lab_at_all(tmp_path):
@@ -204,7 +204,7 @@ def test_a_run_or_plugin_owner_is_left_running_its_processes_are_stopped(lab):
     stopped = stop_lab(fake.state)
     assert stopped.owner_left is not None and stopped.owner_left.pid == fake.owner.pid
     assert pid_alive(fake.owner.pid)
-    assert not pid_alive(fake.processes["proxy"]) and not pid_alive(fake.processes["server"])
+    assert not pid_alive(fake.processes["proxy"]) and not pid_alive(fake.processes["server"]), (stopped, fake.processes)
 
 
 def test_a_process_of_this_directory_from_a_crashed_earlier_lab_is_stopped_too(tmp_path, decoys):
@@ -232,3 +232,31 @@ def test_the_records_survive_one_part_breaking(lab):
     (fake.state / "lab.json").write_text(json.dumps({"token": records.token, "processes": {"proxy": {"pid": "x"}}}))
     broken = read_records(fake.state)
     assert broken.token == records.token and "malformed process entry 'proxy'" in broken.problem
+
+
+def _fifo(p: Path) -> None:
+    p.unlink()
+    os.mkfifo(p)
+
+
+def _zero_link(p: Path) -> None:
+    p.unlink()
+    p.symlink_to("/dev/zero")
+
+
+def _huge(p: Path) -> None:
+    with open(p, "wb") as f:
+        f.truncate(64 << 20)  # sparse: 64 MiB of zeros
+
+
+@pytest.mark.parametrize("make", [_fifo, _zero_link, _huge], ids=["a FIFO", "a link to /dev/zero", "64 MiB"])
+@pytest.mark.parametrize("name", ["lab.json", LOCK_FILE])
+def test_records_that_would_hang_or_flood_a_reader_are_skipped_at_once(lab, name, make):
+    fake = lab()
+    make(fake.state / name)
+    start = time.monotonic()
+    stopped = stop_lab(fake.state)
+    assert time.monotonic() - start < 10
+    assert not pid_alive(fake.processes["proxy"]) and not pid_alive(fake.processes["server"]), (stopped, fake.processes)
+    if name == "lab.json":
+        assert stopped.records.problem and "cannot be read" in stopped.records.problem

@@ -185,3 +185,14 @@ def test_adopt_refuses_the_lock_file_another_process_holds(tmp_path):
         os.close(fd)
         holder.kill()
         holder.wait()
+
+
+def test_a_lock_file_that_is_a_fifo_or_a_directory_is_refused(tmp_path):
+    for make in (os.mkfifo, os.mkdir):
+        state = tmp_path / make.__name__
+        state.mkdir()
+        make(state / LOCK_FILE)
+        start = time.monotonic()
+        with pytest.raises(UsageError, match="cannot open the lock file"):
+            acquire(state)
+        assert time.monotonic() - start < 2
