@@ -124,6 +124,8 @@ def find_targets(state_dir: Path, records: LabRecords, stopped: Stopped) -> list
             token = _token_of(record.pid)
         if token is not None and not (stopped.owner_left and record.pid == stopped.owner_left.pid):
             targets.setdefault(record.pid, Target(record, token=token, group=True))
+    # A lab process lab.json names with a stale start time was found by its token all the same.
+    stopped.ignored = [pid for pid in stopped.ignored if pid not in targets]
     return list(targets.values())
 
 

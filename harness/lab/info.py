@@ -123,17 +123,20 @@ class LabInfo:
         return self.pki["pins_file"]
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
+        # "pids" repeats the pids of "processes" for scripts that read lab.json (jq .pids.proxy);
+        # read back, it is ignored: "processes" (with start times) is what 'harness down' trusts.
+        return json.dumps({**asdict(self), "pids": self.pids}, indent=2)
 
     @classmethod
     def from_dict(cls, data: dict) -> "LabInfo":
         """The inverse of ``asdict``; raises TypeError or ValueError for a document of another shape."""
         if not isinstance(data, dict):
             raise TypeError(f"expected an object, got {type(data).__name__}")
-        unknown = set(data) - {f.name for f in fields(cls)}
+        unknown = set(data) - {f.name for f in fields(cls)} - {"pids"}
         if unknown:
             raise TypeError(f"unknown keys {sorted(unknown)}")
         data = dict(data)
+        data.pop("pids", None)
         if data.get("transparent") is not None:
             data["transparent"] = Transparent(**data["transparent"])
         data["machines"] = Machines(**data.get("machines", {}))

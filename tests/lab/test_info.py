@@ -47,6 +47,8 @@ def test_lab_json_round_trip(tmp_path):
     again = LabInfo.read(tmp_path)
     assert again == lab and isinstance(again.transparent, Transparent) and isinstance(again.machines, Machines)
     assert again.processes["proxy"] == ProcessRecord(1, 5) and again.pids == {"proxy": 1}
+    # For scripts, lab.json also lists the bare pids; read back, only "processes" counts.
+    assert json.loads((tmp_path / "lab.json").read_text())["pids"] == {"proxy": 1}
 
 
 @pytest.mark.parametrize("text", ["[]", "{\"backend\": \"local\"}", json.dumps({"nonsense": 1}), "not json", "",
