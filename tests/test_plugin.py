@@ -1,6 +1,7 @@
 """The plugin as a client repository meets it: a fresh directory with no conftest.py, pytest in a subprocess."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -169,3 +170,11 @@ def test_pytest_fixtures_lists_every_fixture_with_a_one_line_description(tmp_pat
         line = lines[0]
         assert 20 <= len(line) <= 110 and line.endswith((".", ")")) and "no docstring" not in line, f"{name}: {line}"
         assert ":class:" not in line and "``" not in line, f"{name}: {line}"  # plain text, not markup
+
+
+def test_the_session_lab_holds_its_state_directory(tls_lab):
+    """The plugin's lab is this pytest process's: another lab in its directory is refused, naming us."""
+    proc = subprocess.run([sys.executable, "-m", "harness", "up", "--lanes", "1", "--state-dir", tls_lab.state_dir],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"pid {os.getpid()}" in proc.stderr and "it stops when that command ends" in proc.stderr

@@ -52,9 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--detach", action="store_true", help="return once the lab is up; stop it with 'harness down'")
     up.add_argument("--policies", default="default", metavar="all|default|NAME,...",
                     help="which policies get listeners: those of the everyday matrix (default), all, or a list")
+    up.add_argument("--replace", action="store_true",
+                    help="if a lab already runs in the state directory, stop it first (else 'up' says which and exits 2)")
     up.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+    up.add_argument("--lock-fd", type=int, help=argparse.SUPPRESS)  # 'up --detach' hands its locked state dir down
 
-    down = sub.add_parser("down", help="stop the lab started by 'harness up'")
+    down = sub.add_parser("down", help="stop the lab started by 'harness up' (only processes it recognises as the lab's)")
     down.add_argument("--lab", choices=BACKENDS, default=os.environ.get("HARNESS_LAB", "local"))
     down.add_argument("--state-dir", type=Path, default=None)
 

@@ -8,4 +8,7 @@
 * :mod:`harness.lab.gateway`  – the transparent gateway (network namespace, iptables REDIRECT)
 * :mod:`harness.lab.process`  – starting children that announce readiness, stopping them
 * :mod:`harness.lab.statedir` – the state directory
+* :mod:`harness.lab.lock`     – one lab per state directory (an flock held for the lab's life)
+* :mod:`harness.lab.identity` – which processes are a lab's (a token in their environment, start times)
+* :mod:`harness.lab.down`     – stopping a state directory's lab from outside (``harness down``)
 """

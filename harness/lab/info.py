@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from harness.errors import BadFileError, EnvironmentProblem, UnknownNameError
+from harness.lab.identity import ProcessRecord
+from harness.lab.statedir import read_state_file
 
 
 @dataclass(frozen=True)
@@ -72,13 +74,21 @@ class LabInfo:
     server_admin: str
     pki: dict[str, str]  # file name -> path, as clients see it (trust bundles, pins, org CA ...)
     org_issuer_cn: str
-    pids: dict[str, int] = field(default_factory=dict)
+    # The lab's processes by role (up, proxy, server) with their start times, and the token they
+    # carry: what 'harness down' checks before it signals anything (harness.lab.identity).
+    processes: dict[str, ProcessRecord] = field(default_factory=dict)
+    token: str | None = None
     vendor: str | None = None  # the vendor profile the proxy emulates
     sites: dict[str, list[str]] = field(default_factory=dict)  # hostile case -> HOST:PORT per lane
     transparent: Transparent | None = None
     transparent_unavailable: str | None = None  # why there is no gateway (one sentence)
     machines: Machines = field(default_factory=Machines)
     containers: dict[str, str] = field(default_factory=dict)  # compose lab: service -> container id
+
+    @property
+    def pids(self) -> dict[str, int]:
+        """The lab's process ids by role (``up``, ``proxy``, ``server``)."""
+        return {role: p.pid for role, p in self.processes.items()}
 
     def proxy_url(self, policy: str, lane: int = 0) -> str:
         try:
@@ -113,20 +123,29 @@ class LabInfo:
         return self.pki["pins_file"]
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
+        # "pids" repeats the pids of "processes" for scripts that read lab.json (jq .pids.proxy);
+        # read back, it is ignored: "processes" (with start times) is what 'harness down' trusts.
+        return json.dumps({**asdict(self), "pids": self.pids}, indent=2)
 
     @classmethod
     def from_dict(cls, data: dict) -> "LabInfo":
         """The inverse of ``asdict``; raises TypeError or ValueError for a document of another shape."""
         if not isinstance(data, dict):
             raise TypeError(f"expected an object, got {type(data).__name__}")
-        unknown = set(data) - {f.name for f in fields(cls)}
+        unknown = set(data) - {f.name for f in fields(cls)} - {"pids"}
         if unknown:
             raise TypeError(f"unknown keys {sorted(unknown)}")
         data = dict(data)
+        data.pop("pids", None)
         if data.get("transparent") is not None:
             data["transparent"] = Transparent(**data["transparent"])
         data["machines"] = Machines(**data.get("machines", {}))
+        processes = data.get("processes", {})
+        if not isinstance(processes, dict):
+            raise TypeError(f"processes must be an object, not {type(processes).__name__}")
+        data["processes"] = {str(role): ProcessRecord.from_dict(p) for role, p in processes.items()}
+        if data.get("token") is not None and not isinstance(data["token"], str):
+            raise TypeError("token must be a string")
         return cls(**data)
 
     def write(self) -> Path:
@@ -140,8 +159,10 @@ class LabInfo:
     def read(cls, state_dir: str | Path) -> "LabInfo":
         path = Path(state_dir) / "lab.json"
         try:
-            return cls.from_dict(json.loads(path.read_text()))
+            return cls.from_dict(json.loads(read_state_file(path)))
         except FileNotFoundError:
             raise EnvironmentProblem(f"no lab is running in {state_dir} (no lab.json); start one with 'harness up'.") from None
         except (ValueError, TypeError) as e:
             raise BadFileError(f"{path} is corrupt ({e}); run 'harness down' and 'harness up' again.") from None
+        except OSError as e:  # a directory, a state "directory" that is a file, no permission
+            raise BadFileError(f"cannot read {path} ({e.strerror or e}); run 'harness down' and 'harness up' again.") from None

@@ -33,11 +33,12 @@ from pathlib import Path
 from harness.errors import LabError, UnknownNameError, UsageError
 from harness.lab import gateway as transparent_gateway
 from harness.lab.early import PROXY, PROXY_CONFIG, proxy_command
+from harness.lab.identity import lab_environment, state_marker
 from harness.lab.info import LabInfo, Transparent
+from harness.lab.lock import LabLock, acquire
 from harness.lab.options import LabOptions
 from harness.lab.ports import check_plan_free, free_ports, plan_ports
 from harness.lab.process import Child, kill, spawn, stop, wait_ready
-from harness.lab.statedir import prepare_state_dir
 from harness.model.policy import Policy
 from harness.model.vocab import CLIENTS
 from harness.pki.ca import CA, Blob
@@ -49,6 +50,9 @@ SERVER = "mock server"
 _PID_KEYS = {SERVER: "server", PROXY: "proxy"}
 # A restarted component's journal starts at restarts * RESTART_SEQ_STEP + 1.
 RESTART_SEQ_STEP = 1_000_000_000
+# State directories of the labs running in this process: the lock is re-entrant within a process,
+# so two LocalLabs of one process on one directory are caught here.
+_running: set[str] = set()
 
 
 def _port_of(url: str) -> int:
@@ -85,6 +89,8 @@ class LocalLab:
         # A proxy started by prespawn_proxy() before this lab was even configured.
         self._proxy_child = proxy_child
         self.info: LabInfo | None = None
+        self._lock: LabLock | None = None  # the state directory's, from start() to stop()
+        self._env: dict[str, str] | None = None  # every child's environment: carries the lab's token
         self.pki = LabPKI.at(self.state_dir)
         self.restarts = 0
         # The ports in use, fixed after the first start so restarts reuse them.
@@ -151,14 +157,23 @@ class LocalLab:
         argv = self._proxy_argv()
         child, self._proxy_child = self._proxy_child, None
         if child is None:
-            return spawn(PROXY, argv, self._logs / "proxy.log", gate=True)
+            return spawn(PROXY, argv, self._logs / "proxy.log", gate=True, env=self._env)
         # Importing mitmproxy since it was spawned early, with this argv: it reads the file just
         # written once start() opens its gate.
         return child
 
     # -- start and stop ----------------------------------------------------------------
+    def _lock_state_dir(self) -> None:
+        """One lab per state directory: lock it (LabBusy names the running lab) before touching it."""
+        key = state_marker(self.state_dir) if self.state_dir.exists() else None
+        if key in _running:
+            raise UsageError(f"a lab of this process already runs in {self.state_dir}; give this one another state_dir.")
+        self._lock = acquire(self.state_dir)
+        _running.add(state_marker(self.state_dir))
+        self._env = lab_environment(self._lock.token, self.state_dir)
+
     def start(self) -> LabInfo:
-        prepare_state_dir(self.state_dir)
+        self._lock_state_dir()
         if self.base_port is not None:
             plan = plan_ports(self.base_port, list(self.policies), self.lanes, list(self._sites))
             check_plan_free(LOOPBACK, plan)  # one sentence naming the port and its role
@@ -171,7 +186,7 @@ class LocalLab:
             self._open_gateway()
             # Interpreter and mitmproxy start-up (most of the time) overlap with key generation.
             self.children = [
-                spawn(SERVER, self._server_argv(), self._logs / "server.log", gate=True),
+                spawn(SERVER, self._server_argv(), self._logs / "server.log", gate=True, env=self._env),
                 self._spawn_or_adopt_proxy(),
             ]
             pki = LabPKI.generate(
@@ -203,7 +218,8 @@ class LocalLab:
             server_admin=server["admin"],
             pki={k: v for k, v in pki.describe().items()},
             org_issuer_cn=pki.org_issuer_cn,
-            pids={"server": self.children[0].pid, "proxy": self.children[1].pid},
+            processes={"server": self.children[0].record, "proxy": self.children[1].record},
+            token=self._lock.token,
             vendor=self.vendor.name if self.vendor is not None else None,
             sites={case: [f"{LOOPBACK}:{p}" for p in ports] for case, ports in self._sites.items()},
             transparent_unavailable=self._gateway_unavailable,
@@ -260,6 +276,10 @@ class LocalLab:
         if self.gateway is not None:
             gateway, self.gateway = self.gateway, None
             gateway.destroy()
+        if self._lock is not None:  # last: nothing of this lab runs any more
+            lock, self._lock = self._lock, None
+            _running.discard(state_marker(self.state_dir))
+            lock.release()
 
     def __enter__(self) -> LabInfo:
         return self.start()
@@ -293,10 +313,10 @@ class LocalLab:
         stop([self.children[index]])
         self.restarts += 1
         log = self._logs / ("proxy.log" if name == PROXY else "server.log")
-        child = spawn(name, argv_for(), log)
+        child = spawn(name, argv_for(), log, env=self._env)
         self.children[index] = child
         report = wait_ready([child], self.start_timeout)[name]  # on failure the caller's stop() reaps it
-        info.pids[_PID_KEYS[name]] = child.pid
+        info.processes[_PID_KEYS[name]] = child.record
         if (self.state_dir / "lab.json").exists():
             info.write()  # 'harness down' must find the new pid
         return report

@@ -1,10 +1,18 @@
-"""Child processes that announce readiness on a pipe, and die with their parent.
+"""Child processes that announce readiness on a pipe, die with their parent, and are stopped
+only if they are still the lab's.
 
 Each lab component is started with ``--ready-fd N``: it writes one JSON line to
 that descriptor when it is really listening.  The launcher waits on the pipe
 (no sleeps, no log scraping) with a deadline; if the child dies first, the last
 line of its log explains why.  On Linux children also get ``PR_SET_PDEATHSIG``
 so a crashed launcher never leaves a proxy behind.
+
+Every child starts a session (and process group) of its own, so a terminal's
+Ctrl-C reaches only the launcher, which stops its children in order, and a
+group can be signalled as a whole.  ``harness down`` signals processes that
+are not its children with :func:`terminate`: each :class:`Target` is checked
+again (token or lock, and start time: :mod:`harness.lab.identity`) right
+before every signal, through a pidfd where the kernel has them.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import LabStartError
+from harness.lab.identity import ProcessRecord, matches
 
 _PR_SET_PDEATHSIG = 1
 
@@ -39,6 +48,7 @@ class Child:
     proc: subprocess.Popen
     ready_fd: int
     log: Path
+    record: ProcessRecord | None = None  # pid and start time, taken at spawn (for lab.json)
 
     @property
     def pid(self) -> int:
@@ -55,12 +65,15 @@ class Child:
 
 
 def spawn(name: str, argv: list[str], log: Path, *, env: dict | None = None, die_with_parent: bool = True,
-          gate: bool = False) -> Child:
-    """Start ``argv`` with ``--ready-fd`` appended; stdout and stderr go to ``log``.
+          gate: bool = False, pass_fds: tuple[int, ...] = ()) -> Child:
+    """Start ``argv`` with ``--ready-fd`` appended, in a session of its own; stdout and stderr go to ``log``.
 
+    ``env`` is the child's whole environment: a lab passes
+    :func:`harness.lab.identity.lab_environment`, which marks its processes.
     With ``gate``, the child also gets ``--start-gate``: it does its slow imports
     at once, then waits for :meth:`Child.open_gate` before reading its files, so
     the launcher can prepare those files (the PKI) while the child starts.
+    ``pass_fds`` are further descriptors the child inherits.
     """
     r, w = os.pipe()
     os.set_inheritable(w, True)
@@ -68,11 +81,11 @@ def spawn(name: str, argv: list[str], log: Path, *, env: dict | None = None, die
         proc = subprocess.Popen(
             [*argv, "--ready-fd", str(w), *(["--start-gate"] if gate else [])],
             stdin=subprocess.PIPE if gate else subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-            pass_fds=(w,), env=env, close_fds=True,
+            pass_fds=(w, *pass_fds), env=env, close_fds=True, start_new_session=True,
             preexec_fn=_die_with_parent if die_with_parent and sys.platform == "linux" else None,
         )
     os.close(w)
-    return Child(name, proc, r, log)
+    return Child(name, proc, r, log, ProcessRecord.of(proc.pid))
 
 
 def _log_tail(log: Path) -> str:
@@ -164,25 +177,6 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-def is_lab_process(pid: int) -> bool:
-    """True if ``pid`` runs one of the lab's programs (``python -m harness...``).
-
-    ``harness down`` reads pids from ``lab.json``; after a crash and a reboot or
-    a long time, such a pid may belong to an unrelated process, which must not
-    be signalled.  Without procfs there is no way to tell, so it says True.  An
-    empty command line (a kernel thread, a zombie, a process mid-exec) is not
-    the lab's.
-    """
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv = f.read().split(b"\0")
-    except FileNotFoundError:
-        return not os.path.isdir("/proc/self")
-    except OSError:
-        return False
-    return any(a == b"harness" or a.startswith(b"harness.") or a.endswith(b"/harness") for a in argv)
-
-
 def wait_gone(pids: list[int], timeout: float) -> bool:
     """Wait until none of ``pids`` is alive; False if ``timeout`` passed first.
 
@@ -217,18 +211,68 @@ def wait_gone(pids: list[int], timeout: float) -> bool:
     return True
 
 
-def terminate_pids(pids: list[int], timeout: float = 5.0) -> list[int]:
+@dataclass(frozen=True)
+class Target:
+    """A process ``harness down`` may signal, and how it is recognised again before each signal.
+
+    ``token``: it carries the lab's token; ``lock``: it holds the lab's lock (the
+    owner).  ``group``: signal its whole process group (a child the lab started
+    in a session of its own); otherwise the process alone (a foreground
+    ``harness up`` shares its group with the user's shell pipeline).
+    """
+
+    record: ProcessRecord
+    token: str | None = None
+    lock: Path | None = None
+    group: bool = False
+
+    @property
+    def pid(self) -> int:
+        return self.record.pid
+
+    def still_ours(self) -> bool:
+        return matches(self.record, token=self.token, lock=self.lock)
+
+
+def _signal_target(target: Target, sig: int) -> bool:
+    """Send ``sig`` if ``target`` is still the process it was (True if sent); with a pidfd, the
+    check and the signal reach the same process even if the pid is reused in between."""
+    try:
+        pidfd = os.pidfd_open(target.pid)
+    except ProcessLookupError:
+        return False
+    except (AttributeError, OSError):
+        pidfd = None  # no pidfds here: the check below is as close to the signal as it gets
+    try:
+        if not target.still_ours():
+            return False
+        if target.group and os.getpgid(target.pid) == target.pid:
+            os.killpg(target.pid, sig)
+        elif pidfd is not None:
+            signal.pidfd_send_signal(pidfd, sig)
+        else:
+            os.kill(target.pid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+def terminate(targets: list[Target], timeout: float = 5.0) -> tuple[list[int], list[int]]:
     """SIGTERM (+ SIGCONT), wait, SIGKILL: for ``harness down`` (the processes are not our children).
 
-    Returns the pids that had to be killed.
+    Every signal goes only to a target that is still the lab's.  Returns
+    ``(killed, survivors)``: the pids that needed SIGKILL, and those still alive after it.
     """
-    for pid in pids:
-        if pid_alive(pid):
-            _signal(pid, signal.SIGTERM)
-            _signal(pid, signal.SIGCONT)  # a stopped (Ctrl-Z'd, hung) process acts on SIGTERM only once continued
-    wait_gone(pids, timeout)
-    survivors = [p for p in pids if pid_alive(p)]
-    for pid in survivors:
-        _signal(pid, signal.SIGKILL)
-    wait_gone(survivors, timeout)
-    return survivors
+    signalled = [t for t in targets if _signal_target(t, signal.SIGTERM)]
+    for t in signalled:
+        _signal_target(t, signal.SIGCONT)  # a stopped (Ctrl-Z'd, hung) process acts on SIGTERM only once continued
+    # Waited for until they have really exited (a dying process stops looking like the lab's
+    # before it is gone).
+    wait_gone([t.pid for t in signalled], timeout)
+    stubborn = [t for t in signalled if pid_alive(t.pid) and t.still_ours()]
+    killed = [t for t in stubborn if _signal_target(t, signal.SIGKILL)]
+    wait_gone([t.pid for t in killed], timeout)
+    return [t.pid for t in killed], [t.pid for t in killed if pid_alive(t.pid) and t.still_ours()]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path
 
 from harness.errors import EnvironmentProblem
@@ -38,3 +40,35 @@ def writable_dir(path: str | Path, *, what: str, option: str, mode: int = 0o777)
 def run_state_dir(state_dir: str | Path, vendor: str | None = None) -> Path:
     """Where ``harness run``'s lab (``vendor``'s, with several) keeps its state, under ``state_dir``."""
     return Path(state_dir) / (f"run-{vendor}" if vendor else "run")
+
+
+def read_state_file(path: str | Path, limit: int = 1 << 20) -> bytes:
+    """The bytes of a small file the lab wrote into its state directory (``lab.json``, ``lab.lock``).
+
+    Whatever is found there instead (a FIFO, a device, a symlink, a directory, a
+    file larger than ``limit``) raises :class:`OSError` at once with the reason,
+    never blocks and never reads without bound.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, "a symbolic link, not a file the lab wrote", str(path)) from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "a directory", str(path))
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        if st.st_size > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit} bytes")
+        chunks, size = [], 0
+        while chunk := os.read(fd, min(65536, limit + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise OSError(errno.EFBIG, f"larger than {limit} bytes")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)

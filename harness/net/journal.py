@@ -10,8 +10,10 @@ A record can stay *open* while its connection lives (the proxy fills it in as
 hooks fire); :meth:`Journal.settle` waits until a lane has no open record, so a
 reader never judges a half-written connection and never has to sleep.
 
-:class:`AdminEndpoint` serves a journal over HTTP on the admin endpoint (bound to
-loopback or an internal network only), :class:`JournalReader` reads it.
+:class:`harness.net.admin.AdminEndpoint` serves a journal over HTTP (bound to
+loopback or an internal network only, and holding under hostile clients);
+:class:`JournalReader` reads it.  ``AdminEndpoint`` and ``start_admin`` are
+importable from here too, where the proxy and the server have always found them.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-import h11
-
 from harness.errors import LabError
+from harness.net.admin import AdminEndpoint, start_admin
+
+__all__ = ["AdminEndpoint", "Journal", "JournalReader", "announce_ready", "start_admin"]
 
 
 class Journal:
@@ -115,92 +118,6 @@ def _has_loop() -> bool:
     except RuntimeError:
         return False
     return True
-
-
-class AdminEndpoint:
-    """The journal over plain HTTP/1.1 (h11 on asyncio streams; read-only).
-
-    ``GET /healthz`` and ``GET /journal?lane=N&after=SEQ&settle=SECONDS``, the
-    latter answering ``{"last_seq": ..., "settled": bool, "records": [...]}``.
-    It is deliberately tiny: it runs inside the proxy process, whose start-up
-    time is benchmarked, so it costs no web framework import.
-    """
-
-    def __init__(self, journal: Journal, *, name: str) -> None:
-        self.journal = journal
-        self.name = name
-        self.server: asyncio.AbstractServer | None = None
-
-    async def start(self, host: str, port: int) -> str:
-        self.server = await asyncio.start_server(self._serve, host, port, reuse_address=True)
-        actual = self.server.sockets[0].getsockname()[1]
-        return f"http://{_url_host(host)}:{actual}"
-
-    async def close(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
-
-    async def answer(self, method: str, target: str) -> tuple[int, dict]:
-        """The response (status, JSON body) for one request; no I/O here but waiting to settle."""
-        url = urllib.parse.urlsplit(target)
-        if method != "GET":
-            return 405, {"error": "only GET is served"}
-        if url.path == "/healthz":
-            return 200, {"ok": True, "name": self.name}
-        if url.path != "/journal":
-            return 404, {"error": "try /journal or /healthz"}
-        q = dict(urllib.parse.parse_qsl(url.query))
-        try:
-            lane = int(q["lane"]) if "lane" in q else None
-            after = int(q.get("after", 0))
-            settle = min(float(q.get("settle", 0)), 30.0)
-        except ValueError:
-            return 400, {"error": "lane, after and settle must be numbers"}
-        if settle > 0:
-            settled = await self.journal.settle(lane, settle)
-        else:
-            settled = self.journal.open_count(lane) == 0
-        return 200, {"last_seq": self.journal.last_seq, "settled": settled,
-                     "records": self.journal.read(lane=lane, after=after)}
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = h11.Connection(h11.SERVER)
-        try:
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    data = await asyncio.wait_for(reader.read(65536), 30)
-                    conn.receive_data(data)
-                    if not data:
-                        return
-                    continue
-                if isinstance(event, h11.Request):
-                    status, body = await self.answer(event.method.decode(), event.target.decode())
-                    payload = json.dumps(body).encode()
-                    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload))),
-                               ("Connection", "close")]
-                    writer.write(conn.send(h11.Response(status_code=status, headers=headers)))
-                    writer.write(conn.send(h11.Data(data=payload)))
-                    writer.write(conn.send(h11.EndOfMessage()))
-                    await writer.drain()
-                    return
-                if isinstance(event, h11.ConnectionClosed):
-                    return
-        except (h11.RemoteProtocolError, asyncio.TimeoutError, ConnectionError):
-            return
-        finally:
-            writer.close()
-
-
-async def start_admin(journal: Journal, host: str, port: int, *, name: str) -> tuple[AdminEndpoint, str]:
-    """Start the admin endpoint; returns ``(endpoint, "http://host:port")``."""
-    endpoint = AdminEndpoint(journal, name=name)
-    return endpoint, await endpoint.start(host, port)
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
 
 
 def announce_ready(report: dict, fd: int | None, path: str | None = None) -> None:

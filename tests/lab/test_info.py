@@ -5,6 +5,7 @@ import json
 import pytest
 
 from harness.errors import BadFileError, EnvironmentProblem, UnknownNameError
+from harness.lab.identity import ProcessRecord
 from harness.lab.info import Endpoint, LabInfo, Machines, Transparent
 
 
@@ -41,13 +42,19 @@ def test_no_gateway_says_why():
 def test_lab_json_round_trip(tmp_path):
     lab = info(state_dir=str(tmp_path), vendor="zscaler", sites={"expired": ["127.0.0.1:9"]},
                transparent=Transparent(gateways={"inspect": ["198.18.0.10:443"]}, namespace="ns"),
-               machines=Machines(corp={"beam": ["x"]}), pids={"proxy": 1})
+               machines=Machines(corp={"beam": ["x"]}), processes={"proxy": ProcessRecord(1, 5)}, token="t" * 32)
     lab.write()
     again = LabInfo.read(tmp_path)
     assert again == lab and isinstance(again.transparent, Transparent) and isinstance(again.machines, Machines)
+    assert again.processes["proxy"] == ProcessRecord(1, 5) and again.pids == {"proxy": 1}
+    # For scripts, lab.json also lists the bare pids; read back, only "processes" counts.
+    assert json.loads((tmp_path / "lab.json").read_text())["pids"] == {"proxy": 1}
 
 
-@pytest.mark.parametrize("text", ["[]", "{\"backend\": \"local\"}", json.dumps({"nonsense": 1}), "not json"])
+@pytest.mark.parametrize("text", ["[]", "{\"backend\": \"local\"}", json.dumps({"nonsense": 1}), "not json", "",
+                                  '{"backend": "lo', json.dumps({"pids": {"proxy": 1}}),
+                                  json.dumps({"processes": {"proxy": {"pid": "1", "start": 2}}}),
+                                  json.dumps({"processes": ["proxy"]}), json.dumps({"token": 7})])
 def test_corrupt_lab_json_is_one_sentence(tmp_path, text):
     (tmp_path / "lab.json").write_text(text)
     with pytest.raises(BadFileError, match="is corrupt .*run 'harness down' and 'harness up' again"):
@@ -57,3 +64,20 @@ def test_corrupt_lab_json_is_one_sentence(tmp_path, text):
 def test_missing_lab_json(tmp_path):
     with pytest.raises(EnvironmentProblem, match="no lab is running"):
         LabInfo.read(tmp_path)
+
+
+def test_lab_json_of_the_wrong_shape_is_corrupt_even_with_every_other_field_right(tmp_path):
+    good = json.loads(info(state_dir=str(tmp_path)).to_json())
+    for bad in ({"processes": {"proxy": {"pid": 1}}}, {"processes": "x"}, {"token": ["t"]}):
+        (tmp_path / "lab.json").write_text(json.dumps({**good, **bad}))
+        with pytest.raises(BadFileError, match="is corrupt"):
+            LabInfo.read(tmp_path)
+
+
+def test_lab_json_that_is_a_directory_or_under_a_file_is_one_sentence(tmp_path):
+    (tmp_path / "lab.json").mkdir()
+    with pytest.raises(BadFileError, match="cannot read .*lab.json"):
+        LabInfo.read(tmp_path)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(BadFileError, match="cannot read .*lab.json"):
+        LabInfo.read(tmp_path / "file")

@@ -1,5 +1,5 @@
-"""harness.lab.process: readiness pipes, stopping children (even stopped ones), and what
-'harness down' may signal.  Uses small throw-away processes; no lab."""
+"""harness.lab.process: readiness pipes, stopping children (even stopped ones), sessions of their
+own, and signalling only targets that are still the lab's.  Small throw-away processes; no lab."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ import time
 import pytest
 
 from harness.errors import LabStartError
+from harness.lab.identity import ProcessRecord, lab_environment, new_token
 from harness.lab.process import (
     Child,
-    is_lab_process,
+    Target,
     pid_alive,
     spawn,
     stop,
-    terminate_pids,
+    terminate,
     wait_gone,
     wait_ready,
 )
@@ -74,12 +75,73 @@ def test_stop_continues_a_stopped_child_so_sigterm_works(tmp_path):
     assert child.proc.returncode == -signal.SIGTERM
 
 
-def test_terminate_pids_stops_a_stopped_process_that_is_not_our_child():
-    pid = orphan_sleeper()
+def orphan_lab_process(tmp_path, token: str) -> int:
+    """A process of a lab (token in its environment) that is not our child, waiting to be stopped."""
+    out = subprocess.run(["sh", "-c", "sleep 30 >/dev/null 2>&1 & echo $!"], capture_output=True, text=True, timeout=10,
+                         env=lab_environment(token, tmp_path))
+    return int(out.stdout.strip())
+
+
+def test_terminate_stops_a_stopped_lab_process_that_is_not_our_child(tmp_path):
+    token = new_token()
+    pid = orphan_lab_process(tmp_path, token)
     os.kill(pid, signal.SIGSTOP)
     start = time.monotonic()
-    assert terminate_pids([pid], timeout=5) == []  # ended by SIGTERM, nothing had to be killed
+    assert terminate([Target(ProcessRecord.of(pid), token=token)], timeout=5) == ([], [])  # SIGTERM was enough
     assert not pid_alive(pid) and time.monotonic() - start < 2.5
+
+
+def test_terminate_leaves_a_target_that_is_no_longer_the_labs():
+    """The pid is there, but without the token (or with another start time): never signalled."""
+    pid = orphan_sleeper()
+    try:
+        record = ProcessRecord.of(pid)
+        assert terminate([Target(record, token=new_token())], timeout=0.5) == ([], [])
+        assert terminate([Target(ProcessRecord(pid, record.start + 1), token=new_token())], timeout=0.5) == ([], [])
+        assert terminate([Target(record)], timeout=0.5) == ([], [])  # recognised by nothing at all
+        assert pid_alive(pid)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_terminate_kills_what_ignores_sigterm(tmp_path):
+    token = new_token()
+    child = spawn("stubborn", [PY, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                                         "print('ready', flush=True); time.sleep(60)"],
+                  tmp_path / "stubborn.log", env=lab_environment(token, tmp_path), die_with_parent=False)
+    deadline = time.monotonic() + 10
+    while "ready" not in (tmp_path / "stubborn.log").read_text() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    killed, survivors = terminate([Target(child.record, token=token, group=True)], timeout=0.5)
+    assert killed == [child.pid] and survivors == []
+    child.proc.wait(5)
+
+
+def test_spawned_children_lead_a_session_and_group_of_their_own(tmp_path):
+    """Ctrl-C in the launcher's terminal reaches only the launcher; 'down' can signal the group."""
+    child = spawn("grouped", [PY, "-c", "import time; time.sleep(30)"], tmp_path / "g.log")
+    try:
+        assert os.getpgid(child.pid) == child.pid and os.getsid(child.pid) == child.pid
+        assert os.getpgid(child.pid) != os.getpgid(0)
+        assert child.record == ProcessRecord.of(child.pid)
+    finally:
+        stop([child])
+
+
+def test_a_group_target_takes_its_grandchildren_along(tmp_path):
+    """A lab child that started a helper of its own: signalling the group ends both."""
+    token = new_token()
+    script = ("import subprocess, sys, time; p = subprocess.Popen(['sleep', '60']); "
+              "print(p.pid, flush=True); time.sleep(60)")
+    child = spawn("parent", [PY, "-c", script], tmp_path / "p.log", env=lab_environment(token, tmp_path),
+                  die_with_parent=False)
+    deadline = time.monotonic() + 10
+    while not (tmp_path / "p.log").read_text().strip() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    grandchild = int((tmp_path / "p.log").read_text().split()[0])
+    terminate([Target(child.record, token=token, group=True)], timeout=5)
+    child.proc.wait(5)
+    assert wait_gone([grandchild], 5)
 
 
 def test_wait_gone_times_out_on_a_live_process_and_returns_when_it_exits():
@@ -98,19 +160,3 @@ def test_a_zombie_counts_as_gone(tmp_path):
     assert wait_gone([child.pid], 5)
     assert not pid_alive(child.pid)
     child.proc.wait()
-
-
-def test_is_lab_process_recognises_only_the_lab_programs(tmp_path):
-    from harness.pki.lab import LabPKI
-
-    pki = LabPKI.generate(tmp_path / "state")
-    sleeper = child_of(["sleep", "30"], tmp_path)
-    server = spawn("mock server", [PY, "-m", "harness.server", "--cert", str(pki.server_chain), "--key",
-                                   str(pki.server_key), "--ports", "0", "--admin", "127.0.0.1:0"], tmp_path / "s.log")
-    try:
-        wait_ready([server], 30)  # running for real, not half-way through exec
-        assert is_lab_process(server.pid)
-        assert not is_lab_process(sleeper.pid)
-        assert not is_lab_process(os.getpid())  # pytest
-    finally:
-        stop([server, sleeper])

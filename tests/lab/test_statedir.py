@@ -1,12 +1,16 @@
 """harness.lab.statedir: the state directory (0700), writable output directories, run_state_dir."""
 
+from __future__ import annotations
+
+import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
 
 from harness.errors import EnvironmentProblem
-from harness.lab.statedir import default_state_dir, prepare_state_dir, run_state_dir, writable_dir
+from harness.lab.statedir import default_state_dir, prepare_state_dir, read_state_file, run_state_dir, writable_dir
 
 
 def test_prepare_creates_the_state_dir_private(tmp_path):
@@ -43,3 +47,46 @@ def test_default_state_dir_follows_the_environment(monkeypatch):
 def test_run_state_dir_per_vendor():
     assert run_state_dir("/s") == Path("/s/run")
     assert run_state_dir(Path("/s"), "zscaler") == Path("/s/run-zscaler")
+
+
+def test_a_small_regular_file_is_read(tmp_path):
+    (tmp_path / "lab.json").write_bytes(b'{"a": 1}')
+    assert read_state_file(tmp_path / "lab.json") == b'{"a": 1}'
+    assert read_state_file(tmp_path / "lab.json", limit=8) == b'{"a": 1}'
+
+
+def make_fifo(p):
+    os.mkfifo(p)
+
+
+def make_zero_link(p):
+    p.symlink_to("/dev/zero")
+
+
+def make_dir(p):
+    p.mkdir()
+
+
+def make_big(p):
+    with open(p, "wb") as f:
+        f.truncate(2 << 20)
+
+
+@pytest.mark.parametrize("make,reason", [
+    (make_fifo, "not a regular file"),          # would block open() or read() for ever
+    (make_zero_link, "a symbolic link"),        # would read without end
+    (make_dir, "a directory"),
+    (make_big, "larger than"),
+])
+def test_anything_else_is_an_os_error_at_once(tmp_path, make, reason):
+    path = tmp_path / "lab.json"
+    make(path)
+    start = time.monotonic()
+    with pytest.raises(OSError, match=reason):
+        read_state_file(path)
+    assert time.monotonic() - start < 1
+
+
+def test_a_missing_file_is_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        read_state_file(tmp_path / "nope")
