@@ -24,7 +24,13 @@ class CellResult:
     secret: str = ""
     # "reference" for attended/beam, else the policy a client definition claims.
     client_policy: str = "reference"
+    # How the client was run, to rerun it exactly (harness.reports.rerun): its argv, the
+    # environment it got on top of the harness's, its standard input (None: empty), and the
+    # command that ran it on another machine of the lab (docker exec CONTAINER), if any.
     command: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    stdin: str | None = None
+    exec_prefix: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -39,6 +45,9 @@ class CellResult:
             "client": self.client,
             "client_policy": self.client_policy,
             "command": list(self.command),
+            "env": dict(self.env),
+            "stdin": self.stdin,
+            "exec_prefix": list(self.exec_prefix),
             "expected": self.verdict.expected,
             "observed": o.outcome,
             "verdict": self.verdict.label,

@@ -12,10 +12,9 @@ the pytest plugin's failure messages are built from them.
 
 from __future__ import annotations
 
-import shlex
-
 from harness.matrix.cell import CellResult
 from harness.model.records import ProxyRecord, ServerRecord
+from harness.reports.rerun import rerun_command
 
 REDACTED = "[redacted]"
 # Fields that carry a credential in the proxy's and the server's journals.
@@ -130,8 +129,8 @@ def describe(cell_doc: dict) -> str:
         f"  issuer seen: {cell_doc['issuer_seen'] or '-'}; pin: {pin_result(cell_doc)}",
         f"  {proxy_proof(cell_doc)}",
     ]
-    if cell_doc.get("command"):
-        lines.append(f"  command: {shlex.join(cell_doc['command'])}")
+    if rerun := rerun_command(cell_doc):
+        lines.append(f"  rerun: {rerun}")
     lines += ["  proxy journal:", *[f"    {x}" for x in proxy_lines(cell_doc["proxy_records"]) or ["(nothing)"]]]
     lines += ["  server journal:", *[f"    {x}" for x in server_lines(cell_doc["server_records"]) or ["(nothing)"]]]
     out = cell_doc["output"].splitlines()
