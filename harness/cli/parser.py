@@ -41,9 +41,11 @@ def _lab_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="harness", description="A lab that reproduces enterprise TLS inspection against pinned "
-                "ScreenMeet clients: a real mitmproxy, a mock ScreenMeet server, and two pinned reference clients.",
-                epilog="Run 'harness COMMAND --help' for a command's options.")
+    # Run by ./lab, the usage lines and "see '... --help'" name the command the person typed.
+    prog = os.environ.get("HARNESS_PROG") or "harness"
+    p = _Parser(prog=prog, description="A lab that reproduces enterprise TLS inspection against pinned ScreenMeet "
+                "clients: a real mitmproxy, a mock ScreenMeet server, and two pinned reference clients.",
+                epilog=f"Run '{prog} COMMAND --help' for a command's options.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def command(name: str, summary: str, description: str, **kw) -> argparse.ArgumentParser:

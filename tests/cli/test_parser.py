@@ -29,12 +29,23 @@ def every_parser() -> dict[str, argparse.ArgumentParser]:
     return parsers
 
 
-PARSERS = every_parser()
+PROGS = ["harness", "harness up", "harness down", "harness run", "harness pki", "harness probe", "harness images",
+         "harness images build", "harness attended", "harness beam"]
 
 
-@pytest.mark.parametrize("prog", sorted(PARSERS))
-def test_every_command_has_a_description_and_every_option_help(prog):
-    parser = PARSERS[prog]
+@pytest.fixture
+def parsers(monkeypatch):
+    monkeypatch.delenv("HARNESS_PROG", raising=False)
+    return every_parser()
+
+
+def test_every_command_is_checked(parsers):
+    assert sorted(parsers) == sorted(PROGS)
+
+
+@pytest.mark.parametrize("prog", PROGS)
+def test_every_command_has_a_description_and_every_option_help(parsers, prog):
+    parser = parsers[prog]
     assert parser.prog == prog
     assert parser.description and len(parser.description) > 20, f"{prog} has no description"
     for action in parser._actions:
@@ -46,8 +57,8 @@ def test_every_command_has_a_description_and_every_option_help(prog):
         assert action.help and len(action.help) > 10, f"{prog} {action.option_strings or action.dest}: no help"
 
 
-def test_the_top_help_lists_every_command_with_a_line():
-    text = build_parser().format_help()
+def test_the_top_help_lists_every_command_with_a_line(parsers):
+    text = parsers["harness"].format_help()
     for name in ("up", "down", "run", "pki", "probe", "images", "attended", "beam"):
         assert f"\n    {name} " in text
     assert "Run 'harness COMMAND --help'" in text
@@ -80,3 +91,12 @@ def test_every_mistake_points_at_its_commands_help(args, prog):
 def test_help_exits_zero(prog):
     proc = harness(*prog.split(), "--help")
     assert proc.returncode == 0 and proc.stdout.startswith(f"usage: harness {prog}"), proc.stdout + proc.stderr
+
+
+def test_run_by_the_lab_script_the_sentences_name_it(monkeypatch):
+    """./lab sets HARNESS_PROG: usage lines and "see '... --help'" name the command the person typed."""
+    monkeypatch.setenv("HARNESS_PROG", "./lab")
+    proc = harness("run", "--lanes", "0")
+    assert_one_sentence_error(proc, 2)
+    assert proc.stderr.rstrip().endswith("; see './lab run --help'.")
+    assert harness("run", "--help").stdout.startswith("usage: ./lab run ")
