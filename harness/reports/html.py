@@ -72,8 +72,8 @@ h4 { margin: 10px 0 4px; font-size: 13px; }
 .counts { display: flex; gap: 10px; margin: 6px 0 4px; }
 .count { border: 1px solid var(--line); border-radius: 8px; padding: 6px 14px; min-width: 118px; background: #f6f8fa; }
 .count b { display: block; font-size: 26px; line-height: 1.1; }
-.count.pass b { color: var(--pass); } .count.fail b { color: var(--fail); } .count.fail.some { background: var(--fail-bg); border-color: #f3a9a4; }
-.count.none b { color: var(--muted); }
+.count.pass b { color: var(--pass); } .count.fail.some b { color: var(--fail); }
+.count.fail.some { background: var(--fail-bg); border-color: #f3a9a4; } .count b { color: var(--muted); }
 #only-failures { position: absolute; opacity: 0; }
 label.toggle { cursor: pointer; user-select: none; border: 1px solid var(--line); border-radius: 6px; padding: 4px 10px;
                background: #fff; font-weight: 600; }
