@@ -11,7 +11,10 @@
     └── LabStartError         – a lab component did not come up in time
 
 The CLI prints ``str(error)`` and exits with ``error.exit_code``; it never shows
-a traceback for these.  Anything else escaping is a bug in the lab.
+a traceback for these.  Anything else escaping is a bug in the lab.  An unknown
+name comes with the closest known ones ("did you mean ...?"), and every command
+line of the lab parses with :class:`ArgumentParser`, whose mistakes are a
+UsageError pointing at the mistyped command's ``--help``.
 
 The reference clients (:mod:`harness.clients`) fail for the remote side's
 reasons, not the caller's; each failure maps to a client exit code
@@ -27,6 +30,10 @@ reasons, not the caller's; each failure maps to a client exit code
 
 from __future__ import annotations
 
+import argparse
+import difflib
+import re
+
 
 class LabError(Exception):
     """Base class: its message is a complete sentence meant for a person."""
@@ -41,13 +48,49 @@ class UsageError(LabError):
 
 
 class UnknownNameError(UsageError):
-    """A name (scenario, vendor, backend, client) that the lab does not know."""
+    """A name (scenario, vendor, backend, client) that the lab does not know.
+
+    The sentence suggests the closest known names first (a typo is the usual
+    cause), then lists them all.
+    """
 
     def __init__(self, kind: str, name: str, known: list[str] | tuple[str, ...]):
         self.kind, self.name, self.known = kind, name, list(known)
-        super().__init__(
-            f"unknown {kind} {name!r}; choose one of: {', '.join(sorted(self.known))}."
-        )
+        self.suggestions = close_names(name, self.known)
+        super().__init__(f"unknown {kind} {name!r}{did_you_mean(self.suggestions)}; "
+                         f"choose one of: {', '.join(sorted(self.known))}.")
+
+
+def close_names(name: str, known: list[str] | tuple[str, ...], *, n: int = 3) -> list[str]:
+    """The known names closest to ``name`` (a typo, another case, a missing suffix), best first."""
+    by_lower = {k.lower(): k for k in known}
+    return [by_lower[m] for m in difflib.get_close_matches(name.lower(), list(by_lower), n=n, cutoff=0.6)]
+
+
+def did_you_mean(suggestions: list[str]) -> str:
+    """`` (did you mean 'a' or 'b'?)``, or nothing without suggestions."""
+    if not suggestions:
+        return ""
+    names = [repr(s) for s in suggestions]
+    return f" (did you mean {' or '.join([', '.join(names[:-1]), names[-1]] if len(names) > 1 else names)}?)"
+
+
+# argparse's own words for a value outside ``choices``, to add the closest ones.
+_INVALID_CHOICE = re.compile(r"invalid choice: '(?P<name>[^']*)' \(choose from (?P<known>.*)\)")
+
+
+def usage_error(prog: str, message: str, *, named: bool = True) -> UsageError:
+    """An argparse complaint as one sentence that points at the command's ``--help``.
+
+    Every parser of the lab (``harness``, its subcommands, ``harness images``, the
+    reference clients) raises this from ``error()``; a mistyped choice also gets the
+    closest names.  ``named=False`` leaves ``prog`` out of the front, for a caller
+    that prints its own prefix (``harness: ...``).
+    """
+    if m := _INVALID_CHOICE.search(message):
+        known = [k.strip().strip("'") for k in m["known"].split(",")]
+        message = message[:m.end()] + did_you_mean(close_names(m["name"], known)) + message[m.end():]
+    return UsageError(f"{prog + ': ' if named else ''}{message}; see '{prog} --help'.")
 
 
 class BadFileError(UsageError):
@@ -98,3 +141,34 @@ class TlsHandshakeAborted(TlsVerificationError):
     that), but also what a proxy restart looks like, so a long-running agent
     may retry it before giving up; nothing was verified or sent.
     """
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose mistakes are a :class:`UsageError` (exit 2), never argparse's usage dump.
+
+    The sentence comes from :func:`usage_error`: it points at the ``--help`` of the
+    (sub)command that was mistyped, also for an unknown option after a subcommand
+    (plain argparse blames the top command for that).  Subcommands are made with
+    ``add_subparsers(parser_class=type(parser))``.  ``named_in_errors = False``
+    leaves the program's name out, for a caller that prints ``harness: `` in front.
+    """
+
+    named_in_errors = True
+
+    def error(self, message: str):
+        raise usage_error(self.prog, message, named=self.named_in_errors)
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self._chosen_subcommand(parsed).error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
+    def _chosen_subcommand(self, parsed: argparse.Namespace) -> argparse.ArgumentParser:
+        """The innermost subcommand's parser that ``parsed`` went through (else this one)."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                sub = action.choices.get(getattr(parsed, action.dest, None) or "")
+                if isinstance(sub, ArgumentParser):
+                    return sub._chosen_subcommand(parsed)
+        return self

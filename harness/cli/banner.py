@@ -1,19 +1,57 @@
-"""What ``harness up`` prints: where everything of the running lab is, and commands to try."""
+"""What ``harness up`` prints: where everything of the running lab is, and commands to try.
+
+The commands work as typed: the lab's own ones start with the words that
+started this process (``./lab`` from a checkout, whose script says so in
+``$HARNESS_PROG``; ``harness`` when that is the one on ``PATH``; else the
+path that was run), and the "try" lines are the README's (``Driving the lab by
+hand``) with the README's ``PORT`` (the ``inspect`` proxy) and ``ADMIN`` (the
+proxy journal) filled in; ``tests/cli/test_banner.py`` holds the two together.
+"""
 
 from __future__ import annotations
 
+import os
+import shlex
+import shutil
+import sys
 from pathlib import Path
 
 from harness.lab.info import LabInfo
+from harness.lab.statedir import default_state_dir
 
 
-def describe_lab(info: LabInfo) -> str:
-    """The human summary printed by ``harness up``."""
+def harness_command() -> str:
+    """The words that run ``harness`` again, as the person who started this process can type them."""
+    if prog := os.environ.get("HARNESS_PROG"):  # set by the ./lab script to how it was called
+        return prog
+    argv0 = Path(sys.argv[0])
+    if argv0.name == "harness":
+        on_path = shutil.which("harness")
+        if on_path and Path(on_path).resolve() == argv0.resolve():
+            return "harness"
+        return _as_typed(argv0)
+    return f"{_as_typed(Path(sys.executable))} -m harness"  # python -m harness
+
+
+def _as_typed(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it (``.venv/bin/harness``), else absolute."""
+    path = Path(os.path.abspath(path))  # not resolve(): a venv's python is a symlink that must stay one
+    try:
+        shown = str(path.relative_to(Path.cwd()))
+    except ValueError:
+        shown = str(path)
+    return shlex.quote(shown)
+
+
+def describe_lab(info: LabInfo, *, prog: str | None = None) -> str:
+    """The human summary printed by ``harness up``; ``prog`` runs harness (default :func:`harness_command`)."""
+    prog = prog or harness_command()
     pki = info.pki
     lane0 = {policy: urls[0] for policy, urls in info.proxies.items()}
     width = max(len(p) for p in lane0)
+    compose = info.backend == "compose"
     lines = [
-        f"TLS-inspection lab is up ({info.backend}, {info.lanes} lane(s)). Stop it with Ctrl-C or 'harness down'.",
+        f"TLS-inspection lab is up ({info.backend}, {info.lanes} lane(s)). {_how_to_stop(info, prog)}",
         f"  inspection CA     CN={info.org_issuer_cn}  ({pki['org_ca']})",
         *([f"  vendor profile    {info.vendor} (fixtures/vendors.toml)"] if info.vendor else []),
         f"  trust bundles     public only: {pki['trust_public']}",
@@ -24,25 +62,49 @@ def describe_lab(info: LabInfo) -> str:
         f"  server (direct)   {info.server_connect[0]}  (SNI/Host must be a ScreenMeet name)",
         f"  journals          proxy {info.proxy_admin}/journal   server {info.server_admin}/journal",
         *([f"  corp shell        docker exec -it {info.machines.corp['beam'][-1][:12]} sh   (a machine on the corp network)"]
-          if info.backend == "compose" else []),
-        "  try" + (" (inside a corp container)" if info.backend == "compose" else ""),
-        f"    curl --proxy {lane0.get('inspect', '')} --cacert {pki['trust_public_org']} -v https://api.screenmeet.com/",
-        f"    harness beam --proxy {lane0.get('inspect', '')} --trust {pki['trust_public_org']} --pins {pki['pins_file']} --once",
-        f"    harness attended --proxy {lane0.get('exception-wildcard', '')} --trust {pki['trust_public_org']} --pins {pki['pins_file']}",
-        *_transparent_lines(info),
+          if compose else []),
+        # Inside a corp container the image's harness is on PATH.
+        *try_lines(info, "harness" if compose else prog),
+        *_transparent_lines(info, prog),
         f"  written to        {Path(info.state_dir) / 'lab.json'}",
     ]
     return "\n".join(lines)
 
 
-def _transparent_lines(info: LabInfo) -> list[str]:
+def try_lines(info: LabInfo, prog: str) -> list[str]:
+    """The README's commands to try, for this lab: watch the MITM with curl, read the journal, run the clients."""
+    pki, inspect = info.pki, (info.proxies.get("inspect") or [None])[0]
+    if inspect is None:
+        return ["  try               (no inspect proxy in this lab: start it with --policies default or all)"]
+    bundle, pins = shlex.quote(pki["trust_public_org"]), shlex.quote(pki["pins_file"])
+    compose = info.backend == "compose"
+    return [
+        "  try" + (" (inside a corp container)" if compose else
+                   " (PORT in the README is the inspect proxy's port, ADMIN the proxy journal's)"),
+        f"    curl --proxy {inspect} --cacert {bundle} -v https://api.screenmeet.com/",
+        *([] if compose else [f"    curl -s {info.proxy_admin}/journal | python3 -m json.tool"]),
+        f"    {prog} beam     --proxy {inspect} --trust {bundle} --pins {pins} --once",
+        f"    {prog} attended --proxy {inspect} --trust {bundle} --pins {pins} --on-warning ask",
+    ]
+
+
+def _how_to_stop(info: LabInfo, prog: str) -> str:
+    where = Path(info.state_dir)
+    down = f"{prog} down" + ("" if where.resolve() == default_state_dir().resolve() else f" --state-dir {shlex.quote(str(where))}")
+    # Printed by the 'up' process itself it can take Ctrl-C; printed after --detach, it cannot.
+    if info.pids.get("up") == os.getpid():
+        return f"Stop it with Ctrl-C or '{down}' from another terminal."
+    return f"Stop it with '{down}'."
+
+
+def _transparent_lines(info: LabInfo, prog: str) -> list[str]:
     """How to run a client behind the transparent gateway, if the lab has one."""
     t = info.transparent
     if t is None or not t.gateways:
         return []
     policy = "inspect" if "inspect" in t.gateways else next(iter(t.gateways))
-    where = (f"sudo ip netns exec {t.namespace}" if info.backend == "local"
-             else f"docker exec -u lab {info.machines.gateway['beam'][-1][:12]}")
+    where = (f"sudo ip netns exec {t.namespace} {prog}" if info.backend == "local"
+             else f"docker exec -u lab {info.machines.gateway['beam'][-1][:12]} harness")
     return [f"  transparent       no proxy; gateway address for {policy}: {t.gateways[policy][0]} (all in lab.json)",
-            f"    {where} harness beam --no-proxy --connect-to {t.gateways[policy][0]} "
+            f"    {where} beam --no-proxy --connect-to {t.gateways[policy][0]} "
             f"--trust {info.pki['trust_public_org']} --pins {info.pki['pins_file']} --once"]

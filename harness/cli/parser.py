@@ -7,18 +7,17 @@ import os
 from pathlib import Path
 
 from harness import __version__
-from harness.errors import UsageError
+from harness.errors import ArgumentParser
 from harness.lab.options import BACKENDS, DEFAULT_ORG_CN, DEFAULT_ORG_O, LabOptions
 from harness.lab.statedir import default_state_dir
 from harness.model.values import port_number, positive_int, positive_seconds
 from harness.model.vendors import get_vendor
 
 
-class _Parser(argparse.ArgumentParser):
+class _Parser(ArgumentParser):
     """argparse whose errors are one sentence (a UsageError) pointing at the command's --help."""
 
-    def error(self, message: str):
-        raise UsageError(f"{self.prog}: {message}; see '{self.prog} --help'.")
+    named_in_errors = False  # main() prints "harness: " in front
 
 
 def _lab_options(p: argparse.ArgumentParser) -> None:
@@ -43,11 +42,21 @@ def _lab_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="harness", description="A lab that reproduces enterprise TLS inspection against pinned ScreenMeet clients.")
+    # Run by ./lab, the usage lines and "see '... --help'" name the command the person typed.
+    prog = os.environ.get("HARNESS_PROG") or "harness"
+    p = _Parser(prog=prog, description="A lab that reproduces enterprise TLS inspection against pinned ScreenMeet "
+                "clients: a real mitmproxy, a mock ScreenMeet server, and two pinned reference clients.",
+                epilog=f"Run '{prog} COMMAND --help' for a command's options.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}", help="print the version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    up = sub.add_parser("up", help="start the lab and print where everything is")
+    def command(name: str, summary: str, description: str, **kw) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=summary, description=description, **kw)
+
+    up = command("up", "start the lab and print where everything is",
+                 "Start the lab (local processes by default, or --lab compose), print its proxies, trust "
+                 "bundles, pins, journals and commands to try, and write them to STATE_DIR/lab.json. "
+                 "Runs until Ctrl-C, or returns with --detach.")
     _lab_options(up)
     up.add_argument("--detach", action="store_true", help="return once the lab is up; stop it with 'harness down'")
     up.add_argument("--policies", default="default", metavar="all|default|NAME,...",
@@ -57,14 +66,22 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     up.add_argument("--lock-fd", type=int, help=argparse.SUPPRESS)  # 'up --detach' hands its locked state dir down
 
-    down = sub.add_parser("down", help="stop the lab started by 'harness up' (only processes it recognises as the lab's)")
-    down.add_argument("--lab", choices=BACKENDS, default=os.environ.get("HARNESS_LAB", "local"))
-    down.add_argument("--state-dir", type=Path, default=None)
+    down = command("down", "stop the lab started by 'harness up'",
+                   "Stop the lab that 'harness up' started in the state directory; only processes that "
+                   "are that lab's are signalled, and stopping a stopped lab is not an error.")
+    down.add_argument("--lab", choices=BACKENDS, default=os.environ.get("HARNESS_LAB", "local"),
+                      help="which lab to stop: local (default, or $HARNESS_LAB) or compose")
+    down.add_argument("--state-dir", type=Path, default=None, help="the lab's state directory (default .lab)")
 
-    run = sub.add_parser("run", help="run the scenario matrix on a fresh lab and judge it from the journals")
+    run = command("run", "run the scenario matrix on a fresh lab and judge it from the journals",
+                  "Start a fresh lab, run every (scenario, client) cell through it, judge each cell from "
+                  "the proxy's and the server's journals, print the table and exit 1 on any mismatch.")
     _lab_options(run)
-    run.add_argument("--scenario", action="append", help="run only this scenario (repeatable)")
-    run.add_argument("--tag", action="append", help="run only scenarios with this tag (e.g. core)")
+    run.add_argument("--scenario", action="append", metavar="NAME",
+                     help="run only this scenario (repeatable; names in fixtures/scenarios.toml)")
+    run.add_argument("--tag", action="append", metavar="TAG",
+                     help="run only scenarios with this tag (repeatable: core, vendors, mistakes, transparent, "
+                          "extended, ...)")
     run.add_argument("--client", action="append", metavar="NAME",
                      help="run this client (repeatable): attended, beam, or a definition from fixtures/clients.toml "
                           "or --client-file")
@@ -72,22 +89,31 @@ def build_parser() -> argparse.ArgumentParser:
                      help="client definitions ([client.NAME] tables); without --client, runs all of them (repeatable)")
     run.add_argument("--report", type=Path, metavar="DIR",
                      help="write report.html, junit.xml and report.json to DIR (credentials redacted unless --show-secrets)")
-    run.add_argument("--scenarios-file", type=Path, help="scenario TOML (default fixtures/scenarios.toml)")
+    run.add_argument("--scenarios-file", type=Path, metavar="TOML",
+                     help="scenario TOML (default fixtures/scenarios.toml); a policies.toml beside it is used too")
     run.add_argument("--all-vendors", action="store_true",
                      help="run the matrix once per vendor profile (default rows: --tag vendors)")
     run.add_argument("--subprocess", action="store_true", help="run the reference clients as subprocesses")
     run.add_argument("--json", action="store_true", help="print the results as one JSON document")
 
-    pki = sub.add_parser("pki", help="generate the lab PKI (CAs, server certificate, pins, trust bundles)")
-    pki.add_argument("--state-dir", type=Path, default=None)
-    pki.add_argument("--org-cn", default=DEFAULT_ORG_CN)
-    pki.add_argument("--org-o", default=DEFAULT_ORG_O)
-    pki.add_argument("--no-name-constraints", action="store_true")
+    pki = command("pki", "generate the lab PKI (CAs, server certificate, pins, trust bundles)",
+                  "Generate a fresh lab PKI into STATE_DIR/pki (keys 0600): the public root and intermediate, "
+                  "the mock server's certificate, the organisation's inspection CA, the pins file and the "
+                  "trust bundles; or check an existing one with --check.")
+    pki.add_argument("--state-dir", type=Path, default=None, help="where the pki/ directory goes (default .lab)")
+    pki.add_argument("--org-cn", default=DEFAULT_ORG_CN,
+                     help=f"common name of the organisation's inspection CA (default {DEFAULT_ORG_CN!r})")
+    pki.add_argument("--org-o", default=DEFAULT_ORG_O,
+                     help=f"organisation of the inspection CA (default {DEFAULT_ORG_O!r})")
+    pki.add_argument("--no-name-constraints", action="store_true",
+                     help="do not name-constrain the lab CAs to the lab's domains (only to inspect other apps)")
     pki.add_argument("--vendor", metavar="NAME", help="the CA names and chain of a vendor profile")
     pki.add_argument("--check", action="store_true",
                      help="check the existing lab PKI (every file parses, every key matches) instead of generating one")
 
-    probe = sub.add_parser("probe", help="connect to HOST as the clients do and diagnose TLS inspection (no application bytes)")
+    probe = command("probe", "connect to HOST as the clients do and diagnose TLS inspection (no application bytes)",
+                    "Connect to HOST as the reference clients do (same proxy handling, trust store and pin check; "
+                    "no application byte is sent) and say whether, and by whom, TLS is inspected, and the fix.")
     probe.add_argument("host", metavar="HOST", help="host name, HOST:PORT or https:// URL, e.g. beam.screenmeet.com")
     probe.add_argument("--proxy", help="explicit HTTP proxy, http://HOST:PORT (default: $HTTPS_PROXY)")
     probe.add_argument("--no-proxy", action="store_true", help="ignore $HTTPS_PROXY and connect directly")
@@ -97,9 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--timeout", type=positive_seconds, default=10.0, help="seconds for each network step (default 10)")
     probe.add_argument("--json", action="store_true", help="print one JSON object")
 
-    sub.add_parser("images", help="build the compose lab's image (see 'harness images --help')", add_help=False)
+    # These have parsers of their own (main() hands them argv untouched); listed here for --help.
+    command("images", "build the compose lab's image (see 'harness images --help')",
+            "Build the compose lab's image.", add_help=False)
     for name in ("attended", "beam"):
-        c = sub.add_parser(name, help=f"the reference {name} client (see 'harness {name} --help')", add_help=False)
+        c = command(name, f"the reference {name} client (see 'harness {name} --help')",
+                    f"The reference {name} client.", add_help=False)
         c.add_argument("args", nargs=argparse.REMAINDER)
     return p
 

@@ -58,6 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from harness.matrix.session import run_matrix
         from harness.model.policy import load_policies
         from harness.model.scenarios import load_scenarios, select
+        from harness.reports.document import left_out
         from harness.reports.publish import prepare_report_dir, publish
 
         # A scenario file brings its own policies.toml from beside it.
@@ -77,7 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                          in_process=not args.subprocess, progress=None if args.json else _progress,
                          proxy_child=proxy_child)
     publish(run.results, lab=run.labs, seconds=run.seconds, as_json=args.json, report_dir=args.report,
-            show_secrets=args.show_secrets)
+            show_secrets=args.show_secrets, not_run=left_out(run.skipped, run.undetermined, scenarios, clients))
     _say_left_out(run)
     return 0 if run.passed else 1
 

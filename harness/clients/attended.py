@@ -20,7 +20,7 @@ from harness.clients.common import (
     add_common_args,
     run_client,
 )
-from harness.clients.decision import ON_WARNING_CHOICES, attended_warning, decide_on_warning
+from harness.clients.decision import ON_WARNING_CHOICES, attended_warning, decide_on_warning, decision_message
 from harness.clients.wire import WebSocket, http_request
 from harness.errors import NetworkError, ProtocolError
 from harness.model.values import non_negative_int
@@ -34,7 +34,8 @@ def build_parser(prog: str = "harness attended") -> ArgumentParser:
     add_common_args(p, default_url=DEFAULT_URL)
     p.add_argument("--code", default=None, help="support session code (default: a random one)")
     p.add_argument("--on-warning", choices=ON_WARNING_CHOICES, default="ask",
-                   help="on a certificate mismatch: ask (prompt y/N on a TTY, abort otherwise), continue, or abort")
+                   help="on a certificate mismatch: ask (prompt y/N on a terminal; without one nobody can answer, "
+                        "so it declines and says so), continue, or abort")
     p.add_argument("--messages", type=non_negative_int, default=2, help="WebSocket messages to exchange (default 2)")
     return p
 
@@ -49,8 +50,7 @@ def _confirm(events: Events, stdin: TextIO, mode: str, issuer: str, host: str):
         events.out.flush()
         answer = stdin.readline()
     decision = decide_on_warning(mode, is_tty=is_tty, answer=answer)
-    message = "Continuing; this session is NOT secure." if decision.proceed else "Not continuing."
-    events.emit("decision", message, proceed=decision.proceed, how=decision.how)
+    events.emit("decision", decision_message(decision), proceed=decision.proceed, how=decision.how)
     return decision.proceed
 
 

@@ -17,6 +17,7 @@ from harness.clients.transport import (
     proxy_from_environment,
     trust_context,
 )
+from harness.errors import ArgumentParser as LabArgumentParser
 from harness.errors import LabError, NetworkError, ProtocolError, StepTimeout, TlsVerificationError, UsageError
 from harness.model.pins import PinResult, check_pins, load_pins
 from harness.model.values import positive_seconds, split_host_port
@@ -53,11 +54,8 @@ def add_common_args(p: argparse.ArgumentParser, *, default_url: str) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON event per line")
 
 
-class ArgumentParser(argparse.ArgumentParser):
+class ArgumentParser(LabArgumentParser):
     """argparse, but a usage error raises instead of exiting (clients also run in-process)."""
-
-    def error(self, message: str):
-        raise UsageError(f"{self.prog}: {message}; see '{self.prog} --help'.")
 
     def exit(self, status=0, message=None):
         if message:

@@ -55,6 +55,21 @@ def decide_on_warning(mode: str, *, is_tty: bool, answer: str | None = None) -> 
     return WarningDecision(yes, "continue" if yes else "declined")
 
 
+NO_TTY_SENTENCE = (
+    "Not continuing: --on-warning ask needs a person to answer at a terminal, and standard input is not one, "
+    "so nobody can answer; pass --on-warning continue or --on-warning abort to decide without a terminal."
+)
+
+
+def decision_message(decision: WarningDecision) -> str:
+    """What the attended client says after the warning: continuing, or why not (nobody could answer)."""
+    if decision.proceed:
+        return "Continuing; this session is NOT secure."
+    if decision.how == "no-tty":
+        return NO_TTY_SENTENCE
+    return "Not continuing."
+
+
 def backoff_delays(retries: int, *, base: float, cap: float, rand) -> list[float]:
     """Capped exponential backoff with "equal jitter": each delay in [d/2, d], d = min(cap, base*2^n)."""
     delays = []

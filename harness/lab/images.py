@@ -18,19 +18,18 @@ a :class:`~harness.errors.LabError` with one sentence for a person.
 
 Command line (progress on stderr, prefixed ``[images]``)::
 
-    python -m harness.lab.images build [--base-image IMAGE] [--offline] [--tag TAG]
+    harness images build [--base-image IMAGE] [--offline] [--tag TAG]   (or python -m harness.lab.images)
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import sys
 import time
 from pathlib import Path
 
-from harness.errors import EnvironmentProblem, LabError
+from harness.errors import ArgumentParser, EnvironmentProblem, LabError, UsageError
 from harness.lab.baseimage import BASE_TAG, ensure_base_image
 from harness.lab.docker import (
     REPO_ROOT,
@@ -113,17 +112,29 @@ def _stderr_progress(line: str) -> None:
     print(f"[images] {line}", file=sys.stderr, flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m harness.lab.images build [--base-image X] [--offline] [--tag T]``."""
-    parser = argparse.ArgumentParser(prog="python -m harness.lab.images",
-                                     description="Build the lab's container images.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    build = sub.add_parser("build", help="build the lab image, offline if no registry answers")
+def build_parser(prog: str = "harness images") -> ArgumentParser:
+    """The command line of ``harness images`` (also ``python -m harness.lab.images``)."""
+    parser = ArgumentParser(prog=prog, description="Build the compose lab's container image: on the python base "
+                            "image where a registry answers, else offline (a Debian base made with mmdebstrap "
+                            "and a wheelhouse).")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=ArgumentParser)
+    build = sub.add_parser("build", help="build the lab image, offline if no registry answers",
+                           description="Build the lab image (tls-lab:latest), offline if no registry answers.")
     build.add_argument("--tag", default=IMAGE_TAG, help=f"image tag (default {IMAGE_TAG})")
     build.add_argument("--base-image", help=f"base image (default {ONLINE_BASE}, else {BASE_TAG})")
     build.add_argument("--offline", action="store_true", default=None,
                        help="install from the host-built wheelhouse without trying a registry")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None, *, prog: str = "harness images") -> int:
+    """``harness images build [--base-image X] [--offline] [--tag T]``; a mistake is one sentence, exit 2."""
+    parser = build_parser(prog)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        return exc.exit_code
     try:
         build_image(tag=args.tag, base_image=args.base_image, offline=args.offline,
                     progress=_stderr_progress)
@@ -137,4 +148,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="python -m harness.lab.images"))

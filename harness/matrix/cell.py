@@ -24,8 +24,13 @@ class CellResult:
     secret: str = ""
     # "reference" for attended/beam, else the policy a client definition claims.
     client_policy: str = "reference"
+    # How the client was run, to rerun it exactly (harness.reports.rerun): its argv, the
+    # environment it got on top of the harness's, its standard input (None: empty), and the
+    # command that ran it on another machine of the lab (docker exec CONTAINER), if any.
     command: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)  # what the client's command adds to the environment
+    stdin: str | None = None  # what it read on standard input (a pinned-warn client's answer)
+    exec_prefix: tuple[str, ...] = ()  # what put it on its machine (docker exec ...)
 
     @property
     def passed(self) -> bool:
@@ -41,6 +46,8 @@ class CellResult:
             "client_policy": self.client_policy,
             "command": list(self.command),
             "env": dict(self.env),
+            "stdin": self.stdin,
+            "exec_prefix": list(self.exec_prefix),
             "expected": self.verdict.expected,
             "observed": o.outcome,
             "verdict": self.verdict.label,

@@ -114,14 +114,16 @@ class MatrixRunner:
         def execute(lane: int, secret: str):
             # Compose: the client runs in its container (corp), or at "home" for the direct scenario.
             endpoint = self.lab.endpoint(scenario.network, scenario.policy, lane, client_name)
-            code, output = run_reference(client, client.argv(scenario, self.lab, endpoint, secret),
-                                         in_process=self.in_process, prefix=list(endpoint.exec_prefix))
-            return code, output, None
+            argv = client.argv(scenario, self.lab, endpoint, secret)
+            code, output = run_reference(client, argv, in_process=self.in_process, prefix=list(endpoint.exec_prefix))
+            return code, output, (argv, endpoint.exec_prefix)
 
-        lane, secret, (code, output, _), proxy, server, seconds = self._on_lane(execute)
+        lane, secret, (code, output, (argv, prefix)), proxy, server, seconds = self._on_lane(execute)
         evidence = Evidence(code, proxy, server, scenario.through_proxy, parse_events(output), output)
         verdict = judge(expect or scenario.expect[client_name], evidence)
-        return CellResult(scenario, client_name, verdict, lane, seconds, output, proxy, server, secret)
+        # The console script is what a person types to rerun it (run_reference's in-process run is the same code).
+        return CellResult(scenario, client_name, verdict, lane, seconds, output, proxy, server, secret,
+                          command=("harness", client_name, *argv), exec_prefix=tuple(prefix))
 
     def _on_lane(self, run):
         """Borrow a lane, run ``run(lane, secret)`` on it, and collect that lane's journal records.
@@ -162,14 +164,15 @@ class MatrixRunner:
             )
             rendered = client.render(values, via_proxy=scenario.via_proxy, on_warning=scenario.attended_on_warning)
             code, output = run_foreign(list(rendered.argv), rendered.env, rendered.stdin, client.timeout, prefix)
-            return code, output, rendered
+            return code, output, (rendered, prefix)
 
-        lane, secret, (code, output, rendered), proxy, server, seconds = self._on_lane(execute)
+        lane, secret, (code, output, (rendered, prefix)), proxy, server, seconds = self._on_lane(execute)
         evidence = Evidence(code, proxy, server, scenario.through_proxy, [], output,
                             warned=client.warned(output), server_issuer=self._read_server_issuer())
         verdict = judge(expected, evidence, client.exit_codes)
         return CellResult(scenario, client.name, verdict, lane, seconds, output, proxy, server, secret,
-                          client_policy=client.policy, command=rendered.argv, env=rendered.env)
+                          client_policy=client.policy, command=rendered.argv, env=rendered.env, stdin=rendered.stdin,
+                          exec_prefix=tuple(prefix))
 
     def _read_pins(self, prefix: list[str] | None) -> str:
         """The lab's pins file (read once; inside the client container when the lab is there)."""

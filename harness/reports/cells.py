@@ -7,18 +7,17 @@ wherever it appears, the journals' credential fields, headers and bodies, the
 client's output, and the command line and environment it ran with), so no
 report can show more than the document does.  The sentence helpers
 (:func:`proxy_lines`, :func:`server_lines`, :func:`proxy_proof`,
-:func:`pin_result`, :func:`command_line`, :func:`describe`) read such a
+:func:`pin_result`, :func:`describe`; the rerun line: :mod:`harness.reports.rerun`) read such a
 document cell; the HTML page, the JUnit XML and the pytest plugin's failure
 messages are built from them.
 """
 
 from __future__ import annotations
 
-import shlex
-
 from harness.matrix.cell import CellResult
 from harness.model.records import ProxyRecord, ServerRecord
 from harness.model.secrets import redact_argv, redact_env, redact_records
+from harness.reports.rerun import rerun_command
 
 
 def cell_document(cell: CellResult, *, show_secrets: bool = False) -> dict:
@@ -32,13 +31,6 @@ def cell_document(cell: CellResult, *, show_secrets: bool = False) -> dict:
     redacted["command"] = redact_argv(doc["command"], known)
     redacted["env"] = redact_env(doc["env"], known)
     return redacted
-
-
-def command_line(cell_doc: dict) -> str:
-    """The client's command as a shell line, its extra environment first (``""`` for a reference client)."""
-    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in (cell_doc.get("env") or {}).items())
-    command = shlex.join(cell_doc.get("command") or [])
-    return f"{env} {command}" if env and command else command
 
 
 # -- plain-language evidence from a document cell ------------------------------------
@@ -129,8 +121,8 @@ def describe(cell_doc: dict) -> str:
         f"  issuer seen: {cell_doc['issuer_seen'] or '-'}; pin: {pin_result(cell_doc)}",
         f"  {proxy_proof(cell_doc)}",
     ]
-    if cell_doc.get("command"):
-        lines.append(f"  command: {command_line(cell_doc)}")
+    if rerun := rerun_command(cell_doc):
+        lines.append(f"  rerun: {rerun}")
     lines += ["  proxy journal:", *[f"    {x}" for x in proxy_lines(cell_doc["proxy_records"]) or ["(nothing)"]]]
     lines += ["  server journal:", *[f"    {x}" for x in server_lines(cell_doc["server_records"]) or ["(nothing)"]]]
     out = cell_doc["output"].splitlines()

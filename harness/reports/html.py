@@ -1,11 +1,16 @@
 """The HTML report: one self-contained page (inline CSS, no script, no external asset).
 
-At the top, the matrix: a row per scenario, a column per client, each cell
-coloured by its verdict (green PASS, red FAIL) and showing the observed
-outcome, the issuer the client was shown, the pin result and, in amber, whether
-the proxy could read the traffic.  Below, one section per cell (failures open)
-with the reasons, the sentence that proves what the proxy could or could not
-read, the journal lines it rests on, the client's command and its output.
+It opens on the summary: the counts (passed, failed, not run), then one line
+per failing cell (expected vs observed, and the reason), then the cells that
+were not run and why.  A "failures only" switch hides every passing row and
+cell; it is a checkbox and a CSS ``:checked`` rule, so the page needs no script.
+Then the matrix: a row per scenario, a column per client, each cell coloured by
+its verdict (green PASS, red FAIL) and showing the observed outcome, the issuer
+the client was shown, the pin result and, in amber, whether the proxy could
+read the traffic; its header stays in view while a long matrix scrolls.  Below,
+one section per cell, failures first and open, with the reasons, the sentence
+that proves what the proxy could or could not read, the journal lines it rests
+on, the command that reruns the client and its output.
 
 It renders a document from :func:`harness.reports.document.to_document`, so it
 shows nothing the redacted document does not hold; the sentences and journal
@@ -17,7 +22,8 @@ from __future__ import annotations
 import re
 from html import escape
 
-from harness.reports.cells import command_line, pin_result, proxy_lines, proxy_proof, server_lines
+from harness.reports.cells import pin_result, proxy_lines, proxy_proof, server_lines
+from harness.reports.rerun import rerun_command
 
 READ_OUTCOMES = ("warned-continued", "accepted-inspection")
 
@@ -62,6 +68,32 @@ dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px;
 dl.facts dt { color: var(--muted); } dl.facts dd { margin: 0; overflow-wrap: anywhere; }
 ul.reasons { color: var(--fail); margin: 4px 0 10px; }
 h4 { margin: 10px 0 4px; font-size: 13px; }
+.top { display: flex; flex-wrap: wrap; align-items: baseline; gap: 6px 22px; margin-bottom: 10px; }
+.counts { display: flex; gap: 10px; margin: 6px 0 4px; }
+.count { border: 1px solid var(--line); border-radius: 8px; padding: 6px 14px; min-width: 118px; background: #f6f8fa; }
+.count b { display: block; font-size: 26px; line-height: 1.1; }
+.count.pass b { color: var(--pass); } .count.fail.some b { color: var(--fail); }
+.count.fail.some { background: var(--fail-bg); border-color: #f3a9a4; } .count b { color: var(--muted); }
+#only-failures { position: absolute; opacity: 0; }
+label.toggle { cursor: pointer; user-select: none; border: 1px solid var(--line); border-radius: 6px; padding: 4px 10px;
+               background: #fff; font-weight: 600; }
+label.toggle::before { content: "\\2610\\00a0"; }
+#only-failures:checked ~ main label.toggle { background: var(--fail-bg); border-color: #f3a9a4; }
+#only-failures:checked ~ main label.toggle::before { content: "\\2611\\00a0"; }
+#only-failures:focus-visible ~ main label.toggle { outline: 2px solid #0969da; }
+#only-failures:checked ~ main tr.all-pass, #only-failures:checked ~ main details.cell.pass,
+#only-failures:checked ~ main td.cell.pass > a { display: none; }
+table.list { border-collapse: collapse; width: 100%; table-layout: fixed; margin: 4px 0 8px; }
+table.list th, table.list td { text-align: left; vertical-align: top; padding: 4px 8px; border-bottom: 1px solid var(--line);
+                               overflow-wrap: anywhere; }
+table.list th { background: #f6f8fa; font-weight: 600; }
+table.list col.name { width: 24%; } table.list col.outcome { width: 13%; }
+table.failures td.observed { color: var(--fail); font-weight: 600; }
+table.failures td.why { color: #3d444d; }
+p.ok { color: var(--pass); font-weight: 600; }
+table.matrix thead th { position: sticky; top: 0; z-index: 1; }
+.cell .line { display: flex; gap: 8px; align-items: baseline; flex-wrap: wrap; }
+td.cell.none .why { font-size: 12px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 pre { background: #f6f8fa; border: 1px solid var(--line); border-radius: 4px; padding: 8px 10px; margin: 0 0 8px;
       font: 12px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; white-space: pre-wrap;
       overflow-wrap: anywhere; max-height: 22em; overflow: auto; }
@@ -91,9 +123,12 @@ def _read_badge(cell: dict) -> str:
     return f'<div class="read"><span class="badge read">proxy read {n} request{"s" if n != 1 else ""}{escape(creds)}</span></div>'
 
 
-def _matrix_cell(cell: dict | None) -> str:
+def _matrix_cell(cell: dict | None, not_run: str | None = None) -> str:
     if cell is None:
-        return '<td class="cell none">not run</td>'
+        if not_run is None:
+            return '<td class="cell none">-</td>'
+        return (f'<td class="cell none" data-not-run="1" title="{escape(not_run)}">not run'
+                f'<div class="why">{escape(not_run)}</div></td>')
     cls = "pass" if cell["verdict"] == "PASS" else "fail"
     expected = "" if cell["expected"] == cell["observed"] else \
         f'<div class="expected">expected {escape(cell["expected"])}</div>'
@@ -101,8 +136,8 @@ def _matrix_cell(cell: dict | None) -> str:
         f'<td class="cell {cls}" data-verdict="{cell["verdict"]}" data-outcome="{escape(cell["observed"])}" '
         f'data-client="{escape(cell["client"])}" data-scenario="{escape(cell["scenario"])}">'
         f'<a href="#{_anchor(cell)}" title="{escape(proxy_proof(cell))}">'
-        f'<div class="verdict">{cell["verdict"]}</div>'
-        f'<div class="outcome">{escape(cell["observed"])}</div>{expected}'
+        f'<div class="line"><span class="verdict">{cell["verdict"]}</span>'
+        f'<span class="outcome">{escape(cell["observed"])}</span></div>{expected}'
         f'<div class="fact issuer"><b>issuer</b> {escape(_issuer(cell))}</div>'
         f'<div class="fact pin"><b>pin</b> {escape(pin_result(cell))}</div>'
         f'{_read_badge(cell)}</a></td>'
@@ -132,7 +167,7 @@ def _detail(cell: dict) -> str:
         ("lane, time", f"lane {cell['lane']}, {cell['seconds']:.2f}s"),
     ]
     reasons = "".join(f"<li>{escape(r)}</li>" for r in cell["reasons"])
-    command = command_line(cell) or f"harness {cell['client']} ... (reference client)"
+    command = rerun_command(cell) or f"harness {cell['client']} ... (reference client)"
     return (
         f'<details class="cell {cls}" id="{_anchor(cell)}"{" open" if cls == "fail" else ""}>'
         f'<summary><span class="badge {cls}">{cell["verdict"]}</span> {escape(cell["scenario"])} / '
@@ -143,31 +178,71 @@ def _detail(cell: dict) -> str:
         + f'<h4>What the proxy could read</h4><p class="proof">{escape(proxy_proof(cell))}</p>'
         + "<h4>Proxy journal</h4>" + _pre(proxy_lines(cell["proxy_records"]), "(no connection)")
         + "<h4>Server journal</h4>" + _pre(server_lines(cell["server_records"]), "(no request)")
-        + "<h4>Client command</h4>" + _pre(command, "")
+        + "<h4>Client command (reruns it as the harness ran it)</h4>" + _pre(command, "")
         + "<h4>Client output</h4>" + _pre(cell["output"], "(no output)")
         + "</details>"
     )
 
 
-def to_html(doc: dict) -> str:
-    """The report page for a :func:`harness.reports.document.to_document` document."""
-    cells = doc["cells"]
-    scenarios = list(dict.fromkeys(c["scenario"] for c in cells))
-    clients = list(dict.fromkeys(c["client"] for c in cells))
-    by_key = {(c["scenario"], c["client"]): c for c in cells}
-    details = {c["scenario"]: c.get("scenario_detail", {}) for c in cells}
+def _failure_row(cell: dict) -> str:
+    why = "; ".join(cell["reasons"]) or "(no reason recorded)"
+    return (f'<tr><td><a href="#{_anchor(cell)}">{escape(cell["scenario"])} / {escape(cell["client"])}</a></td>'
+            f'<td>{escape(cell["expected"])}</td><td class="observed">{escape(cell["observed"])}</td>'
+            f'<td class="why">{escape(why)}</td></tr>')
+
+
+def _summary(doc: dict, failing: list[dict], not_run: list[dict]) -> str:
+    """Counts, one line per failing cell (expected, observed, why), and the cells not run (why)."""
     lab = doc.get("lab") or {}
     took = f" in {doc['seconds']:.2f}s" if doc.get("seconds") is not None else ""
-    title = f"TLS-inspection lab: {doc['passed']} passed, {doc['failed']} failed"
+    counts = (f'<div class="counts"><div class="count pass"><b>{doc["passed"]}</b>passed</div>'
+              f'<div class="count fail{" some" if failing else ""}"><b>{len(failing)}</b>failed</div>'
+              f'<div class="count none"><b>{len(not_run)}</b>not run</div></div>')
+    where = (f'<p class="summary">{len(doc["cells"])} cells{escape(took)} &middot; {escape(str(lab.get("backend", "?")))} lab '
+             f'&middot; inspection CA CN={escape(str(lab.get("org_issuer_cn", "?")))} &middot; generated '
+             f'{escape(doc["generated"])}</p>')
+    if failing:
+        failures = (f'<h2 id="failures">Failures ({len(failing)})</h2><table class="list failures">'
+                    '<colgroup><col class="name"><col class="outcome"><col class="outcome"><col></colgroup>'
+                    '<thead><tr><th>cell</th><th>expected</th><th>observed</th><th>why</th></tr></thead><tbody>'
+                    + "".join(_failure_row(c) for c in failing) + "</tbody></table>")
+    else:
+        failures = '<h2 id="failures">Failures</h2><p class="ok">None: every cell that ran passed.</p>'
+    skipped = ""
+    if not_run:
+        skipped = (f'<h2 id="not-run">Not run ({len(not_run)})</h2><table class="list not-run">'
+                   '<colgroup><col class="name"><col></colgroup><thead><tr><th>cell</th><th>why</th></tr></thead><tbody>'
+                   + "".join(f'<tr><td>{escape(n["scenario"])} / {escape(n["client"])}</td><td>{escape(n["reason"])}</td></tr>'
+                             for n in not_run) + "</tbody></table>")
+    return counts + where + failures + skipped
+
+
+def to_html(doc: dict) -> str:
+    """The report page for a :func:`harness.reports.document.to_document` document."""
+    cells, not_run = doc["cells"], doc.get("not_run", [])
+    failing = [c for c in cells if c["verdict"] != "PASS"]
+    scenarios = list(dict.fromkeys([*(c["scenario"] for c in cells), *(n["scenario"] for n in not_run)]))
+    clients = list(dict.fromkeys([*(c["client"] for c in cells), *(n["client"] for n in not_run)]))
+    by_key = {(c["scenario"], c["client"]): c for c in cells}
+    why_not = {(n["scenario"], n["client"]): n["reason"] for n in not_run}
+    details = {c["scenario"]: c.get("scenario_detail", {}) for c in cells}
+    title = f"TLS-inspection lab: {doc['passed']} passed, {doc['failed']} failed" + \
+        (f", {len(not_run)} not run" if not_run else "")
     head = "".join(f"<th>{escape(c)}</th>" for c in clients)
     rows = []
     for s in scenarios:
-        d = details[s]
+        d = details.get(s, {})
         label = (f'<th scope="row">{escape(s)}<div class="net">{escape(_network(d))}</div>'
                  f'<div class="net">{escape(d.get("description", ""))}</div></th>')
-        rows.append("<tr>" + label + "".join(_matrix_cell(by_key.get((s, c))) for c in clients) + "</tr>")
+        row = [by_key.get((s, c)) for c in clients]
+        # What "failures only" hides: rows where everything that ran passed and nothing was left out.
+        all_pass = all(c is None or c["verdict"] == "PASS" for c in row) and \
+            not any((s, c) in why_not for c in clients)
+        rows.append(("<tr class=\"all-pass\">" if all_pass else "<tr>") + label
+                    + "".join(_matrix_cell(cell, why_not.get((s, c))) for cell, c in zip(row, clients)) + "</tr>")
     secrets = ("Credentials are shown in clear (--show-secrets): do not share this report."
                if doc.get("secrets_shown") else "Credentials are redacted.")
+    ordered = failing + [c for c in cells if c["verdict"] == "PASS"]
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -177,17 +252,16 @@ def to_html(doc: dict) -> str:
 <style>{CSS}</style>
 </head>
 <body>
-<h1>TLS-inspection lab report</h1>
-<p class="summary"><span class="badge pass">{doc['passed']} passed</span>
-<span class="badge {'fail' if doc['failed'] else 'zero'}">{doc['failed']} failed</span>{escape(took)}
-&middot; {escape(str(lab.get('backend', '?')))} lab
-&middot; inspection CA CN={escape(str(lab.get('org_issuer_cn', '?')))}
-&middot; generated {escape(doc['generated'])}</p>
+<input type="checkbox" id="only-failures" aria-label="show failures only">
+<main>
+<div class="top"><h1>TLS-inspection lab report</h1>
+<label class="toggle" for="only-failures">Show failures only</label></div>
+{_summary(doc, failing, not_run)}
+<h2>Matrix</h2>
 <p class="note legend"><span><span class="badge pass">PASS</span> the client did what its policy requires</span>
 <span><span class="badge fail">FAIL</span> it did not (reasons below)</span>
 <span><span class="badge read">proxy read N requests</span> the inspection proxy decrypted the traffic</span>
 {escape(secrets)}</p>
-<h2>Matrix</h2>
 <table class="matrix">
 <thead><tr><th class="scenario-col">scenario</th>{head}</tr></thead>
 <tbody>
@@ -196,8 +270,9 @@ def to_html(doc: dict) -> str:
 </table>
 <h2>Cells</h2>
 <p class="note">Each cell is judged from the proxy's and the server's journals plus the client's exit code;
-the journal lines below are that ground truth.</p>
-{chr(10).join(_detail(c) for c in cells)}
+the journal lines below are that ground truth. Failures first.</p>
+{chr(10).join(_detail(c) for c in ordered)}
+</main>
 </body>
 </html>
 """

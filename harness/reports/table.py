@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from harness.matrix.cell import CellResult
+from harness.reports.cells import cell_document
+from harness.reports.rerun import rerun_command
 
 COLUMNS = ("scenario", "client", "expected", "observed", "issuer seen", "verdict")
 
@@ -12,8 +14,9 @@ def _row(r: CellResult) -> tuple[str, ...]:
     return (r.scenario.name, r.client, r.verdict.expected, o.outcome, o.issuer_seen or "-", r.verdict.label)
 
 
-def table(results: list[CellResult], *, color: bool = False) -> str:
-    """A fixed-width table, failures followed by their reasons."""
+def table(results: list[CellResult], *, color: bool = False, show_secrets: bool = False) -> str:
+    """A fixed-width table; under each failure its reasons and the command that reruns its client
+    (credentials in it redacted unless ``show_secrets``)."""
     rows = [COLUMNS] + [_row(r) for r in results]
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     lines = []
@@ -28,6 +31,8 @@ def table(results: list[CellResult], *, color: bool = False) -> str:
         elif not results[n - 1].passed:
             for reason in results[n - 1].verdict.reasons:
                 lines.append(f"    - {reason}")
+            if rerun := rerun_command(cell_document(results[n - 1], show_secrets=show_secrets)):
+                lines.append(f"    rerun: {rerun}")
     return "\n".join(lines)
 
 

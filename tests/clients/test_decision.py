@@ -12,12 +12,14 @@ from hypothesis import strategies as st
 
 from harness.clients.decision import (
     EXCEPTION_FIX,
+    NO_TTY_SENTENCE,
     ON_WARNING_CHOICES,
     WarningDecision,
     attended_warning,
     backoff_delays,
     beam_refusal,
     decide_on_warning,
+    decision_message,
 )
 
 DESIGN = Path("/work/shared/DESIGN.md")
@@ -118,6 +120,16 @@ def test_ask_on_a_tty_without_an_answer_aborts():
     # End of input: nobody answered.
     assert decide_on_warning("ask", is_tty=True, answer=None) == WarningDecision(False, "no-tty")
     assert decide_on_warning("ask", is_tty=True) == WarningDecision(False, "no-tty")
+
+
+def test_decision_messages():
+    assert decision_message(WarningDecision(True, "continue")) == "Continuing; this session is NOT secure."
+    assert decision_message(WarningDecision(False, "abort")) == "Not continuing."
+    assert decision_message(WarningDecision(False, "declined")) == "Not continuing."
+    # Without a terminal it says why it declined: nobody can answer, and how to decide instead.
+    no_tty = decision_message(decide_on_warning("ask", is_tty=False))
+    assert no_tty == NO_TTY_SENTENCE
+    assert "nobody can answer" in no_tty and "--on-warning continue" in no_tty and "--on-warning abort" in no_tty
 
 
 # -- backoff_delays ---------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from harness.matrix.cell import CellResult
 from harness.model.scenarios import Scenario
 from harness.model.verdict import Observation, Verdict
 
-KEYS = {"scenario", "scenario_detail", "client", "client_policy", "command", "expected", "observed", "verdict",
+KEYS = {"scenario", "scenario_detail", "client", "client_policy", "command", "env", "stdin", "exec_prefix", "expected", "observed", "verdict",
         "reasons", "issuer_seen", "pin_match", "observation", "lane", "seconds", "output", "proxy_records",
         "server_records"}
 

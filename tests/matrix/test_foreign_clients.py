@@ -237,7 +237,7 @@ def test_cli_mismatch_exits_1_with_failure_in_junit(tmp_path):
     suite = ET.parse(tmp_path / "r" / "junit.xml").getroot().find("testsuite")
     assert suite.get("tests") == "2" and suite.get("failures") == "1"
     failed = [c for c in suite.iter("testcase") if c.find("failure") is not None]
-    assert [(c.get("classname"), c.get("name")) for c in failed] == [("tls-lab.inspected-continue", "curl-pinned")]
+    assert [(c.get("classname"), c.get("name")) for c in failed] == [("tls-lab.inspected-continue", "inspected-continue/curl-pinned")]
     assert "expected accepted-inspection, observed refused" in failed[0].find("failure").get("message")
 
 

@@ -57,7 +57,7 @@ def harness(*args, env=None, timeout=180):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["--vendor", "bluecoat"], "unknown vendor 'bluecoat'; choose one of:"),
+    (["--vendor", "bluecoat"], "unknown vendor 'bluecoat' (did you mean 'symantec-bluecoat'?); choose one of:"),
     (["--vendor", "zscaler", "--all-vendors"], "give --vendor NAME or --all-vendors, not both."),
     (["--vendor", "zscaler", "--lab", "compose"], "vendor profiles run on the local lab"),
 ])

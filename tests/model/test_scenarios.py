@@ -256,7 +256,8 @@ def test_select_unknown_name(shipped):
         select(shipped, ["direct", "inspected"])
     e = info.value
     assert (e.kind, e.name) == ("scenario", "inspected")
-    assert str(e).startswith("unknown scenario 'inspected'; choose one of: ")
+    assert str(e).startswith("unknown scenario 'inspected' (did you mean 'inspected-")
+    assert "?); choose one of: " in str(e)
     assert "inspected-continue" in str(e) and str(e).endswith(".")
     assert e.exit_code == 2
 

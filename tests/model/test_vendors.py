@@ -63,7 +63,7 @@ def test_get_vendor_and_unknown_name():
     assert get_vendor("zscaler") == VENDORS["zscaler"]
     with pytest.raises(UnknownNameError) as info:
         get_vendor("bluecoat")
-    assert str(info.value).startswith("unknown vendor 'bluecoat'; choose one of: ")
+    assert str(info.value).startswith("unknown vendor 'bluecoat' (did you mean 'symantec-bluecoat'?); choose one of: ")
     assert "symantec-bluecoat" in str(info.value) and info.value.exit_code == 2
 
 

@@ -6,7 +6,8 @@ import json
 from dataclasses import replace
 
 from harness.model.secrets import REDACTED
-from harness.reports.cells import cell_document, command_line, describe
+from harness.reports.cells import cell_document, describe
+from harness.reports.rerun import rerun_command
 
 
 def test_cell_document_redacts_the_command_and_environment(cells):
@@ -15,7 +16,7 @@ def test_cell_document_redacts_the_command_and_environment(cells):
     doc = cell_document(cell)
     assert doc["command"] == ["curl", "-u", REDACTED, "-H", f"X-Api-Key: {REDACTED}", REDACTED]
     assert doc["env"] == {"API_TOKEN": REDACTED, "HTTPS_PROXY": f"http://{REDACTED}@proxy:3128"}
-    line = command_line(doc)
+    line = rerun_command(doc)
     assert line.startswith("API_TOKEN='[redacted]' HTTPS_PROXY=") and "curl -u '[redacted]'" in line
     assert line in describe(doc)
     shown = cell_document(cell, show_secrets=True)

@@ -92,6 +92,107 @@ def test_html_in_chromium(cells, tmp_path, tls_lab):
     assert not any(cell.secret in seen["text"] for cell in cells)
 
 
+# -- at a glance: the summary first, one line per failure, a failures-only switch, 100+ cells at 1400 px ----------
+
+GLANCE_SCRIPT = """<script>
+const visible = el => !!el && el.getClientRects().length > 0;
+function look() {
+  const failing = [...document.querySelectorAll('table.failures tbody tr')];
+  return {
+    failures: failing.map(tr => tr.innerText),
+    visibleFailures: failing.filter(visible).length,
+    passDetails: [...document.querySelectorAll('details.cell.pass')].filter(visible).length,
+    failDetails: [...document.querySelectorAll('details.cell.fail')].filter(visible).length,
+    passRows: [...document.querySelectorAll('tr.all-pass')].filter(visible).length,
+    rows: [...document.querySelectorAll('table.matrix tbody tr')].filter(visible).length,
+    firstDetail: document.querySelector('details.cell').id,
+  };
+}
+const counts = [...document.querySelectorAll('.count')].map(c => c.innerText.replace(/\\s+/g, ' ').trim());
+const topOf = sel => document.querySelector(sel).getBoundingClientRect().top;
+const overflowing = [...document.querySelectorAll('td.cell, table.list td')]
+  .filter(td => td.scrollWidth > td.clientWidth + 1).map(td => td.innerText.slice(0, 60));
+const before = look();
+document.querySelector('label.toggle').click();  // a person clicks "Show failures only"
+const after = look();
+const pre = document.createElement('pre'); pre.id = 'computed';
+pre.textContent = JSON.stringify({counts, before, after, overflowing,
+  summary: document.querySelector('main').innerText.split('Matrix')[0],
+  topCounts: topOf('.counts'), topFailures: topOf('#failures'), topMatrix: topOf('table.matrix'),
+  pageWidth: document.documentElement.scrollWidth, fontSize: getComputedStyle(document.body).fontSize});
+document.body.appendChild(pre);
+</script>"""
+
+
+def many_cells(doc: dict, copies: int) -> dict:
+    """``doc`` with its cells repeated under ``copies`` scenario names each: a matrix of 100+ cells."""
+    big = json.loads(json.dumps(doc))
+    big["cells"] = []
+    for n in range(copies):
+        for cell in doc["cells"]:
+            cell = json.loads(json.dumps(cell))
+            cell["scenario"] = f"{cell['scenario']}-{n:02d}"
+            big["cells"].append(cell)
+    big["passed"] = sum(c["verdict"] == "PASS" for c in big["cells"])
+    big["failed"] = len(big["cells"]) - big["passed"]
+    big["not_run"] = [{"scenario": "transparent-inspected-continue", "client": c,
+                       "reason": "the transparent gateway needs root on Linux; run as root or skip these rows."}
+                      for c in ("attended", "beam")]
+    return big
+
+
+@pytest.fixture
+def glance(cells, tmp_path):
+    doc = many_cells(to_document(cells, lab={"backend": "local", "org_issuer_cn": "Acme"}, seconds=12.5), 15)
+    page = tmp_path / "report.html"
+    page.write_text(to_html(doc))
+    return doc, page
+
+
+def test_the_page_opens_on_the_summary_and_the_switch_shows_failures_only(glance, tmp_path):
+    doc, page = glance
+    assert len(doc["cells"]) == 120 and doc["failed"] == 15
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.read_text().replace("</body>", GLANCE_SCRIPT + "</body>"))
+    dom = run_chromium(tmp_path, "--dump-dom", probe.as_uri()).stdout
+    seen = json.loads(html.unescape(re.search(r'<pre id="computed">(.*?)</pre>', dom, re.S).group(1)))
+    # The counts first, on the first screen, then the failures, then the matrix.
+    assert seen["counts"] == ["105 passed", "15 failed", "2 not run"]
+    assert seen["topCounts"] < 120 and seen["topCounts"] < seen["topFailures"] < 400 < seen["topMatrix"]
+    summary = seen["summary"]
+    assert "120 cells in 12.50s" in summary and "Failures (15)" in summary and "Not run (2)" in summary
+    assert "transparent-inspected-continue / beam\tthe transparent gateway needs root" in summary
+    # One line per failing cell: which, expected, observed, why.
+    assert len(seen["before"]["failures"]) == 15
+    for n, line in enumerate(seen["before"]["failures"]):
+        assert line.split("\t")[:3] == [f"inspected-continue-{n:02d} / mislabelled", "accepted-inspection", "refused"]
+        assert "the proxy decrypted no request" in line.split("\t")[3]
+    # Failures first in the cells below too.
+    assert seen["before"]["firstDetail"] == "cell-inspected-continue-00--mislabelled"
+    # Readable at 1400 px: no sideways scrolling, nothing cut off in a cell, the page's own font size.
+    assert seen["pageWidth"] <= 1400 and seen["overflowing"] == [] and seen["fontSize"] == "14px"
+    # The switch: everything shown before, only the failures after; no script in the page does it.
+    assert (seen["before"]["passDetails"], seen["before"]["rows"]) == (105, 15 * 4 + 1)
+    assert (seen["after"]["passDetails"], seen["after"]["passRows"], seen["after"]["failDetails"]) == (0, 0, 15)
+    assert seen["after"]["rows"] == 15 + 1 and seen["after"]["visibleFailures"] == 15  # and the row not run
+    assert "<script" not in page.read_text()
+
+
+def test_screenshot_of_the_summary(glance, tmp_path):
+    doc, page = glance
+    shot = tmp_path / "summary.png"
+    run_chromium(tmp_path, f"--screenshot={shot}", page.as_uri())
+    width, height, pixels = decode_png(shot.read_bytes())
+    assert (width, height) == (1400, 1200)
+    ink = sum(1 for p in pixels if max(p) < 200)
+    assert ink > 20_000, ink  # text and tables, not a blank page
+    top = pixels[: width * 200]  # the first 200 rows: the title and the counts
+    assert sum(1 for p in top if _near(p, (0xc5, 0x22, 0x1f))) > 150  # "15" failed, in red
+    assert sum(1 for p in top if _near(p, (0x1e, 0x7e, 0x34))) > 150  # "105" passed, in green
+    assert sum(1 for p in top if _near(p, (0xfd, 0xe7, 0xe6), 2)) > 3000  # the failed count's red box
+    shutil.copy(shot, os.environ.get("HARNESS_KEEP_SCREENSHOT", tmp_path / "kept.png"))
+
+
 def test_html_screenshot_shows_green_and_red(cells, tmp_path):
     write_reports(tmp_path, cells, lab={"backend": "local", "org_issuer_cn": "Acme"}, seconds=2.0)
     shot = tmp_path / "shot.png"
