@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from tests.cli.test_main import ROOT
+from tests.clihelpers import ROOT
 
 
 @pytest.mark.parametrize("flag", ["--help", "-h", "help"])
