@@ -168,10 +168,9 @@ def observe(ev: Evidence, exit_outcomes: dict[int, str] = EXIT_OUTCOMES) -> Obse
 
 
 def _requirements(expected: str, o: Observation, via_proxy: bool, has_events: bool,
-                  warn_known: bool | None = None) -> list[tuple[bool, str]]:
+                  warn_known: bool) -> list[tuple[bool, str]]:
     """What ``expected`` requires; client-reported facts count only when known:
     ``has_events`` (the lab's JSON events) and ``warn_known`` (events, or a warning regex)."""
-    warn_known = has_events if warn_known is None else warn_known
     nothing_decrypted = (o.decrypted_requests == 0, f"the proxy decrypted {o.decrypted_requests} request(s)")
     nothing_at_server = (o.server_requests_once_inspected == 0,
                          f"the server received {o.server_requests_once_inspected} request(s)"

@@ -545,3 +545,38 @@ def test_connections_are_ordered_by_journal_sequence():
     shuffled = replace(ev, proxy=list(reversed(ev.proxy)))
     assert judge("refused", shuffled).passed
     assert observe(shuffled).connections == (PASS_THROUGH, INTERCEPT)
+
+
+# -- what the mutation check (./lab mutate verdict) found untested ----------------------------
+
+def test_accepted_inspection_but_the_server_saw_nothing():
+    ev = replace(ev_accepted_inspection(), server=[])
+    assert only_reasons("accepted-inspection", ev) == ("the server received no request",)
+
+
+BLOCKING_CURL = {0: "connected", 22: "blocked"}  # a definition may map an exit code to blocked itself
+
+
+def test_blocked_by_exit_code_still_needs_the_proxys_block():
+    block = {**decrypted(), "status": 403}
+    ev = Evidence(22, [connection(INTERCEPT, requests=[block], blocked=True)], [], via_proxy=True)
+    assert judge("blocked", ev, BLOCKING_CURL).passed
+    unblocked = replace(ev, proxy=[connection(INTERCEPT, requests=[block])])
+    assert judge("blocked", unblocked, BLOCKING_CURL).reasons == (
+        "the proxy blocked no connection for an untrusted upstream",)
+    unasked = replace(ev, proxy=[connection(INTERCEPT, blocked=True)])
+    assert judge("blocked", unasked, BLOCKING_CURL).reasons == ("no request reached the proxy's block page",)
+
+
+def test_a_passed_through_connection_that_never_reached_upstream_is_no_evidence():
+    """No upstream_local (the proxy never connected upstream for it): nothing to tie, nothing allowed."""
+    silent = connection(PASS_THROUGH, sni="beam.screenmeet.com", connection=1)
+    inspected = connection(INTERCEPT, sni="beam.screenmeet.com", upstream_local=["127.0.0.1:40500"], connection=2)
+    ev = Evidence(5, [silent, inspected], [server_request(client="127.0.0.1:40999")], via_proxy=True)
+    assert only_reasons("refused", ev) == ("the server received 1 request(s)",)
+    assert judge("refused", replace(ev, server=[])).passed
+
+
+def test_a_connection_without_a_client_hello_is_listed_as_none():
+    ev = replace(ev_refused(), proxy=[connection(None), *ev_refused().proxy])
+    assert observe(ev).connections == ("none", INTERCEPT)
