@@ -103,7 +103,8 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "compose: needs a Docker engine and runs the compose lab")
+    config.addinivalue_line("markers", "compose: needs a Docker engine and runs the compose lab; "
+                                       "deselected unless --lab=compose (or $HARNESS_LAB=compose)")
     config.stash[_SESSION] = _Session()
     if _xdist_worker(config) is not None:
         return  # the controller checks the options once and writes the report
@@ -118,10 +119,25 @@ def pytest_configure(config):
             raise pytest.UsageError(str(e)) from None
 
 
+def _backend(config) -> str:
+    return config.getoption("--lab") or os.environ.get("HARNESS_LAB", "local")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``compose`` run only when the compose lab is asked for: they build images and
+    start containers, which a default run must not do just because a Docker engine answers."""
+    if _backend(config) == "compose":
+        return
+    dropped = [item for item in items if item.get_closest_marker("compose")]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if not item.get_closest_marker("compose")]
+
+
 @pytest.fixture(scope="session")
 def lab_backend(pytestconfig) -> str:
     """The lab backend, local or compose: --lab, else $HARNESS_LAB, else local."""
-    return pytestconfig.getoption("--lab") or os.environ.get("HARNESS_LAB", "local")
+    return _backend(pytestconfig)
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,8 @@ def lab_options(pytestconfig, lab_backend, lab_state_dir) -> LabOptions:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Compose-only tests are skipped (with the reason) on the local lab, and local-only
-    modules are skipped on the compose lab: 'pytest --lab=compose' runs the shared suite."""
+    """Local-only modules are skipped on the compose lab: 'pytest --lab=compose' runs the shared suite.
+    (Tests marked ``compose`` are deselected on the local lab by the plugin, harness.plugin.)"""
     backend = config.getoption("--lab") or "local"
     shared = {"test_matrix.py", "test_secrets.py", "test_compose.py"}
     for item in items:

@@ -178,3 +178,22 @@ def test_the_session_lab_holds_its_state_directory(tls_lab):
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"pid {os.getpid()}" in proc.stderr and "it stops when that command ends" in proc.stderr
+
+
+def test_compose_marked_tests_run_only_with_the_compose_lab(tmp_path):
+    """A compose test builds images and starts containers: never in a default run, Docker engine or not."""
+    (tmp_path / "test_c.py").write_text(textwrap.dedent('''
+        import pytest
+
+        @pytest.mark.compose
+        def test_needs_compose(lab_backend):
+            assert lab_backend == "compose"
+
+        def test_everywhere():
+            pass
+    '''))
+    default = run_pytest(tmp_path)
+    assert default.returncode == 0 and "1 passed, 1 deselected" in default.stdout, default.stdout + default.stderr
+    # Negative: asked for, the compose test is collected and runs (here it only checks the backend).
+    chosen = run_pytest(tmp_path, "--lab=compose", "-k", "needs_compose")
+    assert chosen.returncode == 0 and "1 passed, 1 deselected" in chosen.stdout, chosen.stdout + chosen.stderr

@@ -54,7 +54,8 @@ class CellResult:
             "reasons": list(self.verdict.reasons),
             "issuer_seen": o.issuer_seen,
             "pin_match": o.pin_match,
-            "observation": o.__dict__ | {"credentials_at_proxy": list(o.credentials_at_proxy)},
+            # JSON has lists, not tuples: the document reads back equal to itself.
+            "observation": {k: list(v) if isinstance(v, tuple) else v for k, v in o.__dict__.items()},
             "lane": self.lane,
             "seconds": round(self.seconds, 3),
             "output": self.output,

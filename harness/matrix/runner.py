@@ -10,6 +10,10 @@ Reference clients run in-process by default (:mod:`harness.matrix.execute`);
 :class:`harness.model.clientdefs.ClientDef` (a command template and the pinning
 policy it claims): it runs as a subprocess and is judged from the journals,
 its exit code and its warning regex, since it prints no lab events.
+
+A roaming policy switches after a cell's first connections (see
+:mod:`harness.proxy.roaming`): before such a cell the runner restarts its
+lane's connection count on the proxy, so every cell starts from connection 1.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from harness.model.vendors import VendorProfile
 from harness.model.verdict import Evidence, judge
 from harness.net.journal import JournalReader
 from harness.pki.names import display_name
+from harness.proxy.roaming import reset_lane
 
 
 def unavailable(scenario: Scenario, lab: LabInfo, policies: dict[str, Policy] | None = None) -> str | None:
@@ -118,25 +123,33 @@ class MatrixRunner:
             code, output = run_reference(client, argv, in_process=self.in_process, prefix=list(endpoint.exec_prefix))
             return code, output, (argv, endpoint.exec_prefix)
 
-        lane, secret, (code, output, (argv, prefix)), proxy, server, seconds = self._on_lane(execute)
+        lane, secret, (code, output, (argv, prefix)), proxy, server, seconds = self._on_lane(execute, self._roams(scenario))
         evidence = Evidence(code, proxy, server, scenario.through_proxy, parse_events(output), output)
         verdict = judge(expect or scenario.expect[client_name], evidence)
         # The console script is what a person types to rerun it (run_reference's in-process run is the same code).
         return CellResult(scenario, client_name, verdict, lane, seconds, output, proxy, server, secret,
                           command=("harness", client_name, *argv), exec_prefix=tuple(prefix))
 
-    def _on_lane(self, run):
+    def _roams(self, scenario: Scenario) -> bool:
+        """Whether ``scenario``'s policy switches between connections (its lane's count must restart)."""
+        policy = self.policies.get(scenario.policy) if scenario.through_proxy else None
+        return policy is not None and policy.roam is not None
+
+    def _on_lane(self, run, roams: bool = False):
         """Borrow a lane, run ``run(lane, secret)`` on it, and collect that lane's journal records.
 
         The cursors are taken before the client starts, so the records after them on
         this lane are exactly the cell's ground truth; the proxy's are read once the
-        lane's connections have settled.
+        lane's connections have settled.  ``roams``: restart the lane's connection
+        count first, so a roaming policy switches after this cell's own connections.
         """
         lane = self._lanes.get()
         try:
             start = time.perf_counter()
             proxy_cursor = self.proxy_journal.last_seq()
             server_cursor = self.server_journal.last_seq()
+            if roams:
+                reset_lane(self.lab.proxy_admin, lane)
             secret = f"lab-secret-{secrets.token_hex(8)}"
             result = run(lane, secret)
             proxy = self.proxy_journal.read(lane=lane, after=proxy_cursor, settle=self.settle)
@@ -166,7 +179,7 @@ class MatrixRunner:
             code, output = run_foreign(list(rendered.argv), rendered.env, rendered.stdin, client.timeout, prefix)
             return code, output, (rendered, prefix)
 
-        lane, secret, (code, output, (rendered, prefix)), proxy, server, seconds = self._on_lane(execute)
+        lane, secret, (code, output, (rendered, prefix)), proxy, server, seconds = self._on_lane(execute, self._roams(scenario))
         evidence = Evidence(code, proxy, server, scenario.through_proxy, [], output,
                             warned=client.warned(output), server_issuer=self._read_server_issuer())
         verdict = judge(expected, evidence, client.exit_codes)

@@ -16,12 +16,20 @@ Host patterns, as inspection products write exceptions:
 Unlike mitmproxy's ``ignore_hosts`` (an unanchored regex search, where
 ``screenmeet.com`` also matches ``notscreenmeet.com.evil``), matching here is
 anchored on label boundaries.
+
+Roaming: the network changes between a client's connections.  A policy with
+``roam = { after = N, to = "other" }`` applies itself to the first ``N``
+connections a cell makes through its listener and policy ``other`` to the
+later ones (:meth:`Policy.policy_for`, a pure function of the connection's
+number); the proxy counts connections per lane and the runner restarts the
+count for every cell (:mod:`harness.proxy.roaming`).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,6 +101,19 @@ class HostPattern:
 
 
 @dataclass(frozen=True)
+class Roam:
+    """A switch between a client's connections: after ``after`` connections, policy ``to`` applies."""
+
+    after: int
+    to: "Policy"
+
+    def to_dict(self) -> dict:
+        """The ``roam`` table, with the target's own table under ``policy`` so it stands alone
+        (the proxy's JSON may carry a roaming policy without its target)."""
+        return {"after": self.after, "to": self.to.name, "policy": self.to.to_dict()}
+
+
+@dataclass(frozen=True)
 class Policy:
     """What one proxy listener does with the connections it receives.
 
@@ -112,6 +133,7 @@ class Policy:
     leaf_key: str = ""
     tls_min: str = ""
     tls_max: str = ""
+    roam: Roam | None = None
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -124,12 +146,36 @@ class Policy:
                 raise ValueError(f"policy {self.name!r}: {key} applies to mode = \"inspect\" only")
         if self.tls_min and self.tls_max and self.tls_min > self.tls_max:
             raise ValueError(f"policy {self.name!r}: tls_min {self.tls_min} is above tls_max {self.tls_max}")
+        if self.roam is not None:
+            self._check_roam(self.roam)
 
+    def _check_roam(self, roam: Roam) -> None:
+        if isinstance(roam.after, bool) or not isinstance(roam.after, int) or roam.after < 1:
+            raise ValueError(f"policy {self.name!r}: roam.after = {roam.after!r} is not a whole number of 1 or more")
+        if roam.to.roam is not None:
+            raise ValueError(f"policy {self.name!r}: roam.to = {roam.to.name!r} roams itself; a policy switches once")
+        if roam.to.upstream != self.upstream:
+            # The lab serves the hostile sites its listeners' policies name, not their targets'.
+            raise ValueError(f"policy {self.name!r}: roam.to = {roam.to.name!r} has another upstream; "
+                             "a roam changes what the proxy does, not the server behind it")
+
+    def policy_for(self, connection: int) -> "Policy":
+        """The policy for the ``connection``-th connection (1 = the first) a cell makes through
+        this policy's listener: this one for the first ``roam.after``, then ``roam.to``."""
+        if connection < 1:
+            raise ValueError(f"connections are counted from 1, not {connection}")
+        if self.roam is None or connection <= self.roam.after:
+            return self
+        return self.roam.to
     @classmethod
-    def from_dict(cls, name: str, data: dict) -> "Policy":
-        """Build a policy from its TOML/JSON table; raises ValueError naming the bad value."""
+    def from_dict(cls, name: str, data: dict, *, policies: Mapping[str, "Policy"] | None = None) -> "Policy":
+        """Build a policy from its TOML/JSON table; raises ValueError naming the bad value.
+
+        A ``roam`` table names its target (``to``), looked up in ``policies``, or carries
+        the target's table under ``policy`` (as :meth:`to_dict` writes it).
+        """
         t = Table(f"policy {name!r}", data, error=ValueError)
-        t.unknown_keys(("mode", "exceptions", "description", *TUNING))
+        t.unknown_keys(("mode", "exceptions", "description", *TUNING, "roam"))
         exceptions = []
         for text in t.str_list("exceptions", example='["*.screenmeet.com"]'):
             try:
@@ -141,12 +187,14 @@ class Policy:
         return cls(name=name, mode=t.get("mode", "inspect"), exceptions=tuple(exceptions),
                    description=t.str("description", default=""),
                    **{key: t.str(key, valid=f'a string such as "{choices[0]}"')
-                      for key, (choices, _) in _tuning_choices().items() if key in t})
+                      for key, (choices, _) in _tuning_choices().items() if key in t},
+                   roam=_roam(t, policies or {}) if "roam" in t else None)
 
     def to_dict(self) -> dict:
-        """The table :meth:`from_dict` reads back (tuning keys only when set)."""
+        """The table :meth:`from_dict` reads back (tuning keys and ``roam`` only when set)."""
         out = {"mode": self.mode, "exceptions": [p.text for p in self.exceptions], "description": self.description}
-        return out | {key: getattr(self, key) for key in TUNING if getattr(self, key)}
+        out |= {key: getattr(self, key) for key in TUNING if getattr(self, key)}
+        return out | ({"roam": self.roam.to_dict()} if self.roam else {})
 
     def exception_for(self, host: str | None) -> HostPattern | None:
         """The first exception pattern that matches ``host``, if any."""
@@ -159,6 +207,21 @@ class Policy:
         if self.mode == "tunnel":
             return PASS_THROUGH
         return PASS_THROUGH if self.exception_for(host) else INTERCEPT
+
+
+def _roam(t: Table, policies: Mapping[str, Policy]) -> Roam:
+    """The ``roam`` table of ``t``: ``{ after = N, to = "NAME" }`` (plus ``policy``, the target's table)."""
+    t.mapping("roam", what="after and to", example='{ after = 1, to = "inspect" }', keys=("after", "to", "policy"))
+    r = t.sub("roam")
+    after = r.number("after", 1, whole=True, required=True)
+    to = r.str("to", required=True, nonempty=True)
+    if "policy" in r:
+        target = Policy.from_dict(to, r.get("policy"))
+    elif to in policies:
+        target = policies[to]
+    else:
+        t.fail(f"roam.to = {to!r} names no policy; known: {', '.join(policies) or 'none'}")
+    return Roam(int(after), target)
 
 
 # Optional policy keys, beyond what to decrypt:
@@ -197,7 +260,15 @@ def load_policies(path: str | Path | None = None) -> dict[str, Policy]:
     data = read_toml(path, missing_hint="pass an existing policies file")
     tables = named_tables(path, data, "policy", required=False)
     try:
-        return {name: Policy.from_dict(name, table) for name, table in tables.items()}
+        # Roaming policies name their targets: build the others first, whatever the file's order.
+        built = {name: Policy.from_dict(name, table) for name, table in tables.items() if "roam" not in table}
+        for name, table in tables.items():
+            if "roam" in table:
+                to = table["roam"].get("to") if isinstance(table["roam"], dict) else None
+                if isinstance(to, str) and "roam" in tables.get(to, {}):
+                    raise ValueError(f"policy {name!r}: roam.to = {to!r} roams itself; a policy switches once")
+                built[name] = Policy.from_dict(name, table, policies=built)
+        return {name: built[name] for name in tables}
     except ValueError as e:
         # from_dict's sentences name the policy (and end with a period, unless __post_init__ wrote them).
         raise BadFileError(f"{path}: {str(e).removesuffix('.')}.") from None

@@ -96,7 +96,13 @@ class ProxyRecord(Journaled):
 
     Only after the event: ``closed`` (Unix time the connection closed),
     ``tls_version`` (once the client's handshake finished), ``forged_case``
-    (when the lab forged the leaf: the :mod:`harness.pki.hostile` case, or ``None``).
+    (when the lab forged the leaf: the :mod:`harness.pki.hostile` case, or ``None``),
+    ``upstream_local`` (once the proxy connected upstream: the local ``HOST:PORT`` of
+    each of its connections to the server, which the server journals as ``client``).
+
+    Only on a roaming listener (:class:`harness.model.policy.Roam`): ``connection``,
+    the connection's number in its cell (from 1), and ``applied_policy``, the
+    policy it got (``policy`` stays the listener's).
     """
 
     kind: Literal["connection"]
@@ -122,6 +128,9 @@ class ProxyRecord(Journaled):
     closed: NotRequired[float]
     tls_version: NotRequired[str]
     forged_case: NotRequired[str | None]
+    upstream_local: NotRequired[list[str]]
+    connection: NotRequired[int]
+    applied_policy: NotRequired[str]
 
 
 class ServerRequest(Journaled):

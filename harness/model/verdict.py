@@ -24,6 +24,14 @@ What each outcome requires of the network (DESIGN.md section 4):
 * ``blocked``          – the proxy met an untrusted upstream certificate and
   answered the client's request itself (a block page, or mitmproxy's 502):
   nothing reached the server, and the client stopped with a network error.
+
+"Nothing at the server" counts from the first connection the proxy
+intercepted: on a roaming policy (the network changes between a client's
+connections) what a client sent over connections the proxy passed through
+*before* inspection began reached the server untouched and unread, and is
+allowed.  A server request is tied to its proxy connection by address: the
+proxy journals the local address of each upstream connection
+(``upstream_local``), the server the address each request came from (``client``).
 """
 
 from __future__ import annotations
@@ -69,6 +77,15 @@ class Observation:
     server_requests: int
     websocket_messages_at_proxy: int
     blocked: int = 0  # connections the proxy answered itself for an untrusted upstream
+    # Server requests carried by connections the proxy passed through before it first intercepted
+    # one (a roaming policy's first phase), and each proxy connection's action, in order.
+    server_requests_before_inspection: int = 0
+    connections: tuple[str, ...] = ()
+
+    @property
+    def server_requests_once_inspected(self) -> int:
+        """Server requests not explained by passed-through connections before inspection began."""
+        return self.server_requests - self.server_requests_before_inspection
 
     def summary(self) -> str:
         return (
@@ -96,9 +113,17 @@ def _events(events: list[dict], name: str) -> list[dict]:
     return [e for e in events if e.get("event") == name]
 
 
+def _before_inspection(connections: list[ProxyRecord], server: list[ServerRecord]) -> int:
+    """Server requests that came over connections passed through before the first intercepted one
+    (none when nothing was intercepted: then no inspection began that they could precede)."""
+    first = next((i for i, r in enumerate(connections) if r["action"] == INTERCEPT), 0)
+    addresses = {a for r in connections[:first] if r["action"] == PASS_THROUGH for a in r.get("upstream_local", ())}
+    return sum(1 for r in server if r["kind"] == "http" and r["client"] in addresses)
+
+
 def observe(ev: Evidence, exit_outcomes: dict[int, str] = EXIT_OUTCOMES) -> Observation:
     """Summarise the evidence; the outcome is named from the exit code, the rest from the journals."""
-    connections = [r for r in ev.proxy if r["kind"] == "connection"]
+    connections = sorted((r for r in ev.proxy if r["kind"] == "connection"), key=lambda r: r["seq"])
     intercepted = [r for r in connections if r["action"] == INTERCEPT]
     requests = [q for r in connections for q in r["requests"]]
     credentials = sorted({c for q in requests for c in q["credentials"]})
@@ -114,7 +139,10 @@ def observe(ev: Evidence, exit_outcomes: dict[int, str] = EXIT_OUTCOMES) -> Obse
     if outcome == "network-error" and any(r["requests"] for r in blocked):
         # The "network error" was the proxy's own answer for an untrusted upstream.
         outcome = "blocked"
-    issuer = next((e.get("issuer") for e in tls_events if e.get("issuer")), None)
+    # The handshake that decided the cell: the first whose pins did not match, if any (on a
+    # roaming policy an earlier connection may have been passed through and matched).
+    shown = [e for e in tls_events if e.get("pin_match") is False] or tls_events
+    issuer = next((e.get("issuer") for e in shown if e.get("issuer")), None)
     if issuer is None:
         issuer = next((r["forged_issuer"] for r in intercepted if r["forged_issuer"]), None)
     if issuer is None and not intercepted and ev.server:
@@ -123,7 +151,7 @@ def observe(ev: Evidence, exit_outcomes: dict[int, str] = EXIT_OUTCOMES) -> Obse
         outcome=outcome,
         exit_code=ev.exit_code,
         issuer_seen=issuer,
-        pin_match=next((e.get("pin_match") for e in tls_events if "pin_match" in e), None),
+        pin_match=next((e.get("pin_match") for e in shown if "pin_match" in e), None),
         warned=warned,
         secure=connected[-1].get("secure") if connected else None,
         intercepted=len(intercepted),
@@ -134,16 +162,20 @@ def observe(ev: Evidence, exit_outcomes: dict[int, str] = EXIT_OUTCOMES) -> Obse
         server_requests=sum(1 for r in ev.server if r["kind"] == "http"),
         websocket_messages_at_proxy=sum(len(r["websocket"]) for r in connections),
         blocked=len(blocked),
+        server_requests_before_inspection=_before_inspection(connections, ev.server),
+        connections=tuple(r["action"] or "none" for r in connections),
     )
 
 
 def _requirements(expected: str, o: Observation, via_proxy: bool, has_events: bool,
-                  warn_known: bool | None = None) -> list[tuple[bool, str]]:
+                  warn_known: bool) -> list[tuple[bool, str]]:
     """What ``expected`` requires; client-reported facts count only when known:
     ``has_events`` (the lab's JSON events) and ``warn_known`` (events, or a warning regex)."""
-    warn_known = has_events if warn_known is None else warn_known
     nothing_decrypted = (o.decrypted_requests == 0, f"the proxy decrypted {o.decrypted_requests} request(s)")
-    nothing_at_server = (o.server_requests == 0, f"the server received {o.server_requests} request(s)")
+    nothing_at_server = (o.server_requests_once_inspected == 0,
+                         f"the server received {o.server_requests_once_inspected} request(s)"
+                         + (" besides those passed through before inspection began"
+                            if o.server_requests_before_inspection else ""))
     if expected == "connected":
         reqs = [
             (o.server_requests > 0, "the server received no request"),

@@ -3,7 +3,8 @@
 The decisions live in plain objects (:class:`harness.model.policy.Policy`,
 :class:`harness.proxy.config.ProxyConfig`); this class only
 
-* finds the listener (policy, lane) a connection arrived on,
+* finds the listener (policy, lane) a connection arrived on, and on a roaming
+  listener the policy this connection gets (:mod:`harness.proxy.roaming`),
 * refuses CONNECTs to hosts outside the lab,
 * points lab hosts at the mock server (``server_connect``),
 * serves transparent (gateway) listeners: a connection redirected there is
@@ -20,7 +21,9 @@ The decisions live in plain objects (:class:`harness.model.policy.Policy`,
   decrypted requests and WebSocket messages (credentials redacted by
   :mod:`harness.model.secrets` unless ``lab_show_secrets``: every secret
   header, Basic and Bearer values in any header; bodies and message texts
-  only with it); :class:`harness.model.records.ProxyRecord` declares its keys.
+  only with it), and the local address of each upstream connection (the
+  server journal's ``client``, which ties a server request to its proxy
+  connection); :class:`harness.model.records.ProxyRecord` declares its keys.
 
 Options: ``lab_config`` (path of the JSON written by the lab) and
 ``lab_show_secrets``.
@@ -45,10 +48,11 @@ from harness.model.records import DecryptedMessage, DecryptedRequest, ProxyRecor
 from harness.model.secrets import credentials_in, redact_headers
 from harness.model.vendors import VendorProfile
 from harness.net.addresses import resolve_bind
-from harness.net.journal import Journal, announce_ready, start_admin
+from harness.net.journal import Journal, announce_ready
 from harness.pki.names import display_name
 from harness.proxy import forge
 from harness.proxy.config import Listener, ProxyConfig
+from harness.proxy.roaming import Roaming, RoamingAdmin
 from harness.proxy.upstream import UpstreamChecker
 
 logger = logging.getLogger(__name__)
@@ -70,7 +74,8 @@ class InspectionAddon:
         self.listeners: dict[int, Listener] = {}
         self.transparent: dict[int, Listener] = {}  # transparent listener port -> listener
         self.admin_url: str | None = None
-        self._admin = None
+        self._admin: RoamingAdmin | None = None
+        self.roaming = Roaming()  # connection numbers on roaming listeners, reset per cell by the runner
         # Called with the ready report once listeners and admin endpoint are up.
         self.announce = announce
         self._forger: forge.Forger | None = None
@@ -117,7 +122,8 @@ class InspectionAddon:
             return
         self._map_listeners()
         host, port = resolve_bind(self.config.admin)
-        self._admin, self.admin_url = await start_admin(self.journal, host, port, name="proxy")
+        self._admin = RoamingAdmin(self.journal, self.roaming, name="proxy")
+        self.admin_url = await self._admin.start(host, port)
         report = {"ready": {"admin": self.admin_url, "listeners": [
             {"policy": l.policy.name, "lane": l.lane, "port": l.port} for l in self.listeners.values()
         ]}}
@@ -142,6 +148,8 @@ class InspectionAddon:
 
     # -- helpers -------------------------------------------------------------
     def _listener(self, client: Client) -> Listener | None:
+        if (roamed := self.roaming.listener(client.id)) is not None:
+            return roamed  # a roaming listener, with the policy this connection got
         if _is_transparent(client):
             # mitmproxy put the original destination in sockname; the mode names the listener.
             listener = self.transparent.get(client.proxy_mode.listen_port())
@@ -157,7 +165,7 @@ class InspectionAddon:
         listener = self._listener(client)
         # Every key ProxyRecord requires, so readers can index them; the journal adds
         # seq, time and open.  Hooks below fill the values in.
-        self.journal.open(client.id, {
+        record = self.journal.open(client.id, {
             "kind": "connection",
             "lane": listener.lane if listener else None,
             "policy": listener.policy.name if listener else None,
@@ -179,8 +187,11 @@ class InspectionAddon:
             "requests": [],
             "websocket": [],
         })
+        if listener is not None and (n := self.roaming.connect(client.id, listener)) is not None:
+            record.update({"connection": n, "applied_policy": self.roaming.listener(client.id).policy.name})
 
     def client_disconnected(self, client: Client) -> None:
+        self.roaming.disconnect(client.id)
         self._upstream_failed.discard(client.id)
         self._allow_untrusted.discard(client.id)
         self.journal.close(client.id)
@@ -231,6 +242,11 @@ class InspectionAddon:
             data.server.address = self.config.gateway_upstream(listener)
         except KeyError:
             data.server.error = f"this lab serves no hostile site {listener.policy.upstream!r} (policy {listener.policy.name})"
+
+    def server_connected(self, data: server_hooks.ServerConnectionHookData) -> None:
+        # Where the server sees this connection come from: its journal's "client" for each request.
+        if (record := self._record(data.client)) is not None and data.server.sockname:
+            record.setdefault("upstream_local", []).append("%s:%d" % data.server.sockname[:2])
 
     def server_connect_error(self, data: server_hooks.ServerConnectionHookData) -> None:
         if (record := self._record(data.client)) is not None:

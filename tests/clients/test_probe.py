@@ -9,7 +9,7 @@ import pytest
 from harness.cli.main import main
 from harness.clients.probe import Facts, assess, exception_pattern, parse_target
 from harness.errors import UsageError
-from harness.model.policy import INTERCEPT
+from harness.proxy.roaming import reset_lane
 
 HOSTS = ("beam.screenmeet.com", "api.screenmeet.com")
 
@@ -74,31 +74,57 @@ def lab_args(lab, *, trust="public+org", pins=True):
     return args + (["--pins", lab.pins_file] if pins else [])
 
 
+# Whether each policy in front of the real mock server inspects (beam.screenmeet.com, api.screenmeet.com),
+# written out rather than derived from Policy.decide, the code under test.  A roaming policy is
+# probed right after its lane's count restarted: the probe's one connection is the cell's first.
+INSPECTS = {
+    "tunnel": (False, False),
+    "inspect": (True, True),
+    "exception-wildcard": (False, False),
+    "exception-api": (True, False),
+    "exception-apex": (True, True),  # the apex covers no service host
+    "exception-ip": (True, True),  # an IP exception never matches a connection by name
+    "exception-both": (False, False),
+    "inspect-tls12": (True, True),
+    "inspect-tls13": (True, True),
+    "inspect-ecdsa": (True, True),
+    "inspect-rsa": (True, True),
+    "roam-exception-then-inspect": (False, False),
+    "roam-inspect-then-exception": (True, True),
+    "roam-inspect-then-rekeyed": (True, True),
+}
+
+
+def test_the_table_covers_every_policy_in_front_of_the_mock_server(lab_policies):
+    assert set(INSPECTS) == {name for name, p in lab_policies.items() if not (p.upstream or p.forge)}
+
+
+@pytest.mark.parametrize("policy", INSPECTS)
 @pytest.mark.parametrize("host", HOSTS)
-def test_every_lab_policy(tls_lab, lab_policies, capsys, host):
+def test_every_lab_policy(tls_lab, capsys, policy, host):
     """Exit 5 exactly where the policy decrypts the host, 0 where it passes it through
     (every policy in front of the real mock server; hostile upstreams are the next test's)."""
-    assert set(lab_policies) >= {"tunnel", "inspect", "exception-wildcard", "exception-api", "exception-apex"}
-    for name, policy in lab_policies.items():
-        if policy.upstream or policy.forge:
-            continue
-        code, doc = probe(capsys, host, "--proxy", tls_lab.proxy_url(name), *lab_args(tls_lab))
-        inspected = policy.decide(host) == INTERCEPT
-        assert code == (5 if inspected else 0), (name, doc["message"])
-        assert doc["verdict"] == ("inspected" if inspected else "not-inspected")
-        assert doc["issuer"] == (tls_lab.org_issuer_cn if inspected else "Lab Public Intermediate CA")
-        assert doc["pins"]["matched"] is (not inspected)
-        assert f"CN={doc['issuer']}" in doc["chain"][0]["issuer"]
+    inspected = INSPECTS[policy][HOSTS.index(host)]
+    reset_lane(tls_lab.proxy_admin, 0)
+    code, doc = probe(capsys, host, "--proxy", tls_lab.proxy_url(policy), *lab_args(tls_lab))
+    assert code == (5 if inspected else 0), doc["message"]
+    assert doc["verdict"] == ("inspected" if inspected else "not-inspected")
+    assert doc["issuer"] == (tls_lab.org_issuer_cn if inspected else "Lab Public Intermediate CA")
+    assert doc["pins"]["matched"] is (not inspected)
+    assert f"CN={doc['issuer']}" in doc["chain"][0]["issuer"]
 
 
-def test_probe_predicts_beam_in_every_proxy_scenario(tls_lab, capsys):
-    """What the probe says before anything is installed is what Beam then does, hostile upstreams included."""
+def test_probe_predicts_beam_in_every_proxy_scenario(tls_lab, lab_policies, capsys):
+    """What the probe says before anything is installed is what Beam then does, hostile upstreams included
+    (not where the policy roams: the probe sees one connection, Beam's heartbeat is its second)."""
     from harness.model.scenarios import load_scenarios
 
     exit_for = {"connected": 0, "refused": 5, "tls-error": 4}
     checked = 0
     for s in load_scenarios():
         if s.network != "proxy" or s.client_args.get("beam") or s.expect.get("beam") not in exit_for:
+            continue
+        if lab_policies[s.policy].roam is not None:
             continue
         host = parse_target(s.urls.get("beam", "https://beam.screenmeet.com"))[0]
         code, doc = probe(capsys, host, "--proxy", tls_lab.proxy_url(s.policy), *lab_args(tls_lab, trust=s.trust))

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from harness.errors import EnvironmentProblem, UnknownNameError
+from harness.errors import EnvironmentProblem, LabStartError, UnknownNameError
 from harness.lab import gateway as gw
 from harness.lab.info import Endpoint, LabInfo, Transparent
 from harness.lab.local import LocalLab
@@ -309,7 +309,8 @@ def test_a_lab_that_fails_to_start_removes_its_gateway(tmp_path):
     before = namespaces(), lab_chains()
     lab = LocalLab(LabOptions(state_dir=tmp_path, lanes=1, transparent=True, transparent_policies=["inspect"],
                               python="/bin/false", start_timeout=10), policies=load_policies())
-    with pytest.raises(Exception):
+    # /bin/false as the components' Python: the first to start exits at once, with its log named.
+    with pytest.raises(LabStartError, match=r"failed to start: exit code 1 \(log: .*\.log\)"):
         lab.start()
     assert (namespaces(), lab_chains()) == before
     assert lab.gateway is None

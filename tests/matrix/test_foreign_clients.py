@@ -4,8 +4,9 @@ curl-pinned must behave like Beam (refuse inspection with exit 90, never send
 its token), curl-unpinned shows why pinning matters (it accepts inspection and
 hands its token to the proxy), attended-cli and a curl-based shell script are
 pinned-warn clients answering the warning by flag and by standard input.
-Every positive has its negative: the same ground truth judged against any
-other outcome fails, and a client claiming the wrong policy fails.
+Every positive has its negatives: the journals show what the outcome means,
+the same ground truth with one journal fact changed (the exit code kept) fails
+for that fact, and a client claiming the wrong policy fails.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from pathlib import Path
 import pytest
 
 from harness.model.clientdefs import builtin_clients, define_client
-from harness.model.scenarios import OUTCOMES, load_scenarios, select
+from harness.model.scenarios import load_scenarios, select
 from harness.model.verdict import Evidence, judge
 from harness.plugin import assert_outcome, describe_cell
+from tests.matrix.journal_facts import assert_counterfactuals_fail, assert_journal_facts, evidence_of
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = [s.name for s in select(load_scenarios())]  # the everyday rows; extended ones run by tag below
@@ -33,26 +35,21 @@ CURL = shutil.which("curl")
 pytestmark = pytest.mark.skipif(CURL is None, reason="curl is not installed (.ci/run installs it)")
 
 
-def _rejudge(cell, other):
-    ev = Evidence(cell.verdict.observation.exit_code, cell.proxy_records, cell.server_records,
-                  cell.scenario.via_proxy, [], cell.output, warned=cell.verdict.observation.warned or None)
-    return judge(other, ev, BUILTIN[cell.client].exit_codes if cell.client in BUILTIN else {0: "connected"})
-
-
 @pytest.mark.parametrize("client", ["curl-pinned", "curl-unpinned", "attended-cli"])
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_builtin_definition_in_every_scenario(lab_runner, lab_scenarios, lab_clients, client, scenario):
+def test_builtin_definition_in_every_scenario(tls_lab, lab_runner, lab_scenarios, lab_clients, client, scenario):
     cells = lab_runner.run([lab_scenarios[scenario]], [lab_clients[client]])
     if not cells:  # the runner says why it left the cell out
         why = getattr(lab_runner, "skipped", {}).get(scenario) or "no outcome can be derived"
         assert why != "no outcome can be derived" or lab_runner.undetermined == [(scenario, client)]
         pytest.skip(f"{scenario}/{client}: {why}")
-    cell = cells[0]
+    cell, definition = cells[0], lab_clients[client]
     assert_outcome(cell)
-    # Negative: the same evidence fails as any other outcome.
-    for other in OUTCOMES:
-        if other != cell.verdict.expected:
-            assert not _rejudge(cell, other).passed, f"{scenario}/{client} also passes as {other}"
+    assert_journal_facts(cell, tls_lab.org_issuer_cn, sends_secret="{secret}" in " ".join(definition.command),
+                         verifies_in_handshake=False)
+    # Negative: the same run with one journal fact changed (same exit code) fails for that fact.
+    evidence = evidence_of(cell, [], warned=definition.warned(cell.output))
+    assert_counterfactuals_fail(cell.verdict.expected, evidence, definition.exit_codes, where=f"{scenario}/{client}")
 
 
 def test_curl_pinned_refuses_inspection_like_beam(run_client, tls_lab):

@@ -164,7 +164,7 @@ def test_parse_pins_line_numbers_count_comment_lines():
 
 @pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n", "   # sha256/" + b64(PLAIN_DIGEST)])
 def test_parse_pins_without_any_pin_is_an_error(text):
-    with pytest.raises(ValueError, match="holds no pin"):
+    with pytest.raises(ValueError, match="^it holds no pin$"):
         parse_pins(text)
 
 
@@ -309,3 +309,32 @@ def test_digest_text_parse_round_trip(digest):
 def test_format_then_parse_pins_round_trip(digests, comment):
     text = format_pins(["sha256/" + b64(d) for d in digests], comment=comment)
     assert parse_pins(text) == tuple(digests)
+
+
+# -- what the mutation check (./lab mutate pins) found untested ------------------------------
+
+def test_a_comment_may_itself_hold_a_hash():
+    assert parse_pins(f"sha256/{b64(PLAIN_DIGEST)}  # current # rotated 2024\n") == (PLAIN_DIGEST,)
+
+
+def test_a_match_keeps_what_was_expected_and_presented(leaf, other_leaf):
+    pins = [parse_pin(other_leaf.spki_pin), parse_pin(leaf.spki_pin)]
+    result = check_pins(["garbage", leaf.spki_pin], pins)
+    assert result == PinResult(True, leaf.spki_pin, (other_leaf.spki_pin, leaf.spki_pin), ("garbage", leaf.spki_pin))
+    assert result.describe() == f"pin {leaf.spki_pin} matched"
+    missed = check_pins([], pins).describe()
+    assert missed == f"no pin matched: expected one of {other_leaf.spki_pin}, {leaf.spki_pin}; got no certificate"
+
+
+def test_format_pins_without_a_comment_is_the_pins_alone(leaf):
+    assert format_pins([leaf.spki_pin]) == leaf.spki_pin + "\n"
+    assert format_pins([leaf.spki_pin], comment="") == leaf.spki_pin + "\n"
+
+
+@pytest.mark.parametrize("body, reason", [("!" * 100, "is not valid base64"), (b64(bytes(60)), "decodes to 60 bytes")])
+def test_a_long_bad_pin_is_quoted_to_60_characters(body, reason):
+    with pytest.raises(ValueError) as info:
+        parse_pin("sha256/" + body)
+    assert str(info.value).startswith(f"pin {('sha256/' + body)[:60]!r} {reason}")
+    with pytest.raises(ValueError, match=f"^pin {('md5/' + body)[:60]!r} does not start"):
+        parse_pin("md5/" + body)

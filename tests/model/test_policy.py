@@ -18,6 +18,7 @@ from harness.model.policy import (
     PASS_THROUGH,
     HostPattern,
     Policy,
+    Roam,
     is_lab_host,
     load_policies,
     normalize_host,
@@ -431,3 +432,152 @@ def test_policy_entry_that_is_not_a_table(tmp_path):
     path.write_text("[policy]\nx = 3\n")
     with pytest.raises(BadFileError):
         load_policies(path)
+
+
+# -- roaming: which policy the n-th connection of a cell gets -----------------------------------
+
+INSPECT = Policy("inspect")
+EXCEPTION = Policy("exception-wildcard", exceptions=(HostPattern.parse("*.screenmeet.com"),))
+
+
+def roaming(after: int = 1, to: Policy = INSPECT, **kw) -> Policy:
+    return Policy("roam", exceptions=(HostPattern.parse("*.screenmeet.com"),), roam=Roam(after, to), **kw)
+
+
+@pytest.mark.parametrize("after, connection, applies", [
+    (1, 1, "roam"), (1, 2, "inspect"), (1, 3, "inspect"), (1, 100, "inspect"),
+    (2, 1, "roam"), (2, 2, "roam"), (2, 3, "inspect"),
+    (5, 5, "roam"), (5, 6, "inspect"),
+])
+def test_the_first_after_connections_get_the_policy_itself_later_ones_the_target(after, connection, applies):
+    assert roaming(after).policy_for(connection).name == applies
+
+
+def test_the_switch_changes_the_decision_between_connections():
+    p = roaming()
+    assert [p.policy_for(n).decide("beam.screenmeet.com") for n in (1, 2)] == [PASS_THROUGH, INTERCEPT]
+    lifted = Policy("lifted", roam=Roam(1, EXCEPTION))
+    assert [lifted.policy_for(n).decide("api.screenmeet.com") for n in (1, 2)] == [INTERCEPT, PASS_THROUGH]
+
+
+def test_a_policy_that_does_not_roam_applies_to_every_connection():
+    assert all(INSPECT.policy_for(n) is INSPECT for n in (1, 2, 1000))
+
+
+@pytest.mark.parametrize("connection", [0, -1])
+def test_connections_are_counted_from_one(connection):
+    with pytest.raises(ValueError, match=f"counted from 1, not {connection}"):
+        roaming().policy_for(connection)
+
+
+def test_roam_round_trips_with_its_target_embedded():
+    p = Policy.from_dict("roam", {"exceptions": ["*.screenmeet.com"], "roam": {"after": 2, "to": "inspect"}},
+                         policies={"inspect": INSPECT})
+    assert p.roam == Roam(2, INSPECT)
+    data = p.to_dict()
+    assert data["roam"] == {"after": 2, "to": "inspect", "policy": INSPECT.to_dict()}
+    assert Policy.from_dict("roam", data) == p  # the proxy's JSON needs no other policy
+
+
+@pytest.mark.parametrize("roam, must_contain", [
+    ({"after": 0, "to": "inspect"}, "roam.after = 0 is not a whole number of 1 or more"),
+    ({"after": True, "to": "inspect"}, "roam.after = True is not a whole number of 1 or more"),
+    ({"after": 1.5, "to": "inspect"}, "roam.after = 1.5 is not a whole number of 1 or more"),
+    ({"to": "inspect"}, "'roam' lacks 'after'"),
+    ({"after": 1}, "'roam' lacks 'to'"),
+    ({"after": 1, "to": "nowhere"}, "roam.to = 'nowhere' names no policy; known: inspect."),
+    ({"after": 1, "to": ""}, "roam.to = '' is not a non-empty string."),
+    ({"after": 1, "to": "inspect", "when": "later"}, "'roam' names key 'when'; known keys: after, to, policy"),
+    ("inspect", "'roam' must map after and to, e.g. roam = { after = 1, to = \"inspect\" }"),
+])
+def test_bad_roam_is_one_sentence(roam, must_contain):
+    with pytest.raises(ValueError) as info:
+        Policy.from_dict("p", {"roam": roam}, policies={"inspect": INSPECT})
+    assert must_contain in str(info.value) and "policy 'p'" in str(info.value)
+
+
+def test_a_roam_switches_once_and_keeps_the_upstream():
+    with pytest.raises(ValueError, match="roam.to = 'roam' roams itself; a policy switches once"):
+        Policy("twice", roam=Roam(1, roaming()))
+    with pytest.raises(ValueError, match="^policy 'hostile': roam.to = 'inspect' has another upstream; a roam "
+                                         "changes what the proxy does, not the server behind it$"):
+        Policy("hostile", upstream="expired", roam=Roam(1, INSPECT))
+    for after in (0, True, 1.5, "1"):  # a Roam built in Python is checked as the file's is
+        with pytest.raises(ValueError, match=f"roam.after = {after!r} is not a whole number of 1 or more"):
+            Policy("never", roam=Roam(after, INSPECT))
+
+
+def test_shipped_roaming_policies():
+    policies = load_policies()
+    withdrawn, lifted = policies["roam-exception-then-inspect"], policies["roam-inspect-then-exception"]
+    assert [withdrawn.policy_for(n).decide("api.screenmeet.com") for n in (1, 2)] == [PASS_THROUGH, INTERCEPT]
+    assert [lifted.policy_for(n).decide("beam.screenmeet.com") for n in (1, 2)] == [INTERCEPT, PASS_THROUGH]
+    assert policies["roam-inspect-then-rekeyed"].policy_for(2) == policies["inspect-rsa"]
+
+
+@pytest.mark.parametrize("policies, must_contain", [
+    ('[policy.r]\nroam = { after = 1, to = "nope" }\n[policy.a]\n', ["policy 'r': roam.to = 'nope' names no policy"]),
+    ('[policy.r]\nroam = { after = 1, to = "s" }\n[policy.s]\nroam = { after = 1, to = "a" }\n[policy.a]\n',
+     ["policy 'r': roam.to = 's' roams itself; a policy switches once"]),
+    ('[policy.r]\nroam = { after = 0, to = "a" }\n[policy.a]\n', ["policy 'r': roam.after = 0"]),
+    ('[policy.r]\nroam = 3\n[policy.a]\n', ["policy 'r': 'roam' must map after and to"]),
+    ('[policy.r]\nroam = { after = 1, to = "a" }\n', ["policy 'r': roam.to = 'a' names no policy; known: none"]),
+])
+def test_bad_roaming_in_the_policies_file(tmp_path, policies, must_contain):
+    path = tmp_path / "policies.toml"
+    path.write_text(policies)
+    with pytest.raises(BadFileError) as info:
+        load_policies(path)
+    assert_sentence(str(info.value), str(path), *must_contain)
+
+
+def test_a_roaming_policy_may_name_a_target_defined_later(tmp_path):
+    path = tmp_path / "policies.toml"
+    path.write_text('[policy.r]\nroam = { after = 1, to = "a" }\n[policy.a]\nmode = "tunnel"\n')
+    policies = load_policies(path)
+    assert list(policies) == ["r", "a"] and policies["r"].policy_for(2) is policies["a"]
+
+
+
+# -- what the mutation check (./lab mutate policy) found untested ------------------------------
+
+@pytest.mark.parametrize("key, value", [("untrusted_upstream", "allow"), ("leaf_key", "ec-256"), ("tls_min", "1.3")])
+def test_tuning_for_forging_is_refused_on_a_tunnel(key, value):
+    with pytest.raises(ValueError, match=f"^policy 't': {key} applies to mode = \"inspect\" only$"):
+        Policy.from_dict("t", {"mode": "tunnel", key: value})
+    assert getattr(Policy.from_dict("i", {key: value}), key) == value
+
+
+def test_one_tls_version_only_is_a_valid_range():
+    assert Policy.from_dict("p", {"tls_min": "1.3", "tls_max": "1.3"}).tls_max == "1.3"
+
+
+@pytest.mark.parametrize("host", ["[::1", "::1]", "api.screenmeet.com]", "[api.screenmeet.com"])
+def test_normalize_host_strips_only_a_pair_of_brackets(host):
+    assert normalize_host(host) == host
+
+
+def test_an_ip_pattern_is_no_wildcard():
+    assert HostPattern.parse("192.0.2.10") == HostPattern("192.0.2.10", "192.0.2.10", False)
+
+
+@pytest.mark.parametrize("text, where", [
+    ("api.*.screenmeet.com", "'*' is only allowed as the whole leftmost label"),
+    ("api_x.screenmeet.com", "labels are letters, digits and inner hyphens"),
+])
+def test_a_bad_label_is_said_in_full(text, where):
+    with pytest.raises(ValueError) as info:
+        HostPattern.parse(text)
+    assert str(info.value) == f"exception pattern {text!r} is not a host pattern ({where})"
+
+
+def test_an_unknown_roam_target_lists_the_known_policies():
+    with pytest.raises(ValueError, match="names no policy; known: inspect, exception-wildcard.$"):
+        Policy.from_dict("r", {"roam": {"after": 1, "to": "nowhere"}},
+                         policies={"inspect": INSPECT, "exception-wildcard": EXCEPTION})
+
+
+def test_exceptions_that_are_not_a_list_get_an_example():
+    with pytest.raises(ValueError) as info:
+        Policy.from_dict("x", {"exceptions": "*.screenmeet.com"})
+    assert "e.g. exceptions = [\"*.screenmeet.com\"], not '*.screenmeet.com'" in str(info.value)

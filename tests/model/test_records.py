@@ -199,6 +199,7 @@ CELLS = [
     ("untrusted-upstream-block-page", "attended"),  # blocked: the proxy answers with a block page
     ("hostile-expired-forged", "beam"),  # the lab forges the leaf itself (a hostile case)
     ("untrusted-upstream-pass-through", "beam"),  # the upstream checked before the ClientHello is answered
+    ("roaming-exception-withdrawn", "beam"),  # a roaming listener numbers its connections
 ]
 
 

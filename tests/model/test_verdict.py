@@ -462,3 +462,121 @@ def test_foreign_issuer_from_the_server_certificate_when_nothing_was_forged():
     assert observe(forged, CURL_EXITS).issuer_seen == ORG_CA
     nothing = Evidence(7, [], [], via_proxy=True, server_issuer="Lab Public Intermediate CA")
     assert observe(nothing, CURL_EXITS).issuer_seen is None  # it never got a certificate
+
+
+# -- roaming: the network changed between the client's connections --------------------------------
+# A server request is tied to its proxy connection by address: the proxy journals its upstream
+# connections' local addresses (upstream_local), the server each request's peer (client).
+
+def ev_beam_refused_after_registering() -> Evidence:
+    """roaming-exception-withdrawn / beam: registered over a passed-through connection, then refused
+    the heartbeat connection the proxy intercepted."""
+    passed = connection(PASS_THROUGH, sni="beam.screenmeet.com", exception="*.screenmeet.com",
+                        upstream_local=["127.0.0.1:40100"], connection=1, applied_policy="roam-exception-then-inspect")
+    inspected = connection(INTERCEPT, sni="beam.screenmeet.com", upstream_local=["127.0.0.1:40101"],
+                           connection=2, applied_policy="inspect")
+    register = server_request("/beam/v1/agents/register", host="beam.screenmeet.com", client="127.0.0.1:40100",
+                              authorization="Bearer beam-token", agent="a1")
+    return Evidence(5, [passed, inspected], [register], via_proxy=True,
+                    events=[tls_event(), {"event": "registered", "agent": "a1"},
+                            tls_event(pin_match=False, issuer=ORG_CA), {"event": "refused", "reason": "pin-mismatch"}])
+
+
+def ev_attended_declined_after_joining() -> Evidence:
+    """roaming-exception-withdrawn-decline / attended: joined over a passed-through connection, then declined."""
+    passed = connection(PASS_THROUGH, upstream_local=["127.0.0.1:40200"], connection=1)
+    inspected = connection(INTERCEPT, upstream_local=["127.0.0.1:40201"], connection=2)
+    join = server_request(client="127.0.0.1:40200", code="4711", session="s1")
+    return Evidence(3, [passed, inspected], [join], via_proxy=True,
+                    events=[tls_event(), {"event": "joined", "session": "s1"}, tls_event(pin_match=False, issuer=ORG_CA),
+                            WARNING, {"event": "decision", "proceed": False, "how": "declined"}])
+
+
+@pytest.mark.parametrize("expected, make", [("refused", ev_beam_refused_after_registering),
+                                            ("declined", ev_attended_declined_after_joining)])
+def test_what_went_through_before_inspection_began_is_allowed(expected, make):
+    verdict = judge(expected, make())
+    assert verdict.passed, verdict.reasons
+    o = verdict.observation
+    assert (o.server_requests, o.server_requests_before_inspection, o.server_requests_once_inspected) == (1, 1, 0)
+    assert o.connections == (PASS_THROUGH, INTERCEPT)
+    # The handshake that decided the cell is the one shown, not the first (passed-through, matching) one.
+    assert (o.issuer_seen, o.pin_match) == (ORG_CA, False)
+
+
+@pytest.mark.parametrize("expected, make", [("refused", ev_beam_refused_after_registering),
+                                            ("declined", ev_attended_declined_after_joining)])
+def test_a_request_over_the_inspected_connection_or_around_the_proxy_still_counts(expected, make):
+    ev = make()
+    inspected_at = ev.proxy[1]["upstream_local"][0]
+    # The heartbeat sent over the intercepted connection (as if the pins were not checked again) ...
+    upgrade = server_request("/x/ws", method="GET", client=inspected_at, websocket=True)
+    assert only_reasons(expected, replace(ev, server=[*ev.server, upgrade])) == (
+        "the server received 1 request(s) besides those passed through before inspection began",)
+    # ... or to the server from an address no proxy connection used (around the proxy).
+    around = server_request("/x/ws", method="GET", client="127.0.0.1:49999")
+    assert only_reasons(expected, replace(ev, server=[*ev.server, around])) == (
+        "the server received 1 request(s) besides those passed through before inspection began",)
+
+
+def test_a_connection_passed_through_after_inspection_began_is_not_allowed():
+    """Inspection first, then a pass-through (inspection lifted): a refusing client must not have sent
+    anything even over the later, untouched connection, since it refused before it."""
+    inspected = connection(INTERCEPT, sni="beam.screenmeet.com", upstream_local=["127.0.0.1:40300"])
+    passed = connection(PASS_THROUGH, sni="beam.screenmeet.com", upstream_local=["127.0.0.1:40301"])
+    register = server_request("/beam/v1/agents/register", host="beam.screenmeet.com", client="127.0.0.1:40301")
+    ev = Evidence(5, [inspected, passed], [register], via_proxy=True)
+    assert only_reasons("refused", ev) == ("the server received 1 request(s)",)
+    assert observe(ev).connections == (INTERCEPT, PASS_THROUGH)
+
+
+def test_without_interception_passed_through_requests_count():
+    """A tunnel to a hostile server: nothing was intercepted, so a client that went on after its
+    TLS error (sending over the passed-through connection) is caught by the server journal."""
+    tunnel = connection(PASS_THROUGH, policy="tunnel-expired", upstream_local=["127.0.0.1:40400"])
+    ev = Evidence(4, [tunnel], [server_request(client="127.0.0.1:40400")], via_proxy=True,
+                  events=[tls_event(trusted=False)])
+    assert only_reasons("tls-error", ev) == ("the server received 1 request(s)",)
+    assert observe(ev).server_requests_before_inspection == 0
+
+
+def test_connections_are_ordered_by_journal_sequence():
+    ev = ev_beam_refused_after_registering()
+    shuffled = replace(ev, proxy=list(reversed(ev.proxy)))
+    assert judge("refused", shuffled).passed
+    assert observe(shuffled).connections == (PASS_THROUGH, INTERCEPT)
+
+
+# -- what the mutation check (./lab mutate verdict) found untested ----------------------------
+
+def test_accepted_inspection_but_the_server_saw_nothing():
+    ev = replace(ev_accepted_inspection(), server=[])
+    assert only_reasons("accepted-inspection", ev) == ("the server received no request",)
+
+
+BLOCKING_CURL = {0: "connected", 22: "blocked"}  # a definition may map an exit code to blocked itself
+
+
+def test_blocked_by_exit_code_still_needs_the_proxys_block():
+    block = {**decrypted(), "status": 403}
+    ev = Evidence(22, [connection(INTERCEPT, requests=[block], blocked=True)], [], via_proxy=True)
+    assert judge("blocked", ev, BLOCKING_CURL).passed
+    unblocked = replace(ev, proxy=[connection(INTERCEPT, requests=[block])])
+    assert judge("blocked", unblocked, BLOCKING_CURL).reasons == (
+        "the proxy blocked no connection for an untrusted upstream",)
+    unasked = replace(ev, proxy=[connection(INTERCEPT, blocked=True)])
+    assert judge("blocked", unasked, BLOCKING_CURL).reasons == ("no request reached the proxy's block page",)
+
+
+def test_a_passed_through_connection_that_never_reached_upstream_is_no_evidence():
+    """No upstream_local (the proxy never connected upstream for it): nothing to tie, nothing allowed."""
+    silent = connection(PASS_THROUGH, sni="beam.screenmeet.com", connection=1)
+    inspected = connection(INTERCEPT, sni="beam.screenmeet.com", upstream_local=["127.0.0.1:40500"], connection=2)
+    ev = Evidence(5, [silent, inspected], [server_request(client="127.0.0.1:40999")], via_proxy=True)
+    assert only_reasons("refused", ev) == ("the server received 1 request(s)",)
+    assert judge("refused", replace(ev, server=[])).passed
+
+
+def test_a_connection_without_a_client_hello_is_listed_as_none():
+    ev = replace(ev_refused(), proxy=[connection(None), *ev_refused().proxy])
+    assert observe(ev).connections == ("none", INTERCEPT)

@@ -181,3 +181,15 @@ def test_block_page_marks_the_record_and_answers_requests():
 
 CREDENTIAL_HEADERS = {"Authorization": "Bearer top-secret-token", "X-Api-Key": "key-5f1e", "X-Auth-Token": "tok-9a2c",
                       "Cookie": "sid=cookie-77b1", "X-Forwarded-Authz": "Basic YWxpY2U6aHVudGVyMg=="}
+
+
+def test_server_connected_journals_the_upstream_local_address(addon):
+    """The server journals each request's peer: this address ties it to the proxy connection."""
+    with taddons.context(addon):
+        client = client_on(9011)
+        addon.client_connected(client)
+        for port in (51000, 51001):  # mitmproxy may connect upstream more than once (a 502 retries)
+            server = tflow.tserver_conn()
+            server.sockname = ("127.0.0.1", port)
+            addon.server_connected(server_hooks.ServerConnectionHookData(server, client))
+        assert addon.journal.get_open(client.id)["upstream_local"] == ["127.0.0.1:51000", "127.0.0.1:51001"]
