@@ -14,7 +14,7 @@ def test_proxy_command_reads_the_config():
 
 def test_prespawn_waits_at_the_gate_and_removes_a_stale_config(tmp_path):
     (tmp_path / PROXY_CONFIG).write_text("{}")  # a previous lab's
-    child = prespawn_proxy(tmp_path)
+    child = prespawn_proxy(tmp_path, token="test-token")
     try:
         assert child.proc.poll() is None and child.proc.stdin is not None  # alive, gate closed
         assert not (tmp_path / PROXY_CONFIG).exists()
