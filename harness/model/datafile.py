@@ -39,22 +39,45 @@ from pathlib import Path
 from typing import NoReturn
 
 from harness.errors import BadFileError
+from harness.model.files import TOML_LIMIT, read_text_bounded
+
+# No lab file nests deeper than ~4 levels; the loaders (and json.dumps of what they keep) recurse.
+MAX_DEPTH = 32
 
 
 def read_toml(path: str | Path, *, missing_hint: str) -> dict:
     """Parse a TOML file, or raise :class:`BadFileError` with one sentence.
 
-    ``missing_hint`` finishes the sentence for a missing file, e.g.
-    ``"pass an existing scenario file"``.
+    ``missing_hint`` finishes the sentence for a file that is missing or not a
+    regular file of at most :data:`~harness.model.files.TOML_LIMIT` bytes, e.g.
+    ``"pass an existing scenario file"``.  Text that is not UTF-8, holds a NUL,
+    breaks TOML's grammar or nests deeper than :data:`MAX_DEPTH` is one sentence too.
     """
     path = Path(path)
+    text = read_text_bounded(path, "", TOML_LIMIT, hint=missing_hint, fix="fix the file")
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise BadFileError(f"{path} does not exist; {missing_hint}.") from None
-    except (OSError, tomllib.TOMLDecodeError) as e:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
         raise BadFileError(f"{path} is not valid TOML ({e}); fix the file.") from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise BadFileError(f"{path} nests arrays or tables too deeply to read; fix the file.") from None
+    if _depth(data) > MAX_DEPTH:
+        raise BadFileError(f"{path} nests arrays or tables more than {MAX_DEPTH} deep; no lab file needs that, "
+                           "fix the file.")
+    return data
+
+
+def _depth(value) -> int:
+    """How deeply ``value`` nests lists and dicts (iterative: the input may be deep)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            stack += [(v, depth + 1) for v in item.values()]
+        elif isinstance(item, list):
+            stack += [(v, depth + 1) for v in item]
+    return deepest
 
 
 def fixtures_dir() -> Path:

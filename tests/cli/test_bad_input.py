@@ -51,7 +51,7 @@ def bad_file(tmp_path, kind: str, pki):
     ("truncated", "holds no valid PEM certificate"),
     ("key-only", "holds no valid PEM certificate"),
     ("missing", "does not exist"),
-    ("directory", "cannot be read"),
+    ("directory", "is a directory, not a regular file"),
 ])
 @pytest.mark.parametrize("client", ["beam", "attended"])
 def test_bad_trust_bundle(tmp_path, pki, kind, says, client):
@@ -67,7 +67,7 @@ def test_bad_trust_bundle(tmp_path, pki, kind, says, client):
     (b"sha256/not*base64*at*all\n", "not valid base64"),
     (b"# only a comment\n\n", "holds no pin"),
     (b"", "holds no pin"),
-    (b"\xff\xfe\x00garbage", "cannot be read"),
+    (b"\xff\xfe\x00garbage", "is not UTF-8 text"),
     (b"sha1/" + b"A" * 27 + b"=\n", "does not start with 'sha256/'"),
 ])
 def test_malformed_pins_file(tmp_path, pki, content, says):
@@ -81,7 +81,7 @@ def test_malformed_pins_file(tmp_path, pki, content, says):
 def test_pins_file_is_a_directory(tmp_path, pki):
     proc = harness("beam", "--trust", str(pki.trust_public), "--pins", str(tmp_path), "--once")
     assert_one_sentence_error(proc, 2)
-    assert "cannot be read" in proc.stderr
+    assert "is a directory, not a regular file" in proc.stderr
 
 
 @pytest.mark.parametrize("content,says", [
