@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 from harness.errors import UsageError
 from harness.lab.options import BACKENDS, DEFAULT_ORG_CN, DEFAULT_ORG_O, LabOptions
 from harness.lab.statedir import default_state_dir
-from harness.model.values import port_number, positive_int, positive_seconds
+from harness.model.values import (
+    certificate_name,
+    file_descriptor,
+    lane_count,
+    path_argument,
+    port_number,
+    positive_seconds,
+)
 from harness.model.vendors import get_vendor
 
 
@@ -23,11 +29,12 @@ class _Parser(argparse.ArgumentParser):
 def _lab_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lab", choices=BACKENDS, default=os.environ.get("HARNESS_LAB", "local"),
                    help="where the lab runs: local processes (default) or Docker Compose")
-    p.add_argument("--state-dir", type=Path, default=None, help="where PKI, logs and lab.json go (default .lab)")
-    p.add_argument("--lanes", type=positive_int, default=4, help="parallel lanes: listeners per policy (default 4)")
+    p.add_argument("--state-dir", type=path_argument, default=None, help="where PKI, logs and lab.json go (default .lab)")
+    p.add_argument("--lanes", type=lane_count, default=4,
+                   help="parallel lanes: listeners per policy (default 4, at most 64)")
     p.add_argument("--show-secrets", action="store_true", help="journal credentials in clear (never in shared reports)")
-    p.add_argument("--org-cn", default=DEFAULT_ORG_CN, help="common name of the organisation's inspection CA")
-    p.add_argument("--org-o", default=DEFAULT_ORG_O, help="organisation of the inspection CA")
+    p.add_argument("--org-cn", type=certificate_name, default=DEFAULT_ORG_CN, help="common name of the organisation's inspection CA")
+    p.add_argument("--org-o", type=certificate_name, default=DEFAULT_ORG_O, help="organisation of the inspection CA")
     p.add_argument("--no-name-constraints", action="store_true",
                    help="do not name-constrain the lab CAs to the lab's domains (only to inspect other apps)")
     p.add_argument("--vendor", metavar="NAME", default=os.environ.get("HARNESS_VENDOR") or None,
@@ -50,11 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--detach", action="store_true", help="return once the lab is up; stop it with 'harness down'")
     up.add_argument("--policies", default="default", metavar="all|default|NAME,...",
                     help="which policies get listeners: those of the everyday matrix (default), all, or a list")
-    up.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+    up.add_argument("--ready-fd", type=file_descriptor, help=argparse.SUPPRESS)
 
     down = sub.add_parser("down", help="stop the lab started by 'harness up'")
     down.add_argument("--lab", choices=BACKENDS, default=os.environ.get("HARNESS_LAB", "local"))
-    down.add_argument("--state-dir", type=Path, default=None)
+    down.add_argument("--state-dir", type=path_argument, default=None)
 
     run = sub.add_parser("run", help="run the scenario matrix on a fresh lab and judge it from the journals")
     _lab_options(run)
@@ -63,20 +70,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--client", action="append", metavar="NAME",
                      help="run this client (repeatable): attended, beam, or a definition from fixtures/clients.toml "
                           "or --client-file")
-    run.add_argument("--client-file", action="append", type=Path, metavar="TOML",
+    run.add_argument("--client-file", action="append", type=path_argument, metavar="TOML",
                      help="client definitions ([client.NAME] tables); without --client, runs all of them (repeatable)")
-    run.add_argument("--report", type=Path, metavar="DIR",
+    run.add_argument("--report", type=path_argument, metavar="DIR",
                      help="write report.html, junit.xml and report.json to DIR (credentials redacted unless --show-secrets)")
-    run.add_argument("--scenarios-file", type=Path, help="scenario TOML (default fixtures/scenarios.toml)")
+    run.add_argument("--scenarios-file", type=path_argument, help="scenario TOML (default fixtures/scenarios.toml)")
     run.add_argument("--all-vendors", action="store_true",
                      help="run the matrix once per vendor profile (default rows: --tag vendors)")
     run.add_argument("--subprocess", action="store_true", help="run the reference clients as subprocesses")
     run.add_argument("--json", action="store_true", help="print the results as one JSON document")
 
     pki = sub.add_parser("pki", help="generate the lab PKI (CAs, server certificate, pins, trust bundles)")
-    pki.add_argument("--state-dir", type=Path, default=None)
-    pki.add_argument("--org-cn", default=DEFAULT_ORG_CN)
-    pki.add_argument("--org-o", default=DEFAULT_ORG_O)
+    pki.add_argument("--state-dir", type=path_argument, default=None)
+    pki.add_argument("--org-cn", type=certificate_name, default=DEFAULT_ORG_CN)
+    pki.add_argument("--org-o", type=certificate_name, default=DEFAULT_ORG_O)
     pki.add_argument("--no-name-constraints", action="store_true")
     pki.add_argument("--vendor", metavar="NAME", help="the CA names and chain of a vendor profile")
     pki.add_argument("--check", action="store_true",

@@ -44,14 +44,13 @@ matched ``warning``.
 
 from __future__ import annotations
 
-import math
 import re
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import BadFileError
-from harness.model.datafile import Table, fixtures_dir, named_tables, read_toml
+from harness.model.datafile import Table, fixtures_dir, named_tables, read_toml, show_value
 from harness.model.placeholders import (
     PLACEHOLDERS,
     SPLICES,
@@ -62,6 +61,7 @@ from harness.model.placeholders import (
     template_fields,
 )
 from harness.model.policy import Policy
+from harness.model.values import parse_https_url
 from harness.model.vocab import INTERCEPT, OUTCOMES, REFERENCE_URLS
 
 # The definitions' public API (README, harness.plugin, harness.matrix.runner) includes the
@@ -78,6 +78,7 @@ ANSWERS = ("continue", "abort")
 KEYS = ("policy", "url", "command", "proxy", "direct", "env", "exit_codes", "warning", "answer", "expect",
         "timeout", "description")
 DEFAULT_URL = "https://beam.screenmeet.com/"
+MAX_CLIENT_TIMEOUT = 3600.0  # one run of a client under test
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -173,8 +174,12 @@ def define_client(name: str, source: str = "define_client()", **table) -> Client
 
 
 def _https_url(url: str) -> bool:
-    u = urllib.parse.urlsplit(url)
-    return u.scheme == "https" and bool(u.hostname)
+    """An https:// URL whose host and port a client can use (and a certificate can name)."""
+    try:
+        parse_https_url(url)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_client(name: str, table: dict, source: str = "client definition") -> ClientDef:
@@ -209,10 +214,10 @@ def parse_client(name: str, table: dict, source: str = "client definition") -> C
     answer = _answer(t, policy, warning, command)
     expect = t.mapping("expect", what="scenario names to outcomes", example='{ direct = "connected" }',
                        values=lambda o: o in OUTCOMES, valid=f"one of {', '.join(OUTCOMES)}")
-    timeout = t.get("timeout", 30)
-    # Finite, like every number in a data file: an infinite timeout would never end a run.
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
-        t.fail(f"timeout {timeout!r} must be a positive number of seconds")
+    # Finite and bounded, like every number in a data file: an infinite timeout would never end a run,
+    # and 1e300 seconds overflows the clock the wait uses.
+    timeout = t.number("timeout", high=MAX_CLIENT_TIMEOUT, above=0, default=30,
+                       valid=f"a number of seconds above 0, at most {MAX_CLIENT_TIMEOUT:g}")
 
     if (proxy or direct) and "{network}" not in command:
         t.fail("'proxy'/'direct' need a \"{network}\" argument in 'command' to mark where they go")
@@ -240,9 +245,12 @@ def _exit_codes(t: Table) -> dict[int, str]:
                     nonempty=True)
     exit_codes = {}
     for code, outcome in raw.items():
-        # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
-        if isinstance(code, bool) or not re.fullmatch(r"[0-9]+", str(code)) or int(code) > 255:
-            t.fail(f"exit code {code!r} is not a number from 0 to 255")
+        # ASCII digits only: str.isdigit() also takes "²", which int() refuses; at most three,
+        # since int() and str() refuse numbers of over 4300 digits.
+        ok = (0 <= code <= 255 if isinstance(code, int) and not isinstance(code, bool)
+              else isinstance(code, str) and re.fullmatch(r"[0-9]{1,3}", code) and int(code) <= 255)
+        if not ok:
+            t.fail(f"exit code {show_value(code)} is not a number from 0 to 255")
         if outcome not in EXIT_OUTCOMES:
             t.fail(f"exit code {code} maps to {outcome!r}, not one of {', '.join(EXIT_OUTCOMES)}")
         exit_codes[int(code)] = outcome

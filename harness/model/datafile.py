@@ -108,9 +108,12 @@ def named_tables(path: str | Path, data: dict, kind: str, *, required: bool = Tr
     return tables
 
 
-def _show(value) -> str:
+def show_value(value) -> str:
     """A value as a sentence quotes it: its repr, cut short (a whole table can be long)."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int of over 4300 digits has no repr
+        return f"<{type(value).__name__} too long to show>"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -128,7 +131,7 @@ class Table:
     def __init__(self, where: str, table: dict, *, error: type[Exception] = BadFileError, prefix: str = ""):
         self.where, self.data, self.error, self.prefix = where, table, error, prefix
         if not isinstance(table, dict):
-            self._raise(f"{self._owner()} must be a table, not {_show(table)}")
+            self._raise(f"{self._owner()} must be a table, not {show_value(table)}")
 
     def __repr__(self) -> str:
         return f"Table({self.where!r}, prefix={self.prefix!r}, keys={list(self.data)!r})"
@@ -160,7 +163,7 @@ class Table:
         raise self.error(sentence + ".")
 
     def _bad(self, key, value, valid: str) -> NoReturn:
-        self._raise(f"{self.where}: {self._name(key)} = {_show(value)} is not {valid}")
+        self._raise(f"{self.where}: {self._name(key)} = {show_value(value)} is not {valid}")
 
     def _missing(self, key, valid: str, required: bool, default):
         if required:
@@ -205,7 +208,7 @@ class Table:
         value = self.data[key]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or (nonempty and not value):
             self._raise(f"{self.where}: '{self._name(key)}' must be {what}, e.g. {self._name(key)} = {example}, "
-                        f"not {_show(value)}")
+                        f"not {show_value(value)}")
         return tuple(value)
 
     def mapping(self, key: str, *, what: str, example: str, required: bool = False, nonempty: bool = False,
@@ -221,7 +224,7 @@ class Table:
             return self._missing(key, f"a table mapping {what}, e.g. {shown} = {example}", required, {})
         value = self.data[key]
         if not isinstance(value, dict) or (nonempty and not value):
-            self._raise(f"{self.where}: '{shown}' must map {what}, e.g. {shown} = {example}, not {_show(value)}")
+            self._raise(f"{self.where}: '{shown}' must map {what}, e.g. {shown} = {example}, not {show_value(value)}")
         if keys is not None:
             keys = list(keys)
             for k in value:
@@ -230,7 +233,7 @@ class Table:
         if values is not None:
             for k, v in value.items():
                 if not values(v):
-                    self._raise(f"{self.where}: '{shown}' must map {what}: {shown}.{k} = {_show(v)} is not {valid}")
+                    self._raise(f"{self.where}: '{shown}' must map {what}: {shown}.{k} = {show_value(v)} is not {valid}")
         return dict(value)
 
     def str(self, key: str, *, required: bool = False, default: str | None = None,

@@ -146,7 +146,7 @@ def test_unpinned_expectations_and_overrides():
      "need an \"{answer}\" argument"),
     ({"policy": "pinned-warn", "warning": "w", "answer": {"continue": {"say": "y"}, "abort": {"stdin": "n"}}},
      "answer.continue must be"),
-    ({"timeout": 0}, "must be a positive number"),
+    ({"timeout": -1}, "timeout = -1 is not a number of seconds above 0"),
     ({"expect": {"direct": "fine"}}, "'expect' must map scenario names to outcomes"),
     ({"colour": "red"}, "unknown keys ['colour']"),
     ({"env": {"A": 1}}, "'env' must map variable names to strings"),
@@ -162,9 +162,13 @@ WARN = {"policy": "pinned-warn", "warning": "w", "command": ["w", "{network}", "
 
 
 @pytest.mark.parametrize("change,needle", [
-    ({"timeout": float("nan")}, "timeout nan must be a positive number of seconds"),
-    ({"timeout": float("inf")}, "timeout inf must be a positive number of seconds"),
-    ({"timeout": True}, "timeout True must be a positive number of seconds"),
+    ({"timeout": float("nan")}, "timeout = nan is not a number of seconds above 0, at most 3600"),
+    ({"timeout": float("inf")}, "timeout = inf is not a number of seconds above 0, at most 3600"),
+    ({"timeout": True}, "timeout = True is not a number of seconds above 0, at most 3600"),
+    ({"timeout": 1e300}, "timeout = 1e+300 is not a number of seconds above 0, at most 3600"),
+    ({"timeout": 0}, "timeout = 0 is not a number of seconds above 0"),
+    ({"timeout": 10**400}, "0000000... is not a number of seconds above 0"),
+    ({"timeout": "30"}, "timeout = '30' is not a number of seconds"),
     ({"exit_codes": {"\u00b2": "refused"}}, "exit code '\u00b2' is not a number from 0 to 255"),
     ({"exit_codes": {256: "refused"}}, "exit code 256 is not a number from 0 to 255"),
     ({"exit_codes": {True: "refused"}}, "exit code True is not a number"),
