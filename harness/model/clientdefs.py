@@ -49,7 +49,9 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.errors import BadFileError
+import regex
+
+from harness.errors import BadFileError, PatternTimeout
 from harness.model.datafile import Table, fixtures_dir, named_tables, read_toml, show_value
 from harness.model.placeholders import (
     PLACEHOLDERS,
@@ -79,6 +81,7 @@ KEYS = ("policy", "url", "command", "proxy", "direct", "env", "exit_codes", "war
         "timeout", "description")
 DEFAULT_URL = "https://beam.screenmeet.com/"
 MAX_CLIENT_TIMEOUT = 3600.0  # one run of a client under test
+WARNING_SECONDS = 2.0  # for the warning pattern to search a client's output (at most 1 MiB)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,11 +155,22 @@ class ClientDef:
             return {"warned-continued": "accepted-inspection", "blocked": "blocked"}.get(column("attended") or "")
         return None
 
-    def warned(self, output: str) -> bool | None:
-        """Whether the output shows the client's warning; None when the definition names none."""
+    def warned(self, output: str, *, timeout: float = WARNING_SECONDS) -> bool | None:
+        """Whether the output shows the client's warning; None when the definition names none.
+
+        The pattern is the user's: one such as ``(a+)+$`` can backtrack for longer than
+        the universe lasts, so the search stops after ``timeout`` seconds and raises
+        :class:`~harness.errors.PatternTimeout` (the cell fails with that sentence).
+        """
         if self.warning is None:
             return None
-        return re.search(self.warning, output, re.MULTILINE) is not None
+        try:
+            return regex.search(self.warning, output, regex.MULTILINE, timeout=timeout) is not None
+        except TimeoutError:
+            raise PatternTimeout(
+                f"client {self.name!r}: its warning pattern {show_value(self.warning)} took more than {timeout:g}s "
+                f"on {len(output)} characters of output; simplify it (nested repeats such as (a+)+ backtrack "
+                "without end).") from None
 
     def render(self, values: dict[str, str], *, via_proxy: bool, on_warning: str = "abort") -> Invocation:
         """Fill the templates with ``values`` (every :data:`PLACEHOLDERS` name)."""
@@ -208,8 +222,8 @@ def parse_client(name: str, table: dict, source: str = "client definition") -> C
     warning = t.str("warning")
     if warning is not None:
         try:
-            re.compile(warning)
-        except re.error as e:
+            regex.compile(warning, regex.MULTILINE)  # as warned() will search with it
+        except (regex.error, ValueError, OverflowError) as e:
             t.fail(f"'warning' {warning!r} is not a valid regular expression ({e})")
     answer = _answer(t, policy, warning, command)
     expect = t.mapping("expect", what="scenario names to outcomes", example='{ direct = "connected" }',

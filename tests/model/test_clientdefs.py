@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 
 import pytest
 
-from harness.errors import BadFileError
+from harness.errors import BadFileError, PatternTimeout
 from harness.model.clientdefs import (
     builtin_clients,
     define_client,
@@ -260,3 +261,29 @@ def test_public_names_stay_importable_from_clientdefs():
         assert hasattr(clientdefs, name), name
     assert clientdefs.placeholder_values is placeholders.placeholder_values
     assert clientdefs.PLACEHOLDERS is placeholders.PLACEHOLDERS
+
+
+# -- a warning pattern cannot hang the run ---------------------------------------------------------------
+
+def _warn_client(pattern: str):
+    return define_client("w", policy="pinned-warn", warning=pattern, command=["w", "{proxy_url}"],
+                         answer={"continue": {"stdin": "y\n"}, "abort": {"stdin": "n\n"}})
+
+
+def test_warned_matches_lines():
+    client = _warn_client(r"^WARNING: .*mismatch")
+    assert client.warned("hello\nWARNING: certificate mismatch\n") is True
+    assert client.warned("no warning here") is False
+    assert define_client("c", **CURL).warned("anything") is None
+
+
+@pytest.mark.parametrize("pattern", [r"(a+)+$", r"(a|aa)+$", r"(a|a)+b"])
+def test_a_catastrophic_warning_pattern_stops_with_a_sentence(pattern):
+    """The pattern is the user's; before, re.search on this output ran for longer than anyone waits."""
+    start = time.monotonic()
+    with pytest.raises(PatternTimeout) as info:
+        _warn_client(pattern).warned("a" * 100_000 + "!", timeout=0.5)
+    assert time.monotonic() - start < 10  # the timeout, give or take a loaded machine
+    message = str(info.value)
+    assert message.startswith("client 'w': its warning pattern") and "took more than 0.5s on 100001 characters" in message
+    assert "simplify it" in message and "\n" not in message and message.endswith(".")
