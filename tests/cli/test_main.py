@@ -279,3 +279,21 @@ def test_a_full_disk_is_one_sentence_naming_the_path(full_disk, tmp_path):
                   "--state-dir", str(tmp_path / "run-state"))
     assert_one_sentence_error(run, 1)
     assert f"cannot write the reports to {full_disk}/r (No space left on device)" in run.stderr
+
+
+@pytest.mark.parametrize("args,says", [
+    (["beam", "--pins", "{fifo}", "--once"], "pins file {fifo} is a FIFO (named pipe), not a regular file"),
+    (["attended", "--pins", "/dev/zero"], "pins file /dev/zero is a character device, not a regular file"),
+    (["probe", "beam.screenmeet.com", "--trust", "{fifo}"], "certificate file {fifo} is a FIFO (named pipe)"),
+    (["run", "--client-file", "/dev/zero"], "/dev/zero is a character device, not a regular file"),
+    (["run", "--scenarios-file", "{fifo}"], "is a FIFO (named pipe), not a regular file"),
+])
+def test_a_fifo_or_a_device_is_one_sentence_not_a_hang(tmp_path, args, says):
+    """Before: a FIFO hung the command and /dev/zero filled its memory (the subprocess' timeout catches a hang)."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    (tmp_path / "policies.toml").write_bytes((ROOT / "fixtures" / "policies.toml").read_bytes())  # beside the scenarios
+    args = [a.replace("{fifo}", str(fifo)) for a in args]
+    proc = harness(*args, *(["--state-dir", str(tmp_path / "s")] if args[0] == "run" else []), timeout=60)
+    assert_one_sentence_error(proc, 2)
+    assert says.replace("{fifo}", str(fifo)) in proc.stderr
