@@ -287,3 +287,10 @@ def test_a_catastrophic_warning_pattern_stops_with_a_sentence(pattern):
     message = str(info.value)
     assert message.startswith("client 'w': its warning pattern") and "took more than 0.5s on 100001 characters" in message
     assert "simplify it" in message and "\n" not in message and message.endswith(".")
+
+
+@pytest.mark.parametrize("code", ["1" * 5000, 10**5000, "²", -1, 256, True])
+def test_exit_codes_beyond_what_int_and_repr_take_are_one_sentence(code):
+    """int() and repr() refuse numbers of over 4300 digits: before, a ValueError escaped."""
+    with pytest.raises(BadFileError, match=r"^clients.toml: client 'c': exit code .* is not a number from 0 to 255\.$"):
+        parse_client("c", {**CURL, "exit_codes": {code: "connected"}}, "clients.toml")
