@@ -289,7 +289,8 @@ def test_a_catastrophic_warning_pattern_stops_with_a_sentence(pattern):
     assert "simplify it" in message and "\n" not in message and message.endswith(".")
 
 
-@pytest.mark.parametrize("code", ["1" * 5000, 10**5000, "²", -1, 256, True])
+@pytest.mark.parametrize("code", ["1" * 5000, 10**5000, "²", -1, 256, True],
+                         ids=["5000-digit-text", "5000-digit-int", "superscript", "negative", "256", "bool"])
 def test_exit_codes_beyond_what_int_and_repr_take_are_one_sentence(code):
     """int() and repr() refuse numbers of over 4300 digits: before, a ValueError escaped."""
     with pytest.raises(BadFileError, match=r"^clients.toml: client 'c': exit code .* is not a number from 0 to 255\.$"):
