@@ -5,7 +5,8 @@
     LabError                  – one clear sentence: what is wrong and what to do
     ├── UsageError            – the caller gave bad input (exit 2)
     │   ├── UnknownNameError  – an unknown scenario, vendor, lab backend ...
-    │   └── BadFileError      – a missing, unreadable or corrupt PEM / pins / scenario file
+    │   ├── BadFileError      – a missing, unreadable or corrupt PEM / pins / scenario file
+    │   └── PatternTimeout    – a client definition's warning regex ran past its time limit
     ├── EnvironmentProblem    – the machine is not as needed (port in use, no Docker,
     │                           unwritable state directory)
     └── LabStartError         – a lab component did not come up in time
@@ -95,6 +96,10 @@ def usage_error(prog: str, message: str, *, named: bool = True) -> UsageError:
 
 class BadFileError(UsageError):
     """A file the lab needs is missing, unreadable or malformed."""
+
+
+class PatternTimeout(UsageError):
+    """A user-supplied regular expression took longer than allowed (catastrophic backtracking)."""
 
 
 class EnvironmentProblem(LabError):

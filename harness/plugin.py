@@ -54,7 +54,7 @@ from harness.matrix.runner import MatrixRunner
 from harness.model.clientdefs import ClientDef, builtin_clients, load_clients
 from harness.model.policy import load_policies
 from harness.model.scenarios import load_scenarios
-from harness.model.values import positive_int
+from harness.model.values import lane_count
 from harness.model.vendors import get_vendor
 from harness.net.journal import JournalReader
 from harness.reports.cells import cell_document, describe
@@ -89,7 +89,7 @@ def pytest_addoption(parser):
     group = parser.getgroup("tls-lab", "TLS-inspection lab")
     group.addoption("--lab", choices=BACKENDS, default=None,
                     help="lab backend for the tls_lab fixture (default $HARNESS_LAB or local)")
-    group.addoption("--lab-lanes", type=positive_int, default=None,
+    group.addoption("--lab-lanes", type=lane_count, default=None,
                     help="parallel lanes of the lab, per xdist worker when workers share it (default 4)")
     group.addoption("--lab-vendor", metavar="NAME", default=None,
                     help="emulate this vendor profile (fixtures/vendors.toml; default $HARNESS_VENDOR or none)")

@@ -114,7 +114,7 @@ def test_xdist_workers_share_one_lab_and_write_one_report(tmp_path):
     assert len({n["pid"] for n in notes}) == 2
     assert len({(n["proxy"], n["journal"]) for n in notes}) == 1  # ... and one proxy served them both
     lanes = {w: {tuple(n["lanes"]) for n in lines} for w, lines in workers.items()}
-    assert sorted(lanes.values()) == [{(0,)}, {(1,)}]  # --lab-lanes 1 each, not the same one
+    assert sorted(sorted(v) for v in lanes.values()) == [[(0,)], [(1,)]]  # --lab-lanes 1 each, not the same one
 
     # One report from the controller: every worker's cells, one lab, one journal.
     doc = json.loads((tmp_path / "reports/report.json").read_text())

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 from harness import __version__
 from harness.errors import ArgumentParser
 from harness.lab.options import BACKENDS, DEFAULT_ORG_CN, DEFAULT_ORG_O, LabOptions
 from harness.lab.statedir import default_state_dir
-from harness.model.values import port_number, positive_int, positive_seconds
+from harness.model.values import (
+    certificate_name,
+    file_descriptor,
+    lane_count,
+    path_argument,
+    port_number,
+    positive_seconds,
+)
 from harness.model.vendors import get_vendor
 
 
@@ -23,11 +29,12 @@ class _Parser(ArgumentParser):
 def _lab_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lab", choices=BACKENDS, default=os.environ.get("HARNESS_LAB", "local"),
                    help="where the lab runs: local processes (default) or Docker Compose")
-    p.add_argument("--state-dir", type=Path, default=None, help="where PKI, logs and lab.json go (default .lab)")
-    p.add_argument("--lanes", type=positive_int, default=4, help="parallel lanes: listeners per policy (default 4)")
+    p.add_argument("--state-dir", type=path_argument, default=None, help="where PKI, logs and lab.json go (default .lab)")
+    p.add_argument("--lanes", type=lane_count, default=4,
+                   help="parallel lanes: listeners per policy (default 4, at most 64)")
     p.add_argument("--show-secrets", action="store_true", help="journal credentials in clear (never in shared reports)")
-    p.add_argument("--org-cn", default=DEFAULT_ORG_CN, help="common name of the organisation's inspection CA")
-    p.add_argument("--org-o", default=DEFAULT_ORG_O, help="organisation of the inspection CA")
+    p.add_argument("--org-cn", type=certificate_name, default=DEFAULT_ORG_CN, help="common name of the organisation's inspection CA")
+    p.add_argument("--org-o", type=certificate_name, default=DEFAULT_ORG_O, help="organisation of the inspection CA")
     p.add_argument("--no-name-constraints", action="store_true",
                    help="do not name-constrain the lab CAs to the lab's domains (only to inspect other apps)")
     p.add_argument("--vendor", metavar="NAME", default=os.environ.get("HARNESS_VENDOR") or None,
@@ -63,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="which policies get listeners: those of the everyday matrix (default), all, or a list")
     up.add_argument("--replace", action="store_true",
                     help="if a lab already runs in the state directory, stop it first (else 'up' says which and exits 2)")
-    up.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+    up.add_argument("--ready-fd", type=file_descriptor, help=argparse.SUPPRESS)
     up.add_argument("--lock-fd", type=int, help=argparse.SUPPRESS)  # 'up --detach' hands its locked state dir down
 
     down = command("down", "stop the lab started by 'harness up'",
@@ -71,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "are that lab's are signalled, and stopping a stopped lab is not an error.")
     down.add_argument("--lab", choices=BACKENDS, default=os.environ.get("HARNESS_LAB", "local"),
                       help="which lab to stop: local (default, or $HARNESS_LAB) or compose")
-    down.add_argument("--state-dir", type=Path, default=None, help="the lab's state directory (default .lab)")
+    down.add_argument("--state-dir", type=path_argument, default=None, help="the lab's state directory (default .lab)")
 
     run = command("run", "run the scenario matrix on a fresh lab and judge it from the journals",
                   "Start a fresh lab, run every (scenario, client) cell through it, judge each cell from "
@@ -85,11 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--client", action="append", metavar="NAME",
                      help="run this client (repeatable): attended, beam, or a definition from fixtures/clients.toml "
                           "or --client-file")
-    run.add_argument("--client-file", action="append", type=Path, metavar="TOML",
+    run.add_argument("--client-file", action="append", type=path_argument, metavar="TOML",
                      help="client definitions ([client.NAME] tables); without --client, runs all of them (repeatable)")
-    run.add_argument("--report", type=Path, metavar="DIR",
+    run.add_argument("--report", type=path_argument, metavar="DIR",
                      help="write report.html, junit.xml and report.json to DIR (credentials redacted unless --show-secrets)")
-    run.add_argument("--scenarios-file", type=Path, metavar="TOML",
+    run.add_argument("--scenarios-file", type=path_argument, metavar="TOML",
                      help="scenario TOML (default fixtures/scenarios.toml); a policies.toml beside it is used too")
     run.add_argument("--all-vendors", action="store_true",
                      help="run the matrix once per vendor profile (default rows: --tag vendors)")
@@ -100,10 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
                   "Generate a fresh lab PKI into STATE_DIR/pki (keys 0600): the public root and intermediate, "
                   "the mock server's certificate, the organisation's inspection CA, the pins file and the "
                   "trust bundles; or check an existing one with --check.")
-    pki.add_argument("--state-dir", type=Path, default=None, help="where the pki/ directory goes (default .lab)")
-    pki.add_argument("--org-cn", default=DEFAULT_ORG_CN,
+    pki.add_argument("--state-dir", type=path_argument, default=None, help="where the pki/ directory goes (default .lab)")
+    pki.add_argument("--org-cn", type=certificate_name, default=DEFAULT_ORG_CN,
                      help=f"common name of the organisation's inspection CA (default {DEFAULT_ORG_CN!r})")
-    pki.add_argument("--org-o", default=DEFAULT_ORG_O,
+    pki.add_argument("--org-o", type=certificate_name, default=DEFAULT_ORG_O,
                      help=f"organisation of the inspection CA (default {DEFAULT_ORG_O!r})")
     pki.add_argument("--no-name-constraints", action="store_true",
                      help="do not name-constrain the lab CAs to the lab's domains (only to inspect other apps)")

@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from harness.cli.parser import lab_options
-from harness.errors import UnknownNameError, UsageError
+from harness.errors import EnvironmentProblem, UnknownNameError, UsageError
 from harness.lab.early import early_proxy
 from harness.lab.statedir import run_state_dir
 from harness.model.vendors import load_vendors
@@ -77,10 +77,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         run = run_matrix(options, scenarios, clients, policies=policies, vendors=vendors,
                          in_process=not args.subprocess, progress=None if args.json else _progress,
                          proxy_child=proxy_child)
-    publish(run.results, lab=run.labs, seconds=run.seconds, as_json=args.json, report_dir=args.report,
-            show_secrets=args.show_secrets, not_run=left_out(run.skipped, run.undetermined, scenarios, clients))
+    not_run = left_out(run.skipped, run.undetermined, scenarios, clients)
+    publish(run.results, lab=run.labs, seconds=run.seconds, as_json=args.json, report_dir=None,
+            show_secrets=args.show_secrets, not_run=not_run)
+    if args.report is not None:
+        _write_reports(args.report, run, show_secrets=args.show_secrets, not_run=not_run)
     _say_left_out(run)
     return 0 if run.passed else 1
+
+
+def _write_reports(directory: Path, run, *, show_secrets: bool, not_run: list) -> None:
+    """``--report DIR``: the files, or one sentence naming DIR when the disk cannot take them
+    (the directory was proven writable before the lab started, but a disk fills up)."""
+    from harness.reports.publish import write_reports  # deliberately late: see the module docstring
+
+    try:
+        written = write_reports(directory, run.results, lab=run.labs, seconds=run.seconds, show_secrets=show_secrets,
+                                not_run=not_run)
+    except OSError as e:
+        raise EnvironmentProblem(f"cannot write the reports to {directory} ({e.strerror or e}); free space there "
+                                 "or pass --report with another directory.") from None
+    print(f"Reports: {', '.join(str(p) for p in written)}", file=sys.stderr)
 
 
 def _progress(vendor, cell, done: int, total: int) -> None:

@@ -30,7 +30,7 @@ from harness.clients.common import (
 from harness.clients.decision import backoff_delays, beam_refusal
 from harness.clients.wire import WebSocket, http_request
 from harness.errors import NetworkError, ProtocolError, TlsHandshakeAborted
-from harness.model.values import non_negative_int, non_negative_seconds
+from harness.model.values import non_negative_int, non_negative_seconds, retry_count
 from harness.model.vocab import REFERENCE_URLS
 
 DEFAULT_URL = REFERENCE_URLS["beam"]
@@ -43,7 +43,7 @@ def build_parser(prog: str = "harness beam") -> ArgumentParser:
     p.add_argument("--heartbeats", type=non_negative_int, default=2, help="heartbeats to exchange before exiting (default 2)")
     p.add_argument("--interval", type=non_negative_seconds, default=0.0, help="seconds between heartbeats (default 0)")
     p.add_argument("--once", action="store_true", help="try once; do not retry network errors")
-    p.add_argument("--retries", type=non_negative_int, default=5, help="retries after a network error (default 5)")
+    p.add_argument("--retries", type=retry_count, default=5, help="retries after a network error (default 5)")
     p.add_argument("--retry-refused", action="store_true",
                    help="also retry after refusing an inspected connection (a service waiting for the exception)")
     p.add_argument("--backoff-base", type=non_negative_seconds, default=0.5, help="first retry delay in seconds (default 0.5)")

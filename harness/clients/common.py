@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import urllib.parse
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -20,7 +19,7 @@ from harness.clients.transport import (
 from harness.errors import ArgumentParser as LabArgumentParser
 from harness.errors import LabError, NetworkError, ProtocolError, StepTimeout, TlsVerificationError, UsageError
 from harness.model.pins import PinResult, check_pins, load_pins
-from harness.model.values import positive_seconds, split_host_port
+from harness.model.values import parse_https_url, positive_seconds, split_host_port
 from harness.model.vocab import ExitCode
 from harness.pki.ca import load_certificates
 
@@ -76,6 +75,11 @@ class Target:
     connect_to: tuple[str, int] | None
 
 
+def _cut(text: str) -> str:
+    """A value as an error sentence quotes it: its repr, cut short."""
+    return repr(text) if len(text) <= 100 else repr(text[:80]) + f"... ({len(text)} characters)"
+
+
 def _host_ok(host: str) -> bool:
     """A host name or address a socket can be given: no spaces, no stray brackets or slashes."""
     return bool(host) and not any(c in host for c in " /\\[]@?#") and host.isprintable()
@@ -83,12 +87,9 @@ def _host_ok(host: str) -> bool:
 
 def resolve_target(args) -> Target:
     try:
-        u = urllib.parse.urlsplit(args.url)
-        port = 443 if u.port is None else u.port
-    except ValueError:  # "Invalid IPv6 URL", "Port out of range"
-        u, port = None, None
-    if u is None or u.scheme != "https" or not u.hostname or not _host_ok(u.hostname) or not port:
-        raise UsageError(f"server URL {args.url!r} is malformed; write it as https://HOST[:PORT].")
+        host, port = parse_https_url(args.url)
+    except ValueError as e:  # "invalid ipv6 url", a host label of 64 characters ...
+        raise UsageError(f"server URL {_cut(args.url)} is malformed ({e}); write it as https://HOST[:PORT].") from None
     connect_to = None
     if args.connect_to:
         try:
@@ -96,14 +97,14 @@ def resolve_target(args) -> Target:
         except ValueError:
             connect_to = None
         if connect_to is None or not _host_ok(connect_to[0]):
-            raise UsageError(f"--connect-to {args.connect_to!r} is malformed; write it as HOST:PORT (port 1-65535).")
+            raise UsageError(f"--connect-to {_cut(args.connect_to)} is malformed; write it as HOST:PORT (port 1-65535).")
     if args.proxy:
         proxy = parse_proxy_url(args.proxy)
     elif args.no_proxy:
         proxy = None
     else:
-        proxy = proxy_from_environment(u.hostname)
-    return Target(u.hostname, port, proxy, connect_to)
+        proxy = proxy_from_environment(host)
+    return Target(host, port, proxy, connect_to)
 
 
 @dataclass

@@ -74,6 +74,7 @@ def backoff_delays(retries: int, *, base: float, cap: float, rand) -> list[float
     """Capped exponential backoff with "equal jitter": each delay in [d/2, d], d = min(cap, base*2^n)."""
     delays = []
     for attempt in range(retries):
-        d = min(cap, base * (2 ** attempt))
+        # 2.0 ** 1024 overflows a float: past 2 ** 64 every delay is the cap anyway.
+        d = min(cap, base * (2.0 ** min(attempt, 64)))
         delays.append(d / 2 + rand() * d / 2)
     return delays

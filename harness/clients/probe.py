@@ -17,7 +17,6 @@ network error; 2 for bad input.
 from __future__ import annotations
 
 import ssl
-import urllib.parse
 from dataclasses import asdict, dataclass
 
 from cryptography import x509
@@ -31,7 +30,7 @@ from harness.clients.transport import (
 )
 from harness.errors import NetworkError, TlsVerificationError, UsageError
 from harness.model.pins import check_pins, load_pins, spki_sha256
-from harness.model.values import split_host_port
+from harness.model.values import parse_https_url, split_host_port
 from harness.pki.ca import load_certificates
 
 OK, TLS_FAILED, INSPECTED, NETWORK = 0, 4, 5, 6
@@ -132,14 +131,12 @@ def assess(f: Facts) -> ProbeResult:
 
 def parse_target(text: str) -> tuple[str, int]:
     """``HOST``, ``HOST:PORT`` or ``https://HOST[:PORT]/...`` -> (host, port)."""
-    u = urllib.parse.urlsplit(text if "://" in text else f"https://{text}")
     try:
-        port = u.port or 443
-    except ValueError:
-        port = None
-    if u.scheme != "https" or not u.hostname or port is None:
-        raise UsageError(f"probe target {text!r} is malformed; write HOST, HOST:PORT or https://HOST[:PORT].")
-    return u.hostname, port
+        return parse_https_url(text if "://" in text else f"https://{text}")
+    except ValueError as e:
+        shown = repr(text) if len(text) <= 100 else repr(text[:80]) + f"... ({len(text)} characters)"
+        raise UsageError(f"probe target {shown} is malformed ({e}); write HOST, HOST:PORT or "
+                         "https://HOST[:PORT].") from None
 
 
 def _connect_to(text: str | None) -> tuple[str, int] | None:

@@ -20,6 +20,7 @@ from cryptography import x509
 
 from harness.errors import NetworkError, StepTimeout, TlsHandshakeAborted, TlsVerificationError, UsageError
 from harness.model.pins import spki_sha256
+from harness.model.values import host_problem
 from harness.pki.names import common_name, display_name
 
 
@@ -66,10 +67,14 @@ def parse_proxy_url(text: str) -> ProxyURL:
         port = u.port
     except ValueError:  # "Invalid IPv6 URL", "Port out of range"
         u, port = None, None
+    shown = repr(text) if len(text) <= 100 else repr(text[:80]) + f"... ({len(text)} characters)"
     if u is None or u.scheme != "http" or not u.hostname or not port or " " in u.hostname:
         raise UsageError(
-            f"proxy URL {text!r} is malformed; write it as http://HOST:PORT (e.g. http://127.0.0.1:8080)."
+            f"proxy URL {shown} is malformed; write it as http://HOST:PORT (e.g. http://127.0.0.1:8080)."
         )
+    if problem := host_problem(u.hostname):  # a label of 64 characters would fail deep in getaddrinfo
+        raise UsageError(f"proxy URL {shown} is malformed (its host: {problem}); write it as http://HOST:PORT "
+                         "(e.g. http://127.0.0.1:8080).")
     return ProxyURL(u.hostname, port)
 
 

@@ -123,7 +123,16 @@ def wait_ready(children: list[Child], timeout: float) -> dict[str, dict]:
                     child.proc.wait(timeout=5)
                     why = _log_tail(child.log) or f"exit code {child.proc.returncode}"
                     raise LabStartError(f"the {child.name} failed to start: {why} (log: {child.log}).")
-                reports[child.name] = json.loads(text)["ready"]
+                report = json.loads(text)
+                if "error" in report:  # the child's own sentence (harness.cli.main), with its exit code
+                    try:
+                        child.proc.wait(timeout=10)  # it is exiting: leave nothing behind
+                    except subprocess.TimeoutExpired:
+                        pass
+                    error = LabStartError(str(report["error"]))
+                    error.exit_code = int(report.get("exit_code", LabStartError.exit_code))
+                    raise error
+                reports[child.name] = report["ready"]
     finally:
         for fd in pending:
             os.close(fd)

@@ -11,8 +11,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import select
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -86,25 +89,103 @@ def run_reference(client: ReferenceClient, argv: list[str], *, in_process: bool,
     return proc.returncode, proc.stdout + proc.stderr
 
 
+# What a cell keeps of a client's output (journals, reports): a client that prints without end
+# must not fill the harness's memory or the reports.
+OUTPUT_LIMIT = 1024 * 1024
+
+
 def run_foreign(argv: list[str], env: dict[str, str], stdin: str | None, timeout: float,
-                prefix: list[str] | None = None) -> tuple[int, str]:
+                prefix: list[str] | None = None, *, limit: int = OUTPUT_LIMIT) -> tuple[int, str]:
     """Run a client under test; returns (exit code, combined output).
 
-    A missing program is exit 127 and a run past ``timeout`` exit 124 (as a
-    shell and timeout(1) report them), each with a sentence in the output.
+    The client runs in a process group of its own (a new session), and the whole
+    group is killed when the client exits or its ``timeout`` passes, so neither a
+    background child (``sleep 77 &``) nor a hung one outlives its cell.  Output is
+    decoded leniently (a client may print anything) and kept up to ``limit`` bytes,
+    with a note of how much was cut.  A missing program is exit 127 and a run
+    past ``timeout`` exit 124 (as a shell and timeout(1) report them), each with a
+    sentence in the output.
     """
     if prefix:
         argv = [*prefix, *(["env", *[f"{k}={v}" for k, v in env.items()]] if env else []), *argv]
         env = {}
     try:
-        proc = subprocess.run(argv, input=stdin if stdin is not None else "", capture_output=True, text=True,
-                              timeout=timeout, env={**os.environ, **env})
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                env={**os.environ, **env}, start_new_session=True)
     except FileNotFoundError:
         return 127, f"[harness] cannot run {argv[0]!r}: no such program; install it or fix 'command'.\n"
     except PermissionError:
         return 126, f"[harness] cannot run {argv[0]!r}: not executable.\n"
-    except subprocess.TimeoutExpired as e:
-        out = (e.stdout or b"") + (e.stderr or b"")
-        out = out.decode("utf-8", "replace") if isinstance(out, bytes) else out
-        return 124, out + f"\n[harness] the client did not finish within {timeout:g}s and was stopped.\n"
-    return proc.returncode, proc.stdout + proc.stderr
+    output = _Output(proc.stdout, limit)
+    threading.Thread(target=_feed, args=(proc.stdin, (stdin or "").encode()), daemon=True).start()
+    finished = _wait_unreaped(proc, timeout)
+    _kill_group(proc.pid)  # before reaping: the group id cannot have been reused yet
+    code = proc.wait()
+    text = output.collect()
+    if not finished:
+        return 124, text + f"\n[harness] the client did not finish within {timeout:g}s; its process group was killed.\n"
+    return code, text
+
+
+class _Output:
+    """Reads a pipe to its end on a thread, keeping the first ``limit`` bytes and counting the rest."""
+
+    def __init__(self, pipe, limit: int) -> None:
+        self.pipe, self.limit, self.kept, self.cut = pipe, limit, bytearray(), 0
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        try:
+            while chunk := self.pipe.read1(65536):
+                room = self.limit - len(self.kept)
+                self.kept += chunk[:room]
+                self.cut += max(0, len(chunk) - room)
+        except (OSError, ValueError):
+            pass
+
+    def collect(self, grace: float = 5.0) -> str:
+        # Everything in the group is dead, so the pipe ends; a process that left the group
+        # (setsid) may hold it open: stop waiting for it after ``grace``.
+        self.thread.join(grace)
+        text = bytes(self.kept).decode("utf-8", "replace")
+        if self.cut:
+            text += f"\n[harness] output cut: {self.cut} bytes not kept (the first {self.limit} are above).\n"
+        return text
+
+
+def _feed(pipe, data: bytes) -> None:
+    """Write the client's standard input and close it (a client that never reads it gets EPIPE)."""
+    try:
+        pipe.write(data)
+    except OSError:
+        pass
+    finally:
+        try:
+            pipe.close()
+        except OSError:
+            pass
+
+
+def _wait_unreaped(proc: subprocess.Popen, timeout: float) -> bool:
+    """Wait until ``proc`` exits or ``timeout`` passes, without reaping it (its pid stays its
+    group's id until :func:`_kill_group` ran); True if it exited."""
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # no pidfds: wait and reap (the group id may then be reused, rarely)
+        try:
+            proc.wait(timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

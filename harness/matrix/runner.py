@@ -25,11 +25,12 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import replace
 from pathlib import Path
 
 from cryptography import x509
 
-from harness.errors import UsageError
+from harness.errors import PatternTimeout, UsageError
 from harness.lab.info import LabInfo
 from harness.matrix.cell import CellResult
 from harness.matrix.execute import REFERENCE_CLIENTS, parse_events, run_foreign, run_reference
@@ -180,9 +181,15 @@ class MatrixRunner:
             return code, output, (rendered, prefix)
 
         lane, secret, (code, output, (rendered, prefix)), proxy, server, seconds = self._on_lane(execute, self._roams(scenario))
+        try:
+            warned, problem = client.warned(output), None
+        except PatternTimeout as e:  # the definition's pattern, not the client, is at fault: say so in the cell
+            warned, problem = None, str(e)
         evidence = Evidence(code, proxy, server, scenario.through_proxy, [], output,
-                            warned=client.warned(output), server_issuer=self._read_server_issuer())
+                            warned=warned, server_issuer=self._read_server_issuer())
         verdict = judge(expected, evidence, client.exit_codes)
+        if problem:
+            verdict = replace(verdict, reasons=(*verdict.reasons, problem))
         return CellResult(scenario, client.name, verdict, lane, seconds, output, proxy, server, secret,
                           client_policy=client.policy, command=rendered.argv, env=rendered.env, stdin=rendered.stdin,
                           exec_prefix=tuple(prefix))

@@ -45,14 +45,15 @@ matched ``warning``.
 
 from __future__ import annotations
 
-import math
 import re
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.errors import BadFileError
-from harness.model.datafile import Table, fixtures_dir, named_tables, read_toml
+import regex
+
+from harness.errors import BadFileError, PatternTimeout
+from harness.model.datafile import Table, fixtures_dir, named_tables, read_toml, show_value
 from harness.model.placeholders import (
     PLACEHOLDERS,
     SPLICES,
@@ -63,6 +64,7 @@ from harness.model.placeholders import (
     template_fields,
 )
 from harness.model.policy import Policy
+from harness.model.values import parse_https_url
 from harness.model.vocab import INTERCEPT, OUTCOMES, REFERENCE_URLS
 
 # The definitions' public API (README, harness.plugin, harness.matrix.runner) includes the
@@ -79,6 +81,8 @@ ANSWERS = ("continue", "abort")
 KEYS = ("policy", "url", "command", "proxy", "direct", "env", "exit_codes", "warning", "answer", "expect",
         "timeout", "description")
 DEFAULT_URL = "https://beam.screenmeet.com/"
+MAX_CLIENT_TIMEOUT = 3600.0  # one run of a client under test
+WARNING_SECONDS = 2.0  # for the warning pattern to search a client's output (at most 1 MiB)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,11 +158,22 @@ class ClientDef:
             return {"warned-continued": "accepted-inspection", "blocked": "blocked"}.get(column("attended") or "")
         return None
 
-    def warned(self, output: str) -> bool | None:
-        """Whether the output shows the client's warning; None when the definition names none."""
+    def warned(self, output: str, *, timeout: float = WARNING_SECONDS) -> bool | None:
+        """Whether the output shows the client's warning; None when the definition names none.
+
+        The pattern is the user's: one such as ``(a+)+$`` can backtrack for longer than
+        the universe lasts, so the search stops after ``timeout`` seconds and raises
+        :class:`~harness.errors.PatternTimeout` (the cell fails with that sentence).
+        """
         if self.warning is None:
             return None
-        return re.search(self.warning, output, re.MULTILINE) is not None
+        try:
+            return regex.search(self.warning, output, regex.MULTILINE, timeout=timeout) is not None
+        except TimeoutError:
+            raise PatternTimeout(
+                f"client {self.name!r}: its warning pattern {show_value(self.warning)} took more than {timeout:g}s "
+                f"on {len(output)} characters of output; simplify it (nested repeats such as (a+)+ backtrack "
+                "without end).") from None
 
     def render(self, values: dict[str, str], *, via_proxy: bool, on_warning: str = "abort") -> Invocation:
         """Fill the templates with ``values`` (every :data:`PLACEHOLDERS` name)."""
@@ -176,8 +191,12 @@ def define_client(name: str, source: str = "define_client()", **table) -> Client
 
 
 def _https_url(url: str) -> bool:
-    u = urllib.parse.urlsplit(url)
-    return u.scheme == "https" and bool(u.hostname)
+    """An https:// URL whose host and port a client can use (and a certificate can name)."""
+    try:
+        parse_https_url(url)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_client(name: str, table: dict, source: str = "client definition") -> ClientDef:
@@ -206,16 +225,16 @@ def parse_client(name: str, table: dict, source: str = "client definition") -> C
     warning = t.str("warning")
     if warning is not None:
         try:
-            re.compile(warning)
-        except re.error as e:
+            regex.compile(warning, regex.MULTILINE)  # as warned() will search with it
+        except (regex.error, ValueError, OverflowError) as e:
             t.fail(f"'warning' {warning!r} is not a valid regular expression ({e})")
     answer = _answer(t, policy, warning, command)
     expect = t.mapping("expect", what="scenario names to outcomes", example='{ direct = "connected" }',
                        values=lambda o: o in OUTCOMES, valid=f"one of {', '.join(OUTCOMES)}")
-    timeout = t.get("timeout", 30)
-    # Finite, like every number in a data file: an infinite timeout would never end a run.
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
-        t.fail(f"timeout {timeout!r} must be a positive number of seconds")
+    # Finite and bounded, like every number in a data file: an infinite timeout would never end a run,
+    # and 1e300 seconds overflows the clock the wait uses.
+    timeout = t.number("timeout", high=MAX_CLIENT_TIMEOUT, above=0, default=30,
+                       valid=f"a number of seconds above 0, at most {MAX_CLIENT_TIMEOUT:g}")
 
     if (proxy or direct) and "{network}" not in command:
         t.fail("'proxy'/'direct' need a \"{network}\" argument in 'command' to mark where they go")
@@ -243,9 +262,12 @@ def _exit_codes(t: Table) -> dict[int, str]:
                     nonempty=True)
     exit_codes = {}
     for code, outcome in raw.items():
-        # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
-        if isinstance(code, bool) or not re.fullmatch(r"[0-9]+", str(code)) or int(code) > 255:
-            t.fail(f"exit code {code!r} is not a number from 0 to 255")
+        # ASCII digits only: str.isdigit() also takes "²", which int() refuses; at most three,
+        # since int() and str() refuse numbers of over 4300 digits.
+        ok = (0 <= code <= 255 if isinstance(code, int) and not isinstance(code, bool)
+              else isinstance(code, str) and re.fullmatch(r"[0-9]{1,3}", code) and int(code) <= 255)
+        if not ok:
+            t.fail(f"exit code {show_value(code)} is not a number from 0 to 255")
         if outcome not in EXIT_OUTCOMES:
             t.fail(f"exit code {code} maps to {outcome!r}, not one of {', '.join(EXIT_OUTCOMES)}")
         exit_codes[int(code)] = outcome

@@ -40,22 +40,45 @@ from pathlib import Path
 from typing import NoReturn
 
 from harness.errors import BadFileError
+from harness.model.files import TOML_LIMIT, read_text_bounded
+
+# No lab file nests deeper than ~4 levels; the loaders (and json.dumps of what they keep) recurse.
+MAX_DEPTH = 32
 
 
 def read_toml(path: str | Path, *, missing_hint: str) -> dict:
     """Parse a TOML file, or raise :class:`BadFileError` with one sentence.
 
-    ``missing_hint`` finishes the sentence for a missing file, e.g.
-    ``"pass an existing scenario file"``.
+    ``missing_hint`` finishes the sentence for a file that is missing or not a
+    regular file of at most :data:`~harness.model.files.TOML_LIMIT` bytes, e.g.
+    ``"pass an existing scenario file"``.  Text that is not UTF-8, holds a NUL,
+    breaks TOML's grammar or nests deeper than :data:`MAX_DEPTH` is one sentence too.
     """
     path = Path(path)
+    text = read_text_bounded(path, "", TOML_LIMIT, hint=missing_hint, fix="fix the file")
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise BadFileError(f"{path} does not exist; {missing_hint}.") from None
-    except (OSError, tomllib.TOMLDecodeError) as e:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
         raise BadFileError(f"{path} is not valid TOML ({e}); fix the file.") from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise BadFileError(f"{path} nests arrays or tables too deeply to read; fix the file.") from None
+    if _depth(data) > MAX_DEPTH:
+        raise BadFileError(f"{path} nests arrays or tables more than {MAX_DEPTH} deep; no lab file needs that, "
+                           "fix the file.")
+    return data
+
+
+def _depth(value) -> int:
+    """How deeply ``value`` nests lists and dicts (iterative: the input may be deep)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            stack += [(v, depth + 1) for v in item.values()]
+        elif isinstance(item, list):
+            stack += [(v, depth + 1) for v in item]
+    return deepest
 
 
 def fixtures_dir() -> Path:
@@ -96,9 +119,12 @@ def named_tables(path: str | Path, data: dict, kind: str, *, required: bool = Tr
     return tables
 
 
-def _show(value) -> str:
+def show_value(value) -> str:
     """A value as a sentence quotes it: its repr, cut short (a whole table can be long)."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int of over 4300 digits has no repr
+        return f"<{type(value).__name__} too long to show>"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -116,7 +142,7 @@ class Table:
     def __init__(self, where: str, table: dict, *, error: type[Exception] = BadFileError, prefix: str = ""):
         self.where, self.data, self.error, self.prefix = where, table, error, prefix
         if not isinstance(table, dict):
-            self._raise(f"{self._owner()} must be a table, not {_show(table)}")
+            self._raise(f"{self._owner()} must be a table, not {show_value(table)}")
 
     def __repr__(self) -> str:
         return f"Table({self.where!r}, prefix={self.prefix!r}, keys={list(self.data)!r})"
@@ -148,7 +174,7 @@ class Table:
         raise self.error(sentence + ".")
 
     def _bad(self, key, value, valid: str) -> NoReturn:
-        self._raise(f"{self.where}: {self._name(key)} = {_show(value)} is not {valid}")
+        self._raise(f"{self.where}: {self._name(key)} = {show_value(value)} is not {valid}")
 
     def _missing(self, key, valid: str, required: bool, default):
         if required:
@@ -193,7 +219,7 @@ class Table:
         value = self.data[key]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or (nonempty and not value):
             self._raise(f"{self.where}: '{self._name(key)}' must be {what}, e.g. {self._name(key)} = {example}, "
-                        f"not {_show(value)}")
+                        f"not {show_value(value)}")
         return tuple(value)
 
     def mapping(self, key: str, *, what: str, example: str, required: bool = False, nonempty: bool = False,
@@ -209,7 +235,7 @@ class Table:
             return self._missing(key, f"a table mapping {what}, e.g. {shown} = {example}", required, {})
         value = self.data[key]
         if not isinstance(value, dict) or (nonempty and not value):
-            self._raise(f"{self.where}: '{shown}' must map {what}, e.g. {shown} = {example}, not {_show(value)}")
+            self._raise(f"{self.where}: '{shown}' must map {what}, e.g. {shown} = {example}, not {show_value(value)}")
         if keys is not None:
             keys = list(keys)
             for k in value:
@@ -218,7 +244,7 @@ class Table:
         if values is not None:
             for k, v in value.items():
                 if not values(v):
-                    self._raise(f"{self.where}: '{shown}' must map {what}: {shown}.{k} = {_show(v)} is not {valid}")
+                    self._raise(f"{self.where}: '{shown}' must map {what}: {shown}.{k} = {show_value(v)} is not {valid}")
         return dict(value)
 
     def str(self, key: str, *, required: bool = False, default: str | None = None,

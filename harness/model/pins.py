@@ -26,6 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from harness.errors import BadFileError
+from harness.model.files import PINS_LIMIT, read_text_bounded
 
 
 def spki_sha256(obj) -> str:
@@ -95,16 +96,15 @@ def parse_pins(text: str) -> tuple[bytes, ...]:
 
 
 def load_pins(path: str | Path) -> tuple[bytes, ...]:
-    """Read and parse a pins file, raising :class:`BadFileError` with advice."""
+    """Read and parse a pins file, raising :class:`BadFileError` with advice.
+
+    The file must be a regular UTF-8 text file of at most
+    :data:`~harness.model.files.PINS_LIMIT` bytes (a FIFO or ``/dev/zero`` is refused, not read).
+    """
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BadFileError(
-            f"pins file {p} does not exist; run 'harness pki' or pass --pins with an existing file."
-        ) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise BadFileError(f"pins file {p} cannot be read ({e}); pass a readable text file.") from None
+    text = read_text_bounded(p, "pins file", PINS_LIMIT,
+                             hint="run 'harness pki' or pass --pins with an existing pins file",
+                             fix="write one 'sha256/<base64 SPKI digest>' per line")
     try:
         return parse_pins(text)
     except ValueError as e:

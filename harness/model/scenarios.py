@@ -13,6 +13,7 @@ from pathlib import Path
 from harness.errors import BadFileError, UnknownNameError
 from harness.model.datafile import Table, fixtures_dir, read_toml
 from harness.model.policy import Policy, load_policies
+from harness.model.values import parse_https_url
 from harness.model.vocab import ACTIONS, CLIENTS, NETWORKS, OUTCOMES, TRUSTS
 
 
@@ -85,8 +86,7 @@ def _scenario(path: Path, table, policies: dict[str, Policy]) -> Scenario:
             t.fail(f"expect_by_action names {action!r}; actions: {', '.join(ACTIONS)}")
     expect_by_action = {action: _expect(t.sub("expect_by_action"), action) for action in by_action}
     urls = t.mapping("urls", what="clients to values", example='{ attended = "https://api.scrn.mt" }',
-                     keys=CLIENTS, kind="client", values=lambda v: isinstance(v, str) and v.startswith("https://"),
-                     valid="an https:// URL")
+                     keys=CLIENTS, kind="client", values=_https_url, valid="an https:// URL")
     client_args = t.mapping("client_args", what="clients to extra arguments", example='{ beam = ["--tls-max", "1.2"] }',
                             keys=CLIENTS, kind="client", valid="a list of strings",
                             values=lambda v: isinstance(v, list) and all(isinstance(a, str) for a in v))
@@ -101,6 +101,17 @@ def _scenario(path: Path, table, policies: dict[str, Policy]) -> Scenario:
         attended_on_warning=on_warning, description=t.str("description", default=""), tags=tuple(tags),
         urls=urls, client_args={c: tuple(a) for c, a in client_args.items()}, expect_by_action=expect_by_action,
     )
+
+
+def _https_url(value) -> bool:
+    """An https:// URL whose host and port a client can use (``urls``)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        parse_https_url(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _expect(t: Table, key: str, *, required: bool = False) -> dict[str, str]:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from harness.errors import UnknownNameError
 from harness.model.datafile import Table, fixtures_dir, named_tables, read_toml
+from harness.model.values import MAX_NAME
 from harness.model.vocab import ACTIONS, KEYS
 
 CHAINS = ("root", "intermediate")
@@ -89,14 +90,22 @@ def vendors_file() -> Path:
     return fixtures_dir() / "vendors.toml"
 
 
+# The CA names become X.509 name attributes, which hold at most 64 characters (RFC 5280).
+_X509_NAME = f"a certificate name (1-{MAX_NAME} printable characters)"
+
+
+def _fits_x509(value: str) -> bool:
+    return bool(value.strip()) and len(value) <= MAX_NAME and value.isprintable()
+
+
 def _profile(path: Path, name: str, table: dict) -> VendorProfile:
     t = Table(f"{path}: vendor {name!r}", table)
     t.unknown_keys([*_LABEL_KEYS, *_VALUE_KEYS])
     values = {
-        "issuer_cn": t.str("issuer_cn", required=True, nonempty=True),
-        "issuer_o": t.str("issuer_o"),
-        "root_cn": t.str("root_cn", nonempty=True),
-        "root_o": t.str("root_o"),
+        "issuer_cn": t.str("issuer_cn", required=True, nonempty=True, ok=_fits_x509, valid=_X509_NAME),
+        "issuer_o": t.str("issuer_o", ok=_fits_x509, valid=_X509_NAME),
+        "root_cn": t.str("root_cn", nonempty=True, ok=_fits_x509, valid=_X509_NAME),
+        "root_o": t.str("root_o", ok=_fits_x509, valid=_X509_NAME),
         "chain": t.str("chain", required=True, choices=CHAINS, valid=" or ".join(CHAINS)),
         "key": t.str("key", required=True, choices=KEYS, valid=", ".join(KEYS)),
         "leaf_key": t.str("leaf_key", required=True, choices=("ca-key", *KEYS)),
@@ -105,7 +114,7 @@ def _profile(path: Path, name: str, table: dict) -> VendorProfile:
                           if isinstance(t.get("leaf_validity"), str) else
                           t.number("leaf_validity", 1, 3650, whole=True, required=True, valid=_VALIDITY)),
         "untrusted_upstream": t.str("untrusted_upstream", required=True, choices=ACTIONS),
-        "untrusted_issuer_cn": t.str("untrusted_issuer_cn", nonempty=True),
+        "untrusted_issuer_cn": t.str("untrusted_issuer_cn", nonempty=True, ok=_fits_x509, valid=_X509_NAME),
         "block_status": t.number("block_status", 400, 599, whole=True, valid="an HTTP error status (400-599)"),
         "block_page": t.str("block_page", nonempty=True),
     }

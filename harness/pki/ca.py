@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from harness.errors import BadFileError, UsageError
+from harness.model.files import PEM_LIMIT, read_bounded
 from harness.model.pins import spki_sha256
 from harness.pki.constraints import LAB_DOMAINS, LAB_NETWORKS, lab_name_constraints
 from harness.pki.names import display_name
@@ -359,13 +360,9 @@ class LeafCert:
 
 
 def read_file(path: str | os.PathLike, what: str, hint: str) -> bytes:
-    p = Path(path)
-    try:
-        return p.read_bytes()
-    except FileNotFoundError:
-        raise BadFileError(f"{what} {p} does not exist; {hint}.") from None
-    except OSError as e:
-        raise BadFileError(f"{what} {p} cannot be read ({e.strerror}); {hint}.") from None
+    """The bytes of a certificate or key file: a regular file of at most
+    :data:`~harness.model.files.PEM_LIMIT` bytes, else one :class:`BadFileError` sentence."""
+    return read_bounded(path, what, PEM_LIMIT, hint=hint)
 
 
 def load_certificates(path: str | os.PathLike, *,

@@ -28,6 +28,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from harness.errors import BadFileError
+from harness.model.files import JSON_LIMIT, read_text_bounded
 from harness.model.policy import Policy, is_lab_host
 from harness.model.values import split_host_port
 from harness.net.addresses import lane_layout
@@ -154,11 +155,14 @@ class ProxyConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> "ProxyConfig":
-        """Read the JSON file at ``path``; a missing or invalid file is a :class:`BadFileError`."""
+        """Read the JSON file at ``path``; a missing, oversized, non-regular or invalid file is a
+        :class:`BadFileError`."""
+        text = read_text_bounded(path, "proxy configuration", JSON_LIMIT,
+                                 hint="start the proxy through 'harness up'", fix="regenerate it with 'harness up'")
         try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
-        except FileNotFoundError:
-            raise BadFileError(f"proxy configuration {path} does not exist; start the proxy through 'harness up'.") from None
+            return cls.from_dict(json.loads(text))
+        except RecursionError:
+            raise BadFileError(f"proxy configuration {path} nests too deeply; regenerate it with 'harness up'.") from None
         except (ValueError, KeyError, TypeError) as e:
             raise BadFileError(f"proxy configuration {path} is invalid ({e}); regenerate it with 'harness up'.") from None
 

@@ -51,7 +51,7 @@ def bad_file(tmp_path, kind: str, pki):
     ("truncated", "holds no valid PEM certificate"),
     ("key-only", "holds no valid PEM certificate"),
     ("missing", "does not exist"),
-    ("directory", "cannot be read"),
+    ("directory", "is a directory, not a regular file"),
 ])
 @pytest.mark.parametrize("client", ["beam", "attended"])
 def test_bad_trust_bundle(tmp_path, pki, kind, says, client):
@@ -67,7 +67,7 @@ def test_bad_trust_bundle(tmp_path, pki, kind, says, client):
     (b"sha256/not*base64*at*all\n", "not valid base64"),
     (b"# only a comment\n\n", "holds no pin"),
     (b"", "holds no pin"),
-    (b"\xff\xfe\x00garbage", "cannot be read"),
+    (b"\xff\xfe\x00garbage", "is not UTF-8 text"),
     (b"sha1/" + b"A" * 27 + b"=\n", "does not start with 'sha256/'"),
 ])
 def test_malformed_pins_file(tmp_path, pki, content, says):
@@ -81,7 +81,7 @@ def test_malformed_pins_file(tmp_path, pki, content, says):
 def test_pins_file_is_a_directory(tmp_path, pki):
     proc = harness("beam", "--trust", str(pki.trust_public), "--pins", str(tmp_path), "--once")
     assert_one_sentence_error(proc, 2)
-    assert "cannot be read" in proc.stderr
+    assert "is a directory, not a regular file" in proc.stderr
 
 
 @pytest.mark.parametrize("content,says", [
@@ -127,15 +127,22 @@ def test_malformed_proxy_url(pki, proxy):
 
 @pytest.mark.parametrize("args,says", [
     (["--url", "https://[::1"], "server URL 'https://[::1' is malformed"),
-    (["--url", "https://beam.screenmeet.com:0"], "is malformed; write it as https://HOST[:PORT]"),
-    (["--url", "https://bad host/"], "is malformed; write it as https://HOST[:PORT]"),
+    (["--url", "https://beam.screenmeet.com:0"], "is malformed (port 0 is not 1-65535); write it as https://HOST[:PORT]"),
+    (["--url", "https://bad host/"], "is malformed (its host 'bad host': it holds a character a host name cannot have)"),
+    (["--url", f"https://{'a' * 64}.com/"], "a label of 64 characters; a label has at most 63"),
     (["--connect-to", "127.0.0.1:99999"], "write it as HOST:PORT (port 1-65535)"),
     (["--connect-to", "[::1"], "write it as HOST:PORT (port 1-65535)"),
+    (["--connect-to", f"{'a' * 64}.com:443"], "write it as HOST:PORT (port 1-65535)"),
+    (["--proxy", f"http://{'a' * 64}.com:8080"], "is malformed (its host: it has a label of 64 characters"),
     (["--timeout", "-1"], "is not a number of seconds above 0"),
     (["--timeout", "nan"], "is not a number of seconds above 0"),
-    (["--backoff-base", "-0.5"], "is not a number of seconds, 0 or more"),
-    (["--interval", "inf"], "is not a number of seconds, 0 or more"),
-    (["--retries", "-2"], "is not a whole number of 0 or more"),
+    (["--timeout", "1e300"], "is not a number of seconds above 0, at most 3600"),
+    (["--backoff-base", "-0.5"], "is not a number of seconds from 0 to 3600"),
+    (["--backoff-cap", "1e300"], "is not a number of seconds from 0 to 3600"),
+    (["--interval", "inf"], "is not a number of seconds from 0 to 3600"),
+    (["--retries", "-2"], "is not a number of retries from 0 to 10000"),
+    (["--retries", "99999999999999999999"], "is not a number of retries from 0 to 10000"),
+    (["--heartbeats", "1e6"], "is not a whole number from 0 to 100000"),
 ])
 def test_malformed_client_arguments(pki, args, says):
     proc = harness("beam", *args, "--pins", str(pki.pins_file), "--no-proxy", "--once")

@@ -18,7 +18,7 @@ import pytest
 from harness.lab.identity import scan, start_time, state_marker
 from harness.lab.process import pid_alive, wait_gone
 from harness.net.journal import JournalReader
-from tests.clihelpers import ROOT, assert_one_sentence_error, harness
+from tests.clihelpers import ROOT, alive, assert_one_sentence_error, harness, lab_pids_under
 
 PY = sys.executable
 
@@ -29,14 +29,14 @@ def test_up_detach_then_down_leaves_no_process(tmp_path):
     assert "inspection CA" in proc.stdout and "curl --proxy" in proc.stdout
     info = json.loads((tmp_path / "lab.json").read_text())
     pids = [p["pid"] for p in info["processes"].values()]
-    assert len(pids) == 3 and all(_alive(p) for p in pids)
+    assert len(pids) == 3 and all(alive(p) for p in pids)
     # The lab really serves: Beam refuses through the inspect listener.
     beam = harness("beam", "--proxy", info["proxies"]["inspect"][0], "--trust", info["pki"]["trust_public_org"],
                    "--pins", info["pki"]["pins_file"], "--once")
     assert beam.returncode == 5, beam.stderr
     down = harness("down", "--state-dir", str(tmp_path))
     assert down.returncode == 0
-    assert not any(_alive(p) for p in pids)
+    assert not any(alive(p) for p in pids)
     assert not (tmp_path / "lab.json").exists()
     assert harness("down", "--state-dir", str(tmp_path)).returncode == 0  # idempotent
 
@@ -48,23 +48,10 @@ def test_killed_up_takes_its_children_along(tmp_path):
     pids = _pids(tmp_path)
     os.kill(pids["up"], signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while any(_alive(pids[k]) for k in ("proxy", "server")) and time.monotonic() < deadline:
+    while any(alive(pids[k]) for k in ("proxy", "server")) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not any(_alive(pids[k]) for k in ("proxy", "server"))
+    assert not any(alive(pids[k]) for k in ("proxy", "server"))
     assert harness("down", "--state-dir", str(tmp_path)).returncode == 0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie still answers kill(0); it is dead for our purposes.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_crashed_proxy_stops_the_lab_and_down_leaves_nothing(tmp_path):
@@ -81,7 +68,7 @@ def test_crashed_proxy_stops_the_lab_and_down_leaves_nothing(tmp_path):
     assert "a lab process exited unexpectedly" in (tmp_path / "up.log").read_text()
     down = harness("down", "--state-dir", str(tmp_path))
     assert down.returncode == 0 and "No lab is running" in down.stdout
-    assert not any(_alive(p) for p in pids.values())
+    assert not any(alive(p) for p in pids.values())
 
 
 def test_down_after_a_crash_stops_a_hung_proxy(tmp_path):
@@ -95,12 +82,12 @@ def test_down_after_a_crash_stops_a_hung_proxy(tmp_path):
     os.kill(pids["proxy"], signal.SIGSTOP)
     os.kill(pids["up"], signal.SIGKILL)
     assert wait_gone([pids["up"], pids["server"]], 10)
-    assert _alive(pids["proxy"])  # stopped, with the parent-death SIGTERM pending
+    assert alive(pids["proxy"])  # stopped, with the parent-death SIGTERM pending
     start = time.monotonic()
     down = harness("down", "--state-dir", str(tmp_path))
     assert down.returncode == 0, down.stderr
     assert "killed" not in down.stderr  # SIGTERM (with SIGCONT) was enough
-    assert not any(_alive(p) for p in pids.values())
+    assert not any(alive(p) for p in pids.values())
     assert time.monotonic() - start < 5
 
 
@@ -140,20 +127,7 @@ def test_up_serves_the_everyday_policies_unless_asked(tmp_path):
     bad = harness("up", "--policies", "inspect,nope", "--state-dir", str(tmp_path / "b"))
     assert_one_sentence_error(bad, 2)
     assert "unknown policy 'nope'" in bad.stderr
-    assert not [p for p in _lab_pids_under(tmp_path / "b")], "a prespawned proxy was left behind"
-
-
-def _lab_pids_under(state_dir):
-    """Processes whose command line mentions ``state_dir`` (e.g. a prespawned proxy)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if str(state_dir) in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    pids.append(int(entry.name))
-            except OSError:
-                pass
-    return [p for p in pids if _alive(p)]
+    assert not [p for p in lab_pids_under(tmp_path / "b")], "a prespawned proxy was left behind"
 
 
 def test_base_port_already_in_use(tmp_path):

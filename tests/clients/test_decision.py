@@ -143,6 +143,12 @@ def test_delays_grow_exponentially_then_cap():
     assert bottom == [d / 2 for d in top]
 
 
+def test_the_longest_retry_count_stays_at_the_cap():
+    """--retries 10000 (the most a person may ask for): 2 ** 1024 would overflow a float."""
+    delays = backoff_delays(10_000, base=3600.0, cap=3600.0, rand=lambda: 1.0)
+    assert len(delays) == 10_000 and set(delays[1:]) == {3600.0}
+
+
 def test_jitter_spans_the_upper_half():
     mid = backoff_delays(3, base=1.0, cap=100.0, rand=lambda: 0.5)
     assert mid == [0.75, 1.5, 3.0]

@@ -17,6 +17,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -247,3 +248,28 @@ def test_cli_bad_client_input_is_one_sentence(tmp_path, args, needle):
     proc = harness("run", *args, "--state-dir", str(tmp_path))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_hostile_client_cannot_hurt_the_run(run_client, tls_lab):
+    """Through the real lab: a catastrophic warning pattern fails its cell with a sentence (the run goes
+    on); 3 MB of output are cut to 1 MiB with a note; a background grandchild dies with its client."""
+    noisy = [sys.executable, "-c", "import sys; sys.stdout.write('a' * 100_000 + '!\\n' + 'b' * 3_000_000)", "{network}"]
+    catastrophic = replace(BUILTIN["attended-cli"], name="catastrophic", command=tuple(noisy),
+                           proxy=("{proxy_url}",), direct=(), warning=r"(a+)+$", answer={})
+    start = time.monotonic()
+    cell = run_client(catastrophic, "direct", expect="connected")
+    assert time.monotonic() - start < 60
+    assert not cell.passed
+    assert any("its warning pattern '(a+)+$' took more than 2s" in r for r in cell.verdict.reasons), cell.verdict.reasons
+    assert len(cell.output) < 1024 * 1024 + 200
+    assert cell.output.endswith(f"[harness] output cut: {3_100_002 - 1024 * 1024} bytes not kept "
+                                f"(the first {1024 * 1024} are above).\n")
+    lingering = define_client("lingering", policy="unpinned", proxy=["{proxy_url}"],
+                              command=["sh", "-c", "sleep 77 & echo $!", "{network}"], expect={"direct": "connected"})
+    cell = run_client(lingering, "direct")
+    sleeper = int(cell.output.split()[0])
+    try:
+        state = Path(f"/proc/{sleeper}/stat").read_text().rsplit(") ", 1)[1][0]
+    except FileNotFoundError:
+        state = "gone"
+    assert state in ("gone", "Z"), "the client's background 'sleep 77' outlived its cell"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 
 import pytest
 
-from harness.errors import BadFileError
+from harness.errors import BadFileError, PatternTimeout
 from harness.model.clientdefs import (
     builtin_clients,
     define_client,
@@ -154,7 +155,7 @@ def test_unpinned_expectations_and_overrides():
      "need an \"{answer}\" argument"),
     ({"policy": "pinned-warn", "warning": "w", "answer": {"continue": {"say": "y"}, "abort": {"stdin": "n"}}},
      "answer.continue must be"),
-    ({"timeout": 0}, "must be a positive number"),
+    ({"timeout": -1}, "timeout = -1 is not a number of seconds above 0"),
     ({"expect": {"direct": "fine"}}, "'expect' must map scenario names to outcomes"),
     ({"colour": "red"}, "unknown keys ['colour']"),
     ({"env": {"A": 1}}, "'env' must map variable names to strings"),
@@ -170,9 +171,13 @@ WARN = {"policy": "pinned-warn", "warning": "w", "command": ["w", "{network}", "
 
 
 @pytest.mark.parametrize("change,needle", [
-    ({"timeout": float("nan")}, "timeout nan must be a positive number of seconds"),
-    ({"timeout": float("inf")}, "timeout inf must be a positive number of seconds"),
-    ({"timeout": True}, "timeout True must be a positive number of seconds"),
+    ({"timeout": float("nan")}, "timeout = nan is not a number of seconds above 0, at most 3600"),
+    ({"timeout": float("inf")}, "timeout = inf is not a number of seconds above 0, at most 3600"),
+    ({"timeout": True}, "timeout = True is not a number of seconds above 0, at most 3600"),
+    ({"timeout": 1e300}, "timeout = 1e+300 is not a number of seconds above 0, at most 3600"),
+    ({"timeout": 0}, "timeout = 0 is not a number of seconds above 0"),
+    ({"timeout": 10**400}, "0000000... is not a number of seconds above 0"),
+    ({"timeout": "30"}, "timeout = '30' is not a number of seconds"),
     ({"exit_codes": {"\u00b2": "refused"}}, "exit code '\u00b2' is not a number from 0 to 255"),
     ({"exit_codes": {256: "refused"}}, "exit code 256 is not a number from 0 to 255"),
     ({"exit_codes": {True: "refused"}}, "exit code True is not a number"),
@@ -264,3 +269,37 @@ def test_public_names_stay_importable_from_clientdefs():
         assert hasattr(clientdefs, name), name
     assert clientdefs.placeholder_values is placeholders.placeholder_values
     assert clientdefs.PLACEHOLDERS is placeholders.PLACEHOLDERS
+
+
+# -- a warning pattern cannot hang the run ---------------------------------------------------------------
+
+def _warn_client(pattern: str):
+    return define_client("w", policy="pinned-warn", warning=pattern, command=["w", "{proxy_url}"],
+                         answer={"continue": {"stdin": "y\n"}, "abort": {"stdin": "n\n"}})
+
+
+def test_warned_matches_lines():
+    client = _warn_client(r"^WARNING: .*mismatch")
+    assert client.warned("hello\nWARNING: certificate mismatch\n") is True
+    assert client.warned("no warning here") is False
+    assert define_client("c", **CURL).warned("anything") is None
+
+
+@pytest.mark.parametrize("pattern", [r"(a+)+$", r"(a|aa)+$", r"(a|a)+b"])
+def test_a_catastrophic_warning_pattern_stops_with_a_sentence(pattern):
+    """The pattern is the user's; before, re.search on this output ran for longer than anyone waits."""
+    start = time.monotonic()
+    with pytest.raises(PatternTimeout) as info:
+        _warn_client(pattern).warned("a" * 100_000 + "!", timeout=0.5)
+    assert time.monotonic() - start < 10  # the timeout, give or take a loaded machine
+    message = str(info.value)
+    assert message.startswith("client 'w': its warning pattern") and "took more than 0.5s on 100001 characters" in message
+    assert "simplify it" in message and "\n" not in message and message.endswith(".")
+
+
+@pytest.mark.parametrize("code", ["1" * 5000, 10**5000, "²", -1, 256, True],
+                         ids=["5000-digit-text", "5000-digit-int", "superscript", "negative", "256", "bool"])
+def test_exit_codes_beyond_what_int_and_repr_take_are_one_sentence(code):
+    """int() and repr() refuse numbers of over 4300 digits: before, a ValueError escaped."""
+    with pytest.raises(BadFileError, match=r"^clients.toml: client 'c': exit code .* is not a number from 0 to 255\.$"):
+        parse_client("c", {**CURL, "exit_codes": {code: "connected"}}, "clients.toml")

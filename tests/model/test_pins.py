@@ -201,13 +201,13 @@ def test_load_pins_unreadable_bytes(tmp_path):
         load_pins(path)
     message = str(info.value)
     assert_one_sentence(message)
-    assert str(path) in message and "cannot be read" in message
-    assert "pass a readable text file" in message
+    assert str(path) in message and "is not UTF-8 text (byte 0xff at offset 0)" in message
+    assert "write one 'sha256/<base64 SPKI digest>' per line" in message
     assert info.value.__suppress_context__
 
 
 def test_load_pins_directory(tmp_path):
-    with pytest.raises(BadFileError, match="cannot be read"):
+    with pytest.raises(BadFileError, match="is a directory, not a regular file"):
         load_pins(tmp_path)
 
 

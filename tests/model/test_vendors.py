@@ -107,7 +107,12 @@ def test_bad_profiles_are_one_sentence(tmp_path, change, must_contain):
     (('leaf_validity = 7', 'leaf_validity = true'), "leaf_validity = True is not a number of days"),
     (('leaf_validity = 7', 'leaf_validity = 7.0'), "leaf_validity = 7.0 is not a number of days"),
     (('issuer_cn = "Acme Filter CA"', 'issuer_cn = { cn = "Acme Filter CA" }'),
-     "vendor 'acme': issuer_cn = {'cn': 'Acme Filter CA'} is not a non-empty string."),
+     "vendor 'acme': issuer_cn = {'cn': 'Acme Filter CA'} is not a certificate name (1-64 printable characters)."),
+    # X.509 names hold at most 64 characters: a longer one would fail deep in the PKI.
+    (('issuer_cn = "Acme Filter CA"', f'issuer_cn = "{"A" * 65}"'),
+     f"vendor 'acme': issuer_cn = '{'A' * 56}... is not a certificate name (1-64 printable characters)."),
+    (('issuer_cn = "Acme Filter CA"', 'issuer_cn = "Acme\\u0000CA"'), "is not a certificate name"),
+    (('issuer_cn = "Acme Filter CA"', 'issuer_cn = "Acme\\nCA"'), "is not a certificate name"),
     (('leaf_key = "ec-256"', 'leaf_key = "dsa"'), "leaf_key = 'dsa' is not one of ca-key, rsa-2048"),
 ])
 def test_bad_values_name_the_value_and_what_is_valid(tmp_path, change, sentence):
