@@ -399,6 +399,13 @@ def test_shipped_policies_load():
     ('[policy.x]\ntls_max = 1.2\n', ["policy 'x': tls_max = 1.2 is not a string such as \"1.2\""]),
     ('[policy.x]\ndescription = 3\n', ["policy 'x': description = 3 is not a string"]),
     ('policy = 3\n', ["defines no policy; write them as [policy.NAME] tables"]),
+    # roaming: the target must exist and must not roam itself
+    ('[policy.r]\nroam = { after = 1, to = "nope" }\n[policy.a]\n', ["policy 'r': roam.to = 'nope' names no policy"]),
+    ('[policy.r]\nroam = { after = 1, to = "s" }\n[policy.s]\nroam = { after = 1, to = "a" }\n[policy.a]\n',
+     ["policy 'r': roam.to = 's' roams itself; a policy switches once"]),
+    ('[policy.r]\nroam = { after = 0, to = "a" }\n[policy.a]\n', ["policy 'r': roam.after = 0"]),
+    ('[policy.r]\nroam = 3\n[policy.a]\n', ["policy 'r': 'roam' must map after and to"]),
+    ('[policy.r]\nroam = { after = 1, to = "a" }\n', ["policy 'r': roam.to = 'a' names no policy; known: none"]),
 ])
 def test_bad_policies_file(tmp_path, policies, must_contain):
     path = tmp_path / "policies.toml"
@@ -513,22 +520,6 @@ def test_shipped_roaming_policies():
     assert [withdrawn.policy_for(n).decide("api.screenmeet.com") for n in (1, 2)] == [PASS_THROUGH, INTERCEPT]
     assert [lifted.policy_for(n).decide("beam.screenmeet.com") for n in (1, 2)] == [INTERCEPT, PASS_THROUGH]
     assert policies["roam-inspect-then-rekeyed"].policy_for(2) == policies["inspect-rsa"]
-
-
-@pytest.mark.parametrize("policies, must_contain", [
-    ('[policy.r]\nroam = { after = 1, to = "nope" }\n[policy.a]\n', ["policy 'r': roam.to = 'nope' names no policy"]),
-    ('[policy.r]\nroam = { after = 1, to = "s" }\n[policy.s]\nroam = { after = 1, to = "a" }\n[policy.a]\n',
-     ["policy 'r': roam.to = 's' roams itself; a policy switches once"]),
-    ('[policy.r]\nroam = { after = 0, to = "a" }\n[policy.a]\n', ["policy 'r': roam.after = 0"]),
-    ('[policy.r]\nroam = 3\n[policy.a]\n', ["policy 'r': 'roam' must map after and to"]),
-    ('[policy.r]\nroam = { after = 1, to = "a" }\n', ["policy 'r': roam.to = 'a' names no policy; known: none"]),
-])
-def test_bad_roaming_in_the_policies_file(tmp_path, policies, must_contain):
-    path = tmp_path / "policies.toml"
-    path.write_text(policies)
-    with pytest.raises(BadFileError) as info:
-        load_policies(path)
-    assert_sentence(str(info.value), str(path), *must_contain)
 
 
 def test_a_roaming_policy_may_name_a_target_defined_later(tmp_path):
