@@ -44,7 +44,7 @@ import pytest
 
 from harness.errors import LabError, UnknownNameError
 from harness.lab.info import LabInfo
-from harness.lab.open import open_lab
+from harness.lab.open import open_lab, start_lab
 from harness.lab.options import BACKENDS, LabOptions
 from harness.lab.shared import shared_lab, slot_lanes
 from harness.lab.statedir import writable_dir
@@ -187,9 +187,13 @@ def _tls_lab_hold(pytestconfig, lab_settings, lab_policies, tmp_path_factory):
     state = pytestconfig.stash[_SESSION]
     state.show_secrets = lab_settings.show_secrets
     if not _shares_lab(pytestconfig):
-        with open_lab(lab_settings, policies=lab_policies) as info:
+        # Several labs may start at once (a lab per xdist worker): a lost port race is tried again.
+        lab, info = start_lab(lab_settings, policies=lab_policies)
+        try:
             state.labs[(_xdist_worker(pytestconfig) or ("main",))[0]] = _lab_document(info)
             yield info, tuple(range(info.lanes))
+        finally:
+            lab.stop()
         return
     worker, count = _xdist_worker(pytestconfig)
     def start():  # lab_settings.lanes lanes for each worker: the first worker starts the lab with all of them

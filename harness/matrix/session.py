@@ -23,9 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from harness.errors import LabStartError
 from harness.lab.gateway import policies_for
-from harness.lab.open import open_lab
+from harness.lab.open import start_lab
 from harness.lab.options import LabOptions
 from harness.lab.process import Child
 from harness.lab.statedir import run_state_dir
@@ -37,7 +36,6 @@ from harness.model.scenarios import Scenario, policies_used
 from harness.model.vendors import VendorProfile
 
 PARALLEL_LABS = 3
-START_ATTEMPTS = 3
 # One lab starts at a time: a lab reserves free ports and binds them a moment later, and
 # another lab's outgoing connections may take one in between (their ephemeral ports).
 _START_LOCK = threading.Lock()
@@ -72,25 +70,12 @@ def options_for(options: LabOptions, scenarios: list[Scenario], *, vendor: Vendo
     return replace(options, **changes)
 
 
-def _lost_port_race(error: LabStartError, state_dir: Path) -> bool:
-    logs = [p.read_text(errors="replace")[-2000:] for p in (state_dir / "logs").glob("*.log")]
-    return any("already in use" in text for text in [str(error), *logs])
-
-
 def _run_one(options: LabOptions, scenarios: list[Scenario], clients, policies: dict[str, Policy], *,
              in_process: bool, progress: Progress | None, proxy_child: Child | None):
     """Start one lab, run ``scenarios`` on it, stop it; (runner, results, lab document)."""
     served = policies_used(scenarios, policies)
-    for attempt in range(1, START_ATTEMPTS + 1):
-        with _START_LOCK:
-            lab = open_lab(options, policies=served, proxy_child=proxy_child)
-            proxy_child = None  # adopted (and stopped with the lab) or already reaped on failure
-            try:
-                info = lab.start()
-                break
-            except LabStartError as e:
-                if attempt == START_ATTEMPTS or not _lost_port_race(e, options.state_dir):
-                    raise
+    with _START_LOCK:
+        lab, info = start_lab(options, policies=served, proxy_child=proxy_child)
     try:
         runner = MatrixRunner(info, in_process=in_process, policies=policies, vendor=options.vendor)
         results = runner.run(scenarios, clients, progress=progress)
