@@ -100,7 +100,9 @@ def _bootstrap_tool(progress: Progress) -> str:
                                  "install one (apt-get install mmdebstrap) and retry as root.")
     progress("installing mmdebstrap with apt-get")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for step in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "mmdebstrap"]):
+    # Wait for another apt run (unattended upgrades, a CI step) instead of failing on its lock.
+    wait = ["-o", "DPkg::Lock::Timeout=300"]
+    for step in (["apt-get", *wait, "update", "-q"], ["apt-get", *wait, "install", "-y", "-q", "mmdebstrap"]):
         stream(step, " ".join(step[:2]), progress, lambda _: False, env=env)
     return "mmdebstrap"
 
