@@ -134,7 +134,7 @@ def test_base_port_already_in_use(tmp_path):
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         proc = harness("up", "--base-port", str(port), "--lanes", "1", "--state-dir", str(tmp_path))
-    assert_one_sentence_error(proc, 1)
+    assert_one_sentence_error(proc, 2)
     assert (f"port {port} on 127.0.0.1 (proxy listener tunnel lane 0) is already in use; "
             "stop what uses it or choose another --base-port.") in proc.stderr
 
@@ -183,7 +183,7 @@ def test_base_port_fixes_every_port(tmp_path):
         assert info["server_admin"] == f"http://127.0.0.1:{base + len(policies) + 2}"
         # A second lab on the same ports is refused with the sentence, not a proxy log line.
         again = harness("up", "--base-port", str(base), "--lanes", "1", "--state-dir", str(tmp_path / "second"))
-        assert_one_sentence_error(again, 1)
+        assert_one_sentence_error(again, 2)
         assert "already in use" in again.stderr
     finally:
         assert harness("down", "--state-dir", str(tmp_path)).returncode == 0

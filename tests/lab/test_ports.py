@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from harness.errors import EnvironmentProblem, UsageError
+from harness.errors import UsageError
 from harness.lab.ports import check_ports_free, free_ports, plan_ports
 
 
@@ -32,7 +32,7 @@ def test_a_port_in_use_is_named_with_its_role():
         plan = plan_ports(port - 3, ["inspect"], 1)
         role = dict((p, r) for p, r in plan.roles())[port]
         assert role == "server journal endpoint"
-        with pytest.raises(EnvironmentProblem, match=rf"port {port} on 127.0.0.1 \(server journal endpoint\) is "
+        with pytest.raises(UsageError, match=rf"port {port} on 127.0.0.1 \(server journal endpoint\) is "
                                                      "already in use; stop what uses it or choose another --base-port"):
             check_ports_free("127.0.0.1", [(port, role)])
 
