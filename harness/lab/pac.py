@@ -39,8 +39,10 @@ from harness.proxy.config import LAB_DOMAINS
 PAC_MIME = "application/x-ns-proxy-autoconfig"
 # Answered by the lab proxy itself (mitmproxy's onboarding page: the CA in every format).
 PROXY_OWN_HOSTS = ("mitm.it",)
-# How long one request may take (slow or silent clients on the LAN are cut, not kept).
+# How long one socket step of a request may take (silent clients on the LAN are cut, not kept).
 REQUEST_TIMEOUT = 10.0
+# Connections served at once; beyond it a newcomer is closed at once (a flood cannot grow threads).
+MAX_CONNECTIONS = 32
 
 
 def pac_script(proxy: str, *, policy: str, domains: Iterable[str] = LAB_DOMAINS) -> str:
@@ -135,19 +137,38 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], scripts: dict[str, str], default: str) -> None:
+    def __init__(self, address: tuple[str, int], scripts: dict[str, str], default: str, max_connections: int) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.scripts, self.default = scripts, default
+        self._slots = threading.BoundedSemaphore(max_connections)
         super().__init__(address, _Handler)
+
+    def process_request(self, request, client_address) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # at the cap: closed, no thread
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class PacServer:
     """The PAC/WPAD server: ``url = PacServer(proxies).start(host, port)``; :meth:`close` stops it.
 
-    ``proxies`` are the lab's proxy URLs by policy (the device uses lane 0's).
+    ``proxies`` are the lab's proxy URLs by policy (the device uses lane 0's); at most
+    ``max_connections`` are served at once, each socket step within ``REQUEST_TIMEOUT``.
     """
 
-    def __init__(self, proxies: dict[str, str]) -> None:
+    def __init__(self, proxies: dict[str, str], *, max_connections: int = MAX_CONNECTIONS) -> None:
+        self.max_connections = max_connections
         self.scripts = {policy: pac_script(proxy_address(url), policy=policy) for policy, url in proxies.items()}
         self.default = default_policy(self.scripts)
         self._server: _Server | None = None
@@ -158,7 +179,7 @@ class PacServer:
 
     def start(self, host: str, port: int = 0) -> str:
         """Listen on ``host:port`` (0: any free port) and return the base URL ``http://HOST:PORT``."""
-        self._server = _Server((host, port), self.scripts, self.default)
+        self._server = _Server((host, port), self.scripts, self.default, self.max_connections)
         self._thread = threading.Thread(target=self._server.serve_forever, name="pac-server", daemon=True)
         self._thread.start()
         return f"http://{url_host(host)}:{self._server.server_address[1]}"

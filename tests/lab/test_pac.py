@@ -4,12 +4,15 @@ with ``--listen`` and connects (curl, beam, attended) where the PAC says, judged
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -84,6 +87,27 @@ def test_the_server_answers_over_http_and_stops():
         server.close()
     with pytest.raises(OSError):
         urllib.request.urlopen(base + "/proxy.pac", timeout=10)
+
+
+def test_connections_beyond_the_cap_are_closed_and_a_freed_slot_serves_again():
+    server = PacServer({"inspect": "http://127.0.0.1:9001"}, max_connections=1)
+    base = server.start("127.0.0.1")
+    host, port = base.removeprefix("http://").split(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=30):  # holds the one slot, sends nothing
+            with pytest.raises((urllib.error.URLError, ConnectionError, http.client.RemoteDisconnected)):
+                urllib.request.urlopen(base + "/proxy.pac", timeout=30)
+        for _ in range(300):  # the slot is freed once its thread sees the close (no time assertion)
+            try:
+                with urllib.request.urlopen(base + "/proxy.pac", timeout=30) as r:
+                    assert r.status == 200
+                    break
+            except (urllib.error.URLError, ConnectionError, http.client.RemoteDisconnected):
+                time.sleep(0.1)
+        else:
+            pytest.fail("the freed slot never served again")
+    finally:
+        server.close()
 
 
 # -- a real device: a network namespace on a veth, reaching a lab started with --listen -------------
