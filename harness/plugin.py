@@ -54,7 +54,7 @@ from harness.matrix.runner import MatrixRunner
 from harness.model.clientdefs import ClientDef, builtin_clients, load_clients
 from harness.model.policy import load_policies
 from harness.model.scenarios import load_scenarios
-from harness.model.values import lane_count
+from harness.model.values import lane_count, listen_address
 from harness.model.vendors import get_vendor
 from harness.net.journal import JournalReader
 from harness.reports.cells import cell_document, describe
@@ -100,6 +100,9 @@ def pytest_addoption(parser):
     group.addoption("--lab-report", metavar="DIR", type=Path, default=None,
                     help="write report.html, junit.xml and report.json of the cells run_scenario/run_client "
                          "produced to DIR, as 'harness run --report' does")
+    group.addoption("--lab-listen", type=listen_address, default=None, metavar="ADDRESS",
+                    help="local lab: put the proxy listeners and the PAC server on this address of this machine, "
+                         "so a real device (a VM, a laptop) can run a client through it, as 'harness up --listen'")
 
 
 def pytest_configure(config):
@@ -158,7 +161,8 @@ def lab_options(pytestconfig, lab_backend, lab_state_dir) -> LabOptions:
     """
     vendor = pytestconfig.getoption("--lab-vendor") or os.environ.get("HARNESS_VENDOR") or None
     return LabOptions(backend=lab_backend, state_dir=lab_state_dir, lanes=pytestconfig.getoption("--lab-lanes") or 4,
-                      vendor=get_vendor(vendor) if vendor else None)
+                      vendor=get_vendor(vendor) if vendor else None,
+                      **({"listen": listen} if (listen := pytestconfig.getoption("--lab-listen")) else {}))
 
 
 @pytest.fixture(scope="session")

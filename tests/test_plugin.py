@@ -197,3 +197,19 @@ def test_compose_marked_tests_run_only_with_the_compose_lab(tmp_path):
     # Negative: asked for, the compose test is collected and runs (here it only checks the backend).
     chosen = run_pytest(tmp_path, "--lab=compose", "-k", "needs_compose")
     assert chosen.returncode == 0 and "1 passed, 1 deselected" in chosen.stdout, chosen.stdout + chosen.stderr
+
+
+def test_lab_listen_puts_the_session_labs_proxies_and_pac_on_that_address(tmp_path):
+    (tmp_path / "test_x.py").write_text(textwrap.dedent("""
+        import urllib.request
+
+        def test_x(tls_lab):
+            assert tls_lab.listen == "127.0.0.2" and tls_lab.proxy_url("inspect").startswith("http://127.0.0.2:")
+            assert tls_lab.proxy_admin.startswith("http://127.0.0.1:")
+            with urllib.request.urlopen(tls_lab.pac["inspect"], timeout=30) as r:
+                assert "PROXY " + tls_lab.device_proxies["inspect"] in r.read().decode()
+    """))
+    proc = run_pytest(tmp_path, "--lab-listen", "127.0.0.2")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    bad = run_pytest(tmp_path, "--lab-listen", "0.0.0.0")
+    assert bad.returncode == 4 and "would listen on every interface" in bad.stderr

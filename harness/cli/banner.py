@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from harness.lab.info import LabInfo
+from harness.lab.pac import default_policy
 from harness.lab.statedir import default_state_dir
 
 
@@ -51,6 +52,7 @@ def describe_lab(info: LabInfo, *, prog: str | None = None) -> str:
     width = max(len(p) for p in lane0)
     compose = info.backend == "compose"
     lines = [
+        *_exposed_lines(info),
         f"TLS-inspection lab is up ({info.backend}, {info.lanes} lane(s)). {_how_to_stop(info, prog)}",
         f"  inspection CA     CN={info.org_issuer_cn}  ({pki['org_ca']})",
         *([f"  vendor profile    {info.vendor} (fixtures/vendors.toml)"] if info.vendor else []),
@@ -61,6 +63,7 @@ def describe_lab(info: LabInfo, *, prog: str | None = None) -> str:
         *[f"    {policy.ljust(width)}  {url}" for policy, url in lane0.items()],
         f"  server (direct)   {info.server_connect[0]}  (SNI/Host must be a ScreenMeet name)",
         f"  journals          proxy {info.proxy_admin}/journal   server {info.server_admin}/journal",
+        *device_lines(info),
         *([f"  corp shell        docker exec -it {info.machines.corp['beam'][-1][:12]} sh   (a machine on the corp network)"]
           if compose else []),
         # Inside a corp container the image's harness is on PATH.
@@ -108,3 +111,26 @@ def _transparent_lines(info: LabInfo, prog: str) -> list[str]:
     return [f"  transparent       no proxy; gateway address for {policy}: {t.gateways[policy][0]} (all in lab.json)",
             f"    {where} beam --no-proxy --connect-to {t.gateways[policy][0]} "
             f"--trust {info.pki['trust_public_org']} --pins {info.pki['pins_file']} --once"]
+
+
+def _exposed_lines(info: LabInfo) -> list[str]:
+    """The loud line: with ``--listen`` on a LAN address, anyone on that network reaches the proxy
+    (and through it mitm.it, which hands out the lab's inspection CA)."""
+    if not info.reachable_from_network:
+        return []
+    return [f"!!! --listen {info.listen}: the lab's proxy and its inspection CA are now reachable from the network "
+            f"of {info.listen}; any machine there can use them (journals stay on loopback). Stop the lab when done. !!!"]
+
+
+def device_lines(info: LabInfo) -> list[str]:
+    """Where a real device points: per policy the proxy HOST:PORT and its PAC URL, and the WPAD URL."""
+    if not info.pac:
+        return []
+    width = max(len(p) for p in info.device_proxies)
+    note = ("" if info.reachable_from_network
+            else "  (loopback only: 'up --listen ADDRESS' for a device on the LAN)")
+    return [
+        f"  real device       proxy HOST:PORT or PAC URL per policy{note}",
+        *[f"    {policy.ljust(width)}  {address}   {info.pac[policy]}" for policy, address in info.device_proxies.items()],
+        f"  PAC / WPAD        {info.pac_default}   {info.wpad}   (policy {default_policy(info.pac)})",
+    ]

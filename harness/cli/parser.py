@@ -7,12 +7,13 @@ import os
 
 from harness import __version__
 from harness.errors import ArgumentParser
-from harness.lab.options import BACKENDS, DEFAULT_ORG_CN, DEFAULT_ORG_O, LabOptions
+from harness.lab.options import BACKENDS, DEFAULT_ORG_CN, DEFAULT_ORG_O, LOOPBACK, LabOptions
 from harness.lab.statedir import default_state_dir
 from harness.model.values import (
     certificate_name,
     file_descriptor,
     lane_count,
+    listen_address,
     path_argument,
     port_number,
     positive_seconds,
@@ -46,6 +47,11 @@ def _lab_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base-port", type=port_number, default=None,
                    help="local lab: fixed ports from here (proxy listeners, then server, then journals) "
                         "instead of ephemeral ones")
+    # Real devices: the proxy listeners (and the PAC/WPAD server) on a LAN address.
+    p.add_argument("--listen", type=listen_address, default=LOOPBACK, metavar="ADDRESS",
+                   help="local lab: put the proxy listeners and the PAC/WPAD server on this address of this "
+                        "machine (default 127.0.0.1), so a real device on that network can use them; the "
+                        "journals stay on loopback")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,4 +154,5 @@ def lab_options(args: argparse.Namespace, **changes) -> LabOptions:
         name_constraints=not args.no_name_constraints, vendor=get_vendor(args.vendor) if args.vendor else None,
         transparent=True if args.transparent else False, base_port=args.base_port,
     )
+    fields.update(listen=args.listen)
     return LabOptions(**{**fields, **changes})

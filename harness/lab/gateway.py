@@ -132,7 +132,7 @@ def _remove(namespace: str, host_if: str, chain: str) -> list[str]:
     """Delete a gateway's rules, veth pair and namespace; returns what could not be deleted."""
     left = []
     nat = ("iptables", "-w", "-t", "nat")
-    if _run(*nat, "-S", chain, check=False).returncode == 0:
+    if chain and _run(*nat, "-S", chain, check=False).returncode == 0:
         while _run(*nat, "-D", "PREROUTING", "-i", host_if, "-j", chain, check=False).returncode == 0:
             pass
         _run(*nat, "-F", chain, check=False)
@@ -143,6 +143,45 @@ def _remove(namespace: str, host_if: str, chain: str) -> list[str]:
     if namespace in _namespaces() and _run("ip", "netns", "del", namespace, check=False).returncode != 0:
         left.append(f"network namespace {namespace}")
     return left
+
+
+def build_veth_namespace(namespace: str, host_if: str, subnet: ipaddress.IPv4Network,
+                         host_addresses: list[str] | tuple[str, ...] = ()) -> None:
+    """A network namespace joined to this machine by a veth pair: ``host_if`` here with the
+    subnet's first address (and ``host_addresses`` as /32s), ``eth0`` inside with its second.
+    No route leaves the subnet, so nothing the namespace sends is forwarded off the machine.
+    Undo with :func:`remove_namespace`."""
+    host = [
+        f"netns add {namespace}",
+        f"link add {host_if} type veth peer name eth0 netns {namespace}",
+        f"addr add {subnet[1]}/{subnet.prefixlen} dev {host_if}",
+        *[f"addr add {a}/32 dev {host_if}" for a in host_addresses],
+        f"link set {host_if} up",
+    ]
+    _run("ip", "-batch", "-", stdin="\n".join(host) + "\n")
+    inside = [f"addr add {subnet[2]}/{subnet.prefixlen} dev eth0", "link set eth0 up", "link set lo up"]
+    _run("ip", "-n", namespace, "-batch", "-", stdin="\n".join(inside) + "\n")
+
+
+def create_lan_namespace(namespace: str, host_if: str, *, pool: str | None = None) -> ipaddress.IPv4Network:
+    """:func:`build_veth_namespace` on the first free /24 of ``pool`` (as the gateway's, chosen
+    under the same machine-wide lock); returns the /24.  Stands in for a real device's LAN
+    (tests name ``namespace`` and ``host_if`` with their own prefix)."""
+    if reason := unavailable_reason():
+        raise EnvironmentProblem(reason.replace("transparent mode", "a network namespace"))
+    with _machine_lock():
+        subnet = choose_subnet(pool or os.environ.get("HARNESS_GATEWAY_POOL", DEFAULT_POOL), _taken_networks())
+        try:
+            build_veth_namespace(namespace, host_if, subnet)
+        except BaseException:
+            remove_namespace(namespace, host_if)
+            raise
+    return subnet
+
+
+def remove_namespace(namespace: str, host_if: str) -> list[str]:
+    """Delete a namespace and its veth pair (idempotent); returns what could not be deleted."""
+    return _remove(namespace, host_if, "")
 
 
 def _names(token: str) -> tuple[str, str]:
@@ -216,16 +255,7 @@ class Gateway:
 
     def _build(self) -> None:
         addresses = [parse_address(a)[0] for per_lane in self.gateways.values() for a in per_lane]
-        host = [
-            f"netns add {self.namespace}",
-            f"link add {self.host_if} type veth peer name eth0 netns {self.namespace}",
-            f"addr add {self.host_address}/24 dev {self.host_if}",
-            *[f"addr add {a}/32 dev {self.host_if}" for a in addresses],
-            f"link set {self.host_if} up",
-        ]
-        _run("ip", "-batch", "-", stdin="\n".join(host) + "\n")
-        inside = [f"addr add {self.client_address}/24 dev eth0", "link set eth0 up", "link set lo up"]
-        _run("ip", "-n", self.namespace, "-batch", "-", stdin="\n".join(inside) + "\n")
+        build_veth_namespace(self.namespace, self.host_if, self.subnet, addresses)
         nat = ("iptables", "-w", "-t", "nat")
         _run(*nat, "-N", self.chain)
         # First in PREROUTING, ahead of Docker's DNAT for published ports on local addresses.

@@ -84,6 +84,18 @@ class LabInfo:
     transparent_unavailable: str | None = None  # why there is no gateway (one sentence)
     machines: Machines = field(default_factory=Machines)
     containers: dict[str, str] = field(default_factory=dict)  # compose lab: service -> container id
+    # Real devices (harness up --listen): the address the proxy listeners and the PAC server are on,
+    # the proxy a device types into its settings per policy (HOST:PORT, lane 0), and the PAC/WPAD URLs.
+    listen: str = "127.0.0.1"
+    device_proxies: dict[str, str] = field(default_factory=dict)
+    pac: dict[str, str] = field(default_factory=dict)  # policy -> PAC URL
+    pac_default: str | None = None  # the default policy's PAC (/proxy.pac)
+    wpad: str | None = None  # the same, under WPAD's name (/wpad.dat)
+
+    @property
+    def reachable_from_network(self) -> bool:
+        """Whether the proxy listeners are on an address other machines may reach (not loopback)."""
+        return not self.listen.startswith("127.") and self.listen != "::1"
 
     @property
     def pids(self) -> dict[str, int]:

@@ -3,7 +3,9 @@
 Start-up is paid once: a fresh PKI (fast EC keys where realism allows), then
 the server and the proxy start *in parallel* (their ports are reserved up
 front so neither waits for the other), and readiness is signalled on a pipe.
-Everything binds loopback; the admin endpoints too.
+Everything binds loopback, the admin endpoints too; only the proxy listeners
+and the PAC/WPAD server (:mod:`harness.lab.pac`) bind ``listen`` instead, when
+a real device is to reach them (``harness up --listen``).
 
 Ports are ephemeral by default; ``base_port`` fixes them (``harness up
 --base-port``), laid out as in compose (:mod:`harness.lab.ports`).
@@ -36,16 +38,17 @@ from harness.lab.early import PROXY, PROXY_CONFIG, proxy_command
 from harness.lab.identity import lab_environment, state_marker
 from harness.lab.info import LabInfo, Transparent
 from harness.lab.lock import LabLock, acquire
-from harness.lab.options import LabOptions
+from harness.lab.options import LOOPBACK, LabOptions
+from harness.lab.pac import PacServer, proxy_address
 from harness.lab.ports import check_plan_free, free_ports, plan_ports
 from harness.lab.process import Child, kill, spawn, stop, wait_ready
 from harness.model.policy import Policy
 from harness.model.vocab import CLIENTS
+from harness.net.addresses import check_local_address, url_host
 from harness.pki.ca import CA, Blob
 from harness.pki.lab import LabPKI
 from harness.proxy.config import ProxyConfig
 
-LOOPBACK = "127.0.0.1"
 SERVER = "mock server"
 _PID_KEYS = {SERVER: "server", PROXY: "proxy"}
 # A restarted component's journal starts at restarts * RESTART_SEQ_STEP + 1.
@@ -106,6 +109,10 @@ class LocalLab:
         self.gateway = None
         self._gateway_unavailable: str | None = None
         self._transparent_ports: dict[str, list[int]] = {}
+        # Real devices: where the proxy listeners and the PAC server listen (--listen).
+        self.listen = options.listen
+        self._pac: PacServer | None = None
+        self._pac_port = 0
 
     def __repr__(self) -> str:
         return f"LocalLab(state_dir={str(self.state_dir)!r}, lanes={self.lanes}, policies={list(self.policies)})"
@@ -138,7 +145,7 @@ class LocalLab:
         """Write the proxy's configuration (for this start: ports, policies, journal numbers) and
         return the command that runs it."""
         config = ProxyConfig(
-            policies=self.policies, lanes=self.lanes, listen_host=LOOPBACK, ports=self._proxy_ports,
+            policies=self.policies, lanes=self.lanes, listen_host=self.listen, ports=self._proxy_ports,
             upstream_host=LOOPBACK, upstream_ports=self._server_ports,
             admin=f"{LOOPBACK}:{self._proxy_admin}", show_secrets=self.show_secrets,
             journal_first_seq=self._first_seq(), sites=self._sites,
@@ -174,15 +181,17 @@ class LocalLab:
 
     def start(self) -> LabInfo:
         self._lock_state_dir()
-        if self.base_port is not None:
-            plan = plan_ports(self.base_port, list(self.policies), self.lanes, list(self._sites))
-            check_plan_free(LOOPBACK, plan)  # one sentence naming the port and its role
-        else:
-            plan = free_ports(LOOPBACK, self.lanes, list(self._sites))
-        self._proxy_ports, self._server_ports, self._sites = plan.proxy, plan.server, plan.sites
-        self._proxy_admin, self._server_admin = plan.proxy_admin, plan.server_admin
-        self._logs.mkdir(exist_ok=True)
         try:
+            check_local_address(self.listen)  # one sentence if this machine has no such address
+            if self.base_port is not None:
+                plan = plan_ports(self.base_port, list(self.policies), self.lanes, list(self._sites))
+                check_plan_free(LOOPBACK, plan, self.listen)  # one sentence naming the port and its role
+            else:
+                plan = free_ports(LOOPBACK, self.lanes, list(self._sites))
+            self._proxy_ports, self._server_ports, self._sites = plan.proxy, plan.server, plan.sites
+            self._proxy_admin, self._server_admin = plan.proxy_admin, plan.server_admin
+            self._pac_port = plan.pac
+            self._logs.mkdir(exist_ok=True)
             self._open_gateway()
             # Interpreter and mitmproxy start-up (most of the time) overlap with key generation.
             self.children = [
@@ -206,8 +215,9 @@ class LocalLab:
         server, proxy = ready[SERVER], ready[PROXY]
         self._remember_ports(server=server, proxy=proxy)
         self._gateway_ready()
-        proxies: dict[str, list[str]] = {name: [f"http://{LOOPBACK}:{p}" for p in ports]
+        proxies: dict[str, list[str]] = {name: [f"http://{url_host(self.listen)}:{p}" for p in ports]
                                          for name, ports in self._proxy_ports.items()}
+        pac = self._serve_pac({name: urls[0] for name, urls in proxies.items()})
         self.info = LabInfo(
             backend=self.backend,
             state_dir=str(self.state_dir),
@@ -223,12 +233,27 @@ class LocalLab:
             vendor=self.vendor.name if self.vendor is not None else None,
             sites={case: [f"{LOOPBACK}:{p}" for p in ports] for case, ports in self._sites.items()},
             transparent_unavailable=self._gateway_unavailable,
+            listen=self.listen,
+            device_proxies={name: proxy_address(urls[0]) for name, urls in proxies.items()},
+            pac={name: f"{pac}/pac/{name}/proxy.pac" for name in proxies},
+            pac_default=f"{pac}/proxy.pac", wpad=f"{pac}/wpad.dat",
         )
         if self.gateway is not None:
             self.info.transparent = Transparent(**self.gateway.describe())
             prefix = self.gateway.exec_prefix(transparent_gateway.write_launcher(self.state_dir / "bin", self.python))
             self.info.machines.gateway = {c: prefix for c in CLIENTS}
         return self.info
+
+    def _serve_pac(self, proxies: dict[str, str]) -> str:
+        """Start the PAC/WPAD server for ``proxies`` (lane 0 per policy) on the listen address;
+        its base URL.  Fails (stopping the lab) with one sentence if its fixed port is taken."""
+        self._pac = PacServer(proxies)
+        try:
+            return self._pac.start(self.listen, self._pac_port)
+        except OSError as e:
+            self.stop()
+            raise UsageError(f"the PAC/WPAD server cannot listen on {self.listen}:{self._pac_port} "
+                             f"({e.strerror or e}); choose another --base-port.") from None
 
     def _remember_ports(self, *, server: dict | None = None, proxy: dict | None = None) -> None:
         if server is not None:
@@ -271,6 +296,9 @@ class LocalLab:
             raise
 
     def stop(self) -> None:
+        if self._pac is not None:
+            pac, self._pac = self._pac, None
+            pac.close()
         stop(self.children)
         self.children = []
         if self.gateway is not None:

@@ -18,6 +18,7 @@ from harness.lab.statedir import default_state_dir
 from harness.model.vendors import VendorProfile
 
 BACKENDS = ("local", "compose")
+LOOPBACK = "127.0.0.1"
 DEFAULT_ORG_CN, DEFAULT_ORG_O = "Acme Corp TLS Inspection Root CA", "Acme Corp"
 
 
@@ -46,6 +47,9 @@ class LabOptions:
     start_timeout: float | None = None  # default: the backend's own
     python: str = sys.executable  # local only: the interpreter of the lab's processes
     build: bool = True  # compose only: build the image if needed before 'up'
+    # Real devices (harness up --listen): the address the proxy listeners and the PAC/WPAD server
+    # bind; the journals and the mock server stay on loopback whatever it is.
+    listen: str = LOOPBACK
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state_dir", Path(self.state_dir))
@@ -60,6 +64,8 @@ class LabOptions:
                 raise UsageError("--base-port applies to the local lab only; compose.yaml fixes the compose ports.")
             if self.vendor is not None:
                 raise UsageError("vendor profiles run on the local lab; drop --lab compose or --vendor.")
+            if self.listen != LOOPBACK:
+                raise UsageError("--listen applies to the local lab; compose.yaml publishes the compose ports.")
             if not self.name_constraints:
                 raise EnvironmentProblem(
                     "the compose lab always name-constrains its CAs; use --lab local for --no-name-constraints.")

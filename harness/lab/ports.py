@@ -2,8 +2,9 @@
 
 The fixed layout is the compose one: proxy listener ``base + policy index *
 lanes + lane``, then one mock server port per lane, then the proxy's and the
-server's journal endpoints, then each hostile site's port per lane.  A port
-already taken is one sentence naming it and its role.
+server's journal endpoints, then each hostile site's port per lane, then the
+PAC/WPAD server.  A port already taken is one sentence naming it and its role
+(exit 2: the person chose it).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class PortPlan:
     proxy_admin: int = 0
     server_admin: int = 0
     sites: dict[str, list[int]] = field(default_factory=dict)  # hostile case -> port per lane
+    pac: int = 0  # the PAC/WPAD server (on the listen address, like the proxy listeners)
 
     def roles(self) -> list[tuple[int, str]]:
         """Every fixed port with the role a person would look for."""
@@ -35,7 +37,13 @@ class PortPlan:
             (self.proxy_admin, "proxy journal endpoint"), (self.server_admin, "server journal endpoint"),
             *[(p, f"hostile site {case} lane {lane}") for case, ports in self.sites.items()
               for lane, p in enumerate(ports)],
+            *([(self.pac, "PAC/WPAD server")] if self.pac else []),
         ]
+
+    def listen_roles(self) -> list[tuple[int, str]]:
+        """The fixed ports bound on the listen address (``--listen``): proxy listeners and the PAC server."""
+        public = {p for ports in self.proxy.values() for p in ports} | {self.pac}
+        return [(p, role) for p, role in self.roles() if p in public]
 
 
 def plan_ports(base: int, policies: list[str], lanes: int, sites: list[str] = ()) -> PortPlan:
@@ -43,7 +51,8 @@ def plan_ports(base: int, policies: list[str], lanes: int, sites: list[str] = ()
     after = base + len(policies) * lanes
     return PortPlan(proxy=lane_layout(base, policies, lanes), server=list(range(after, after + lanes)),
                     proxy_admin=after + lanes, server_admin=after + lanes + 1,
-                    sites=lane_layout(after + lanes + 2, list(sites), lanes))
+                    sites=lane_layout(after + lanes + 2, list(sites), lanes),
+                    pac=after + lanes + 2 + len(sites) * lanes)
 
 
 def free_ports(host: str, lanes: int, sites: list[str] = ()) -> PortPlan:
@@ -54,9 +63,15 @@ def free_ports(host: str, lanes: int, sites: list[str] = ()) -> PortPlan:
     return PortPlan(server=server, sites={case: [next(free) for _ in range(lanes)] for case in sites})
 
 
-def check_plan_free(host: str, plan: PortPlan) -> None:
-    """:func:`check_ports_free` for every port of ``plan``."""
-    check_ports_free(host, plan.roles())
+def check_plan_free(host: str, plan: PortPlan, listen: str | None = None) -> None:
+    """:func:`check_ports_free` for every port of ``plan``: on ``host``, or those of
+    :meth:`PortPlan.listen_roles` on ``listen`` when the lab listens elsewhere (``--listen``)."""
+    if listen is None or listen == host:
+        check_ports_free(host, plan.roles())
+        return
+    public = plan.listen_roles()
+    check_ports_free(host, [r for r in plan.roles() if r not in public])
+    check_ports_free(listen, public)
 
 
 def check_ports_free(host: str, wanted: list[tuple[int, str]]) -> None:
@@ -66,13 +81,13 @@ def check_ports_free(host: str, wanted: list[tuple[int, str]]) -> None:
         if not 1 <= port <= 65535:
             raise UsageError(f"port {port} ({role}) is outside 1-65535; choose a lower --base-port.")
     for port, role in wanted:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind((host, port))
             except OSError as e:
-                if e.errno == errno.EADDRINUSE:
-                    raise EnvironmentProblem(
+                if e.errno == errno.EADDRINUSE:  # the person chose the port (--base-port): bad input
+                    raise UsageError(
                         f"port {port} on {host} ({role}) is already in use; stop what uses it "
                         "or choose another --base-port.") from None
                 if e.errno == errno.EACCES:

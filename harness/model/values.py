@@ -167,3 +167,20 @@ def split_host_port(text: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or host_problem(host):
         raise ValueError(f"{text!r} is not HOST:PORT (port 1-65535)")
     return host, int(port)
+
+
+# -- listen addresses ---------------------------------------------------------------------------
+
+def listen_address(text: str) -> str:
+    """``--listen``: one IP address of this machine to put the proxy listeners on (not a wildcard:
+    the lab exposes one interface the person chose, never all of them)."""
+    try:
+        address = ipaddress.ip_address(text.strip().strip("[]"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} is not an IP address (e.g. 192.168.1.20)") from None
+    if address.is_unspecified:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} would listen on every interface; give the one address a device reaches (e.g. 192.168.1.20)")
+    if address.is_multicast:
+        raise argparse.ArgumentTypeError(f"{text!r} is a multicast address; give an address of one of this machine's interfaces")
+    return str(address)

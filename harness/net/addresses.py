@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import random
 import socket
 from typing import Iterable, TypeVar
+
+from harness.errors import UsageError
 
 # What lane_layout counts in: port numbers, or IPv4 addresses (gateway addresses).
 Consecutive = TypeVar("Consecutive", int, ipaddress.IPv4Address)
@@ -104,3 +107,22 @@ def resolve_bind(spec: str) -> tuple[str, int]:
             return s.getsockname()[0], int(port)
     host, _, port = spec.rpartition(":")
     return host.strip("[]"), int(port)
+
+
+def url_host(host: str) -> str:
+    """``host`` as it goes in a URL or ``HOST:PORT``: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host else host
+
+
+def check_local_address(host: str) -> None:
+    """A :class:`UsageError` (one sentence) unless ``host`` is an address of this machine that a
+    listener can bind (``--listen``); bound on port 0 and released at once."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, 0))
+        except OSError as e:
+            if e.errno == errno.EADDRNOTAVAIL:
+                raise UsageError(f"{host} is not an address of this machine; choose one that 'ip -brief address' "
+                                 "lists, on the interface the device reaches.") from None
+            raise UsageError(f"cannot listen on {host} ({e.strerror or e}); choose another --listen address.") from None

@@ -131,3 +131,21 @@ def test_lab_up_prints_commands_that_work_as_typed(tmp_path):
         down = subprocess.run(["./lab", "down", "--state-dir", str(state)], cwd=ROOT, capture_output=True,
                               text=True, timeout=120)
     assert down.returncode == 0 and not (state / "lab.json").exists()
+
+
+def test_listen_on_a_lan_address_is_loud_and_names_the_device_proxy_and_pac():
+    lan = info(listen="192.168.1.20", device_proxies={"inspect": "192.168.1.20:9001", "exception-wildcard": "192.168.1.20:9011"},
+               pac={"inspect": "http://192.168.1.20:9300/pac/inspect/proxy.pac",
+                    "exception-wildcard": "http://192.168.1.20:9300/pac/exception-wildcard/proxy.pac"},
+               pac_default="http://192.168.1.20:9300/proxy.pac", wpad="http://192.168.1.20:9300/wpad.dat")
+    text = describe_lab(lan)
+    first = text.splitlines()[0]
+    assert first.startswith("!!! --listen 192.168.1.20: the lab's proxy and its inspection CA are now reachable from")
+    assert "journals stay on loopback" in first
+    assert "    inspect             192.168.1.20:9001   http://192.168.1.20:9300/pac/inspect/proxy.pac" in text
+    assert ("  PAC / WPAD        http://192.168.1.20:9300/proxy.pac   http://192.168.1.20:9300/wpad.dat   "
+            "(policy inspect)") in text
+    assert "loopback only" not in text
+    local = describe_lab(replace(lan, listen="127.0.0.1"))
+    assert "!!!" not in local and "(loopback only: 'up --listen ADDRESS' for a device on the LAN)" in local
+    assert "real device" not in describe_lab(info())  # no PAC server (compose): no device lines

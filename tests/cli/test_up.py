@@ -134,7 +134,7 @@ def test_base_port_already_in_use(tmp_path):
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         proc = harness("up", "--base-port", str(port), "--lanes", "1", "--state-dir", str(tmp_path))
-    assert_one_sentence_error(proc, 1)
+    assert_one_sentence_error(proc, 2)
     assert (f"port {port} on 127.0.0.1 (proxy listener tunnel lane 0) is already in use; "
             "stop what uses it or choose another --base-port.") in proc.stderr
 
@@ -183,7 +183,7 @@ def test_base_port_fixes_every_port(tmp_path):
         assert info["server_admin"] == f"http://127.0.0.1:{base + len(policies) + 2}"
         # A second lab on the same ports is refused with the sentence, not a proxy log line.
         again = harness("up", "--base-port", str(base), "--lanes", "1", "--state-dir", str(tmp_path / "second"))
-        assert_one_sentence_error(again, 1)
+        assert_one_sentence_error(again, 2)
         assert "already in use" in again.stderr
     finally:
         assert harness("down", "--state-dir", str(tmp_path)).returncode == 0
@@ -412,3 +412,55 @@ def test_up_where_the_lock_file_is_a_symlink_is_one_sentence_and_touches_nothing
     line = one_sentence(harness("up", "--lanes", "1", "--state-dir", str(state)), 2)
     assert "cannot open the lock file" in line
     assert target.read_text() == "keep me" and sorted(p.name for p in state.iterdir()) == ["lab.lock"]
+
+
+# -- --listen: the proxy listeners on a device-reachable address (real devices) --------------------
+
+def test_listen_on_an_address_this_machine_lacks_is_one_sentence_and_leaves_nothing(tmp_path):
+    proc = harness("up", "--listen", "192.0.2.1", "--lanes", "1", "--state-dir", str(tmp_path))  # TEST-NET-1
+    assert_one_sentence_error(proc, 2)
+    assert ("192.0.2.1 is not an address of this machine; choose one that 'ip -brief address' lists, "
+            "on the interface the device reaches.") in proc.stderr
+    assert not lab_pids_under(tmp_path), "a prespawned proxy was left behind"
+    assert not (tmp_path / "lab.json").exists()
+
+
+@pytest.mark.parametrize("value,says", [("0.0.0.0", "would listen on every interface"), ("::", "would listen on every"),
+                                        ("lan", "is not an IP address"), ("224.0.0.1", "is a multicast address")])
+def test_listen_takes_one_address(tmp_path, value, says):
+    proc = harness("up", "--listen", value, "--state-dir", str(tmp_path))
+    assert_one_sentence_error(proc, 2)
+    assert says in proc.stderr
+
+
+def test_listen_port_in_use_on_that_address_is_one_sentence_and_leaves_nothing(tmp_path):
+    # 127.0.0.2 is this machine's (all of 127/8 is) but not 127.0.0.1: the port is free on
+    # the journals' address and taken on the listen address, which is the one that counts.
+    base = free_port_range(20)
+    with socket.create_server(("127.0.0.2", base + 1)):
+        proc = harness("up", "--listen", "127.0.0.2", "--policies", "tunnel,inspect", "--base-port", str(base),
+                       "--lanes", "1", "--state-dir", str(tmp_path))
+    assert_one_sentence_error(proc, 2)
+    assert (f"port {base + 1} on 127.0.0.2 (proxy listener inspect lane 0) is already in use; "
+            "stop what uses it or choose another --base-port.") in proc.stderr
+    assert not lab_pids_under(tmp_path), "a prespawned proxy was left behind"
+
+
+def test_listen_puts_proxies_and_pac_there_and_journals_on_loopback(tmp_path):
+    proc = harness("up", "--detach", "--listen", "127.0.0.2", "--policies", "tunnel,inspect", "--lanes", "1",
+                   "--state-dir", str(tmp_path))
+    try:
+        assert proc.returncode == 0, proc.stderr
+        info = json.loads((tmp_path / "lab.json").read_text())
+        assert all(urls[0].startswith("http://127.0.0.2:") for urls in info["proxies"].values())
+        assert info["device_proxies"] == {p: urls[0].removeprefix("http://") for p, urls in info["proxies"].items()}
+        assert info["pac"]["inspect"].startswith("http://127.0.0.2:") and info["wpad"].endswith("/wpad.dat")
+        assert info["proxy_admin"].startswith("http://127.0.0.1:") and info["server_admin"].startswith("http://127.0.0.1:")
+        for policy, address in info["device_proxies"].items():  # bound there, and only there
+            with socket.create_connection(tuple(address.rsplit(":", 1)), timeout=10):
+                pass
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection(("127.0.0.1", int(address.rsplit(":", 1)[1])), timeout=10)
+        assert "real device" in proc.stdout and "!!!" not in proc.stdout  # loopback: nothing exposed
+    finally:
+        assert harness("down", "--state-dir", str(tmp_path)).returncode == 0

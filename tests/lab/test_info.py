@@ -42,7 +42,10 @@ def test_no_gateway_says_why():
 def test_lab_json_round_trip(tmp_path):
     lab = info(state_dir=str(tmp_path), vendor="zscaler", sites={"expired": ["127.0.0.1:9"]},
                transparent=Transparent(gateways={"inspect": ["198.18.0.10:443"]}, namespace="ns"),
-               machines=Machines(corp={"beam": ["x"]}), processes={"proxy": ProcessRecord(1, 5)}, token="t" * 32)
+               machines=Machines(corp={"beam": ["x"]}), processes={"proxy": ProcessRecord(1, 5)}, token="t" * 32,
+               listen="10.9.8.7", device_proxies={"inspect": "10.9.8.7:9001"},
+               pac={"inspect": "http://10.9.8.7:9300/pac/inspect/proxy.pac"},
+               pac_default="http://10.9.8.7:9300/proxy.pac", wpad="http://10.9.8.7:9300/wpad.dat")
     lab.write()
     again = LabInfo.read(tmp_path)
     assert again == lab and isinstance(again.transparent, Transparent) and isinstance(again.machines, Machines)
@@ -81,3 +84,9 @@ def test_lab_json_that_is_a_directory_or_under_a_file_is_one_sentence(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(BadFileError, match="cannot read .*lab.json"):
         LabInfo.read(tmp_path / "file")
+
+
+def test_reachable_from_network_is_anything_but_loopback():
+    assert not info().reachable_from_network and not info(listen="127.0.0.2").reachable_from_network
+    assert not info(listen="::1").reachable_from_network
+    assert info(listen="198.18.3.1").reachable_from_network and info(listen="fd00::1").reachable_from_network

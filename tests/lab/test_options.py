@@ -34,6 +34,7 @@ def test_keyword_only_frozen_and_readable():
     ({"backend": "compose", "name_constraints": False}, EnvironmentProblem, "always name-constrains"),
     ({"backend": "compose", "vendor": "zscaler"}, UsageError, "vendor profiles run on the local lab"),
     ({"vendor": "zscaler", "org_common_name": "Mine"}, UsageError, "names the inspection CA itself"),
+    ({"backend": "compose", "listen": "192.168.1.20"}, UsageError, "--listen applies to the local lab"),
 ])
 def test_bad_combinations_are_one_sentence(kwargs, error, says):
     if kwargs.get("vendor"):

@@ -4,17 +4,17 @@ import socket
 
 import pytest
 
-from harness.errors import EnvironmentProblem, UsageError
-from harness.lab.ports import check_ports_free, free_ports, plan_ports
+from harness.errors import UsageError
+from harness.lab.ports import check_plan_free, check_ports_free, free_ports, plan_ports
 
 
 def test_fixed_layout_is_policy_major_then_server_journals_and_sites():
     plan = plan_ports(20000, ["tunnel", "inspect"], 2, ["expired"])
     assert plan.proxy == {"tunnel": [20000, 20001], "inspect": [20002, 20003]}
     assert plan.server == [20004, 20005] and (plan.proxy_admin, plan.server_admin) == (20006, 20007)
-    assert plan.sites == {"expired": [20008, 20009]}
+    assert plan.sites == {"expired": [20008, 20009]} and plan.pac == 20010
     ports = [p for p, _ in plan.roles()]
-    assert len(ports) == len(set(ports)) == 10
+    assert len(ports) == len(set(ports)) == 11
 
 
 def test_free_ports_are_distinct_and_leave_the_proxy_its_own():
@@ -32,7 +32,7 @@ def test_a_port_in_use_is_named_with_its_role():
         plan = plan_ports(port - 3, ["inspect"], 1)
         role = dict((p, r) for p, r in plan.roles())[port]
         assert role == "server journal endpoint"
-        with pytest.raises(EnvironmentProblem, match=rf"port {port} on 127.0.0.1 \(server journal endpoint\) is "
+        with pytest.raises(UsageError, match=rf"port {port} on 127.0.0.1 \(server journal endpoint\) is "
                                                      "already in use; stop what uses it or choose another --base-port"):
             check_ports_free("127.0.0.1", [(port, role)])
 
@@ -40,3 +40,18 @@ def test_a_port_in_use_is_named_with_its_role():
 def test_out_of_range_is_a_usage_error_before_any_bind():
     with pytest.raises(UsageError, match=r"port 65536 \(mock server lane 0\) is outside 1-65535"):
         check_ports_free("127.0.0.1", [(80, "proxy"), (65536, "mock server lane 0")])
+
+
+def test_the_pac_port_follows_the_sites_and_binds_the_listen_address_with_the_proxies():
+    plan = plan_ports(20000, ["inspect"], 1, ["expired"])
+    assert plan.pac == 20005 and (20005, "PAC/WPAD server") in plan.roles()
+    assert plan.listen_roles() == [(20000, "proxy listener inspect lane 0"), (20005, "PAC/WPAD server")]
+
+
+def test_with_listen_the_public_ports_are_checked_there():
+    with socket.create_server(("127.0.0.2", 0)) as busy:
+        port = busy.getsockname()[1]
+        plan = plan_ports(port, ["inspect"], 1)  # the proxy listener's port is taken on 127.0.0.2 only
+        check_plan_free("127.0.0.1", plan)
+        with pytest.raises(UsageError, match=rf"port {port} on 127.0.0.2 \(proxy listener inspect lane 0\)"):
+            check_plan_free("127.0.0.1", plan, "127.0.0.2")

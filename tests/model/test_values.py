@@ -11,6 +11,7 @@ from harness.model.values import (
     file_descriptor,
     host_problem,
     lane_count,
+    listen_address,
     listen_port,
     non_negative_int,
     non_negative_seconds,
@@ -112,3 +113,11 @@ def test_paths():
     for bad in ["", "a\0b"]:
         with pytest.raises(argparse.ArgumentTypeError, match="is not a path"):
             path_argument(bad)
+
+
+def test_listen_address_is_one_address_never_a_wildcard():
+    assert listen_address("192.168.1.20") == "192.168.1.20" and listen_address("[fd00::1]") == "fd00::1"
+    for text, says in [("0.0.0.0", "every interface"), ("::", "every interface"), ("lan0", "not an IP address"),
+                       ("ff02::1", "multicast"), ("10.0.0.1:80", "not an IP address")]:
+        with pytest.raises(argparse.ArgumentTypeError, match=says):
+            listen_address(text)

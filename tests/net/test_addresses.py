@@ -2,7 +2,10 @@
 
 import ipaddress
 
-from harness.net.addresses import lane_layout
+import pytest
+
+from harness.errors import UsageError
+from harness.net.addresses import check_local_address, lane_layout, url_host
 
 
 def test_lane_layout_of_ports_is_policy_major_and_consecutive():
@@ -19,3 +22,14 @@ def test_lane_layout_of_one_lane_and_of_no_names():
     assert lane_layout(10, ["a", "b", "c"], 1) == {"a": [10], "b": [11], "c": [12]}
     # Negative: nothing to lay out is an empty table, not an error.
     assert lane_layout(10, [], 4) == {}
+
+
+def test_a_listen_address_must_be_this_machines():
+    check_local_address("127.0.0.1")
+    check_local_address("127.0.0.2")  # all of 127/8 is local
+    with pytest.raises(UsageError, match=r"^192.0.2.1 is not an address of this machine; choose one that"):
+        check_local_address("192.0.2.1")  # TEST-NET-1: never assigned
+
+
+def test_url_host_brackets_ipv6():
+    assert (url_host("10.0.0.1"), url_host("fd00::1")) == ("10.0.0.1", "[fd00::1]")
