@@ -11,12 +11,12 @@ from __future__ import annotations
 import io
 import json
 import ssl
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from harness.clients import attended, beam
@@ -25,9 +25,9 @@ from harness.clients.transport import open_tls, parse_proxy_url, peer_chain
 from harness.lab.local import LocalLab
 from harness.lab.options import LabOptions
 from harness.model.policy import Policy
-from harness.model.vendors import load_vendors, parse_key
+from harness.model.vendors import load_vendors
 from harness.net.journal import JournalReader
-from harness.pki.shapes import dn_strings, key_spec
+from harness.pki.shapes import dn_strings
 
 VENDORS = load_vendors()
 POLICIES = {
