@@ -128,3 +128,11 @@ def test_the_default_shape_is_the_engines():
     assert LeafShape.of(VENDORS["generic"]).is_default
     assert LeafShape.of(VENDORS["generic"]).extensions == DEFAULT_LEAF_EXTENSIONS
     assert not LeafShape.of(VENDORS["zscaler"]).is_default
+
+
+def test_the_readme_table_shows_every_profiles_shape_and_sources():
+    from tests.clihelpers import ROOT
+    from tests.pki.readme_table import table
+
+    expected = table(VENDORS)
+    assert expected in (ROOT / "README.md").read_text(), "README vendor table is stale; expected:\n" + expected
