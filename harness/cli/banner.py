@@ -16,9 +16,12 @@ import shutil
 import sys
 from pathlib import Path
 
+from harness.errors import BadFileError
 from harness.lab.info import LabInfo
 from harness.lab.pac import default_policy
 from harness.lab.statedir import default_state_dir
+from harness.pki.ca import load_certificate
+from harness.pki.names import display_name
 
 
 def harness_command() -> str:
@@ -54,7 +57,7 @@ def describe_lab(info: LabInfo, *, prog: str | None = None) -> str:
     lines = [
         *_exposed_lines(info),
         f"TLS-inspection lab is up ({info.backend}, {info.lanes} lane(s)). {_how_to_stop(info, prog)}",
-        f"  inspection CA     CN={info.org_issuer_cn}  ({pki['org_ca']})",
+        *ca_lines(info),
         *([f"  vendor profile    {info.vendor} (fixtures/vendors.toml)"] if info.vendor else []),
         f"  trust bundles     public only: {pki['trust_public']}",
         f"                    public + org CA: {pki['trust_public_org']}",
@@ -72,6 +75,31 @@ def describe_lab(info: LabInfo, *, prog: str | None = None) -> str:
         f"  written to        {Path(info.state_dir) / 'lab.json'}",
     ]
     return "\n".join(lines)
+
+
+def _subject_cn(path: str | None) -> str | None:
+    try:
+        return display_name(load_certificate(path).subject) if path else None
+    except (BadFileError, OSError):
+        return None
+
+
+def ca_lines(info: LabInfo) -> list[str]:
+    """The CA lines: each CN beside the file that really holds it.
+
+    The CN clients see as the issuer (``org_issuer_cn``) is the vendor's intermediate when the
+    profile has one, which is not what ``org-ca.pem`` (the root, the file to trust) holds: then
+    the root's CN goes with ``org-ca.pem`` and the issuer's with ``org-sub-ca.pem``.
+    """
+    pki, issuer = info.pki, info.org_issuer_cn
+    root_cn = _subject_cn(pki.get("org_ca"))
+    if root_cn == issuer:
+        return [f"  inspection CA     CN={issuer}  ({pki['org_ca']})"]
+    if root_cn is None:  # the file cannot be read here (yet): say the CN, claim no file
+        return [f"  inspection CA     CN={issuer}"]
+    holder = pki.get("org_sub_ca") if _subject_cn(pki.get("org_sub_ca")) == issuer else None
+    return [f"  inspection CA     CN={root_cn}  ({pki['org_ca']}: the root clients trust)",
+            f"  issuing CA        CN={issuer}" + (f"  ({holder}: sent with every forged leaf)" if holder else "")]
 
 
 def try_lines(info: LabInfo, prog: str) -> list[str]:

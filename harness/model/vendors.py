@@ -12,6 +12,11 @@ proxy (:mod:`harness.proxy.forge`) forges leaves the way the profile says.
     get_vendor("zscaler")     one profile, or UnknownNameError listing the known ones
     profile.issuing_cn        the CN a client sees as the issuer of a forged leaf
     profile.source_kind(key)  "doc" | "sample" | "lab"
+    profile.ca_names()        each CA's DN attributes, root first, signer last
+
+The certificate-shape keys (``ca_dns``, ``ca_path_lens``, ``ca_days``, ``leaf_subject``,
+``leaf_hash``, ``leaf_extensions``, and ``leaf_key = "match"``) are turned into
+certificates by :mod:`harness.pki.shapes`.
 """
 
 from __future__ import annotations
@@ -28,11 +33,24 @@ CHAINS = ("root", "intermediate")
 SOURCE_KINDS = ("doc", "sample", "lab")
 DEFAULT_VENDOR = "generic"
 
+# Certificate shape (keys kept together so other vendor keys merge cleanly).
+_SHAPE_KEYS = ("ca_dns", "ca_path_lens", "ca_days", "leaf_subject", "leaf_subject_dn", "leaf_hash",
+               "leaf_extensions")
 # Keys that describe the product; every other key is a value that cites a source.
 _LABEL_KEYS = ("product", "source")
 _VALUE_KEYS = ("issuer_cn", "issuer_o", "root_cn", "root_o", "chain", "key", "leaf_key", "leaf_validity",
-               "untrusted_upstream", "untrusted_issuer_cn", "block_status", "block_page")
+               "untrusted_upstream", "untrusted_issuer_cn", "block_status", "block_page", *_SHAPE_KEYS)
 _VALIDITY = "a number of days (1-3650), copy or engine"
+
+# DN attribute names as OpenSSL prints them (harness.pki.shapes maps them to OIDs).
+DN_NAMES = ("C", "ST", "L", "O", "OU", "CN", "emailAddress", "serialNumber", "DC")
+# Leaf extensions a profile keeps; the SAN is always there (see harness.pki.shapes).
+LEAF_EXTENSIONS = ("aki", "ski", "aia", "crldp", "basic-constraints", "key-usage", "eku")
+DEFAULT_LEAF_EXTENSIONS = ("aki", "ski", "basic-constraints", "key-usage", "eku")
+LEAF_SUBJECTS = ("copy", "cn", "template")
+FORGED_CN = "CN=*"  # in leaf_subject_dn: where the forged name goes
+LEAF_HASHES = ("sha256", "sha384", "sha512")
+MAX_CA_DAYS = 36500
 
 
 def parse_key(spec: str) -> tuple[str, int]:
@@ -59,6 +77,15 @@ class VendorProfile:
     untrusted_issuer_cn: str | None = None
     block_status: int | None = None
     block_page: str | None = None
+    # Certificate shape: every CA's DN root first (None: CN and O only), the
+    # intermediates' pathLen top down, every CA's lifetime in days, and the leaf's derivation.
+    ca_dns: tuple[tuple[str, ...], ...] | None = None
+    ca_path_lens: tuple[int, ...] | None = None
+    ca_days: tuple[int, ...] | None = None
+    leaf_subject: str = "cn"
+    leaf_subject_dn: tuple[str, ...] | None = None
+    leaf_hash: str = "sha256"
+    leaf_extensions: tuple[str, ...] = DEFAULT_LEAF_EXTENSIONS
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -71,6 +98,17 @@ class VendorProfile:
         """The CN of the CA used for untrusted upstreams (a lab name when the product has none)."""
         return self.untrusted_issuer_cn or "Acme Corp Untrusted Issuer CA"
 
+    def ca_names(self) -> tuple[tuple[str, ...], ...]:
+        """Each CA's DN as ``NAME=value`` attributes, root first, the signer of leaves last."""
+        if self.ca_dns is not None:
+            return self.ca_dns
+
+        def dn(cn, o):
+            return (f"CN={cn}", *((f"O={o}",) if o else ()))
+        if self.chain == "intermediate":
+            return (dn(self.root_cn, self.root_o), dn(self.issuer_cn, self.issuer_o))
+        return (dn(self.issuer_cn, self.issuer_o),)
+
     def source_kind(self, key: str) -> str:
         """``doc``, ``sample`` or ``lab``: where the value of ``key`` comes from."""
         return self.sources[key].split(":", 1)[0]
@@ -82,6 +120,12 @@ class VendorProfile:
     @classmethod
     def from_dict(cls, data: dict) -> "VendorProfile":
         """The inverse of :meth:`to_dict` (the lab's own JSON: checked when the file was loaded)."""
+        data = dict(data)
+        for key in ("ca_path_lens", "ca_days", "leaf_extensions", "leaf_subject_dn"):  # JSON gives lists back
+            if data.get(key) is not None:
+                data[key] = tuple(data[key])
+        if data.get("ca_dns") is not None:
+            data["ca_dns"] = tuple(tuple(dn) for dn in data["ca_dns"])
         return cls(**data)
 
 
@@ -108,7 +152,8 @@ def _profile(path: Path, name: str, table: dict) -> VendorProfile:
         "root_o": t.str("root_o", ok=_fits_x509, valid=_X509_NAME),
         "chain": t.str("chain", required=True, choices=CHAINS, valid=" or ".join(CHAINS)),
         "key": t.str("key", required=True, choices=KEYS, valid=", ".join(KEYS)),
-        "leaf_key": t.str("leaf_key", required=True, choices=("ca-key", *KEYS)),
+        # "match": the real server's key type and size (FortiOS, PAN-OS).
+        "leaf_key": t.str("leaf_key", required=True, choices=("ca-key", "match", *KEYS)),
         # Days, or a word for "as the real certificate" / "as mitmproxy does".
         "leaf_validity": (t.str("leaf_validity", choices=("copy", "engine"), valid=_VALIDITY)
                           if isinstance(t.get("leaf_validity"), str) else
@@ -140,7 +185,67 @@ def _profile(path: Path, name: str, table: dict) -> VendorProfile:
         t.fail("block_status and block_page apply to untrusted_upstream = \"block-page\" only")
     if len(blocks) == 1:
         t.fail("give both block_status and block_page, or neither")
+    values.update(_shape(t, values))
     return VendorProfile(name=name, product=t.str("product", default=name), sources=sources, **values)
+
+
+def _dn_ok(dn) -> bool:
+    return (isinstance(dn, list) and bool(dn) and all(
+        isinstance(a, str) and a.partition("=")[0] in DN_NAMES and a.partition("=")[1]
+        and _fits_x509(a.partition("=")[2]) for a in dn))
+
+
+def _shape(t: Table, values: dict) -> dict:
+    """The certificate-shape keys, checked against the chain they describe."""
+    shape: dict = {}
+    dns = t.get("ca_dns")
+    if dns is not None:
+        if not isinstance(dns, list) or not dns or not all(_dn_ok(dn) for dn in dns):
+            t.fail("ca_dns must list each CA's DN, root first, as NAME=value strings with NAME one of "
+                   f"{', '.join(DN_NAMES)}, e.g. ca_dns = [[\"C=US\", \"O=Acme\", \"CN=Acme Root CA\"]]")
+        intermediate = values["chain"] == "intermediate"
+        if (len(dns) > 1) != intermediate:
+            t.fail(f"ca_dns lists {len(dns)} CA(s) but chain = {values['chain']!r} "
+                   f"({'needs a root and at least one intermediate' if intermediate else 'takes the root only'})")
+        cns = [next((a[3:] for a in dn if a.startswith("CN=")), None) for dn in dns]
+        top = values["root_cn"] if intermediate else values["issuer_cn"]
+        if cns[0] != top or cns[-1] != values["issuer_cn"]:
+            t.fail(f"ca_dns must start with CN={top!r} and end with CN={values['issuer_cn']!r} "
+                   "(the root_cn and issuer_cn it spells out)")
+        shape["ca_dns"] = tuple(tuple(dn) for dn in dns)
+    n_cas = len(dns) if dns is not None else 2 if values["chain"] == "intermediate" else 1
+    for key, low, high, length, what in (
+            ("ca_path_lens", 0, 9, n_cas - 1, "each intermediate's pathLen, top down"),
+            ("ca_days", 1, MAX_CA_DAYS, n_cas, "each CA's lifetime in days, root first")):
+        given = t.get(key)
+        if given is None:
+            continue
+        if (not isinstance(given, list) or len(given) != length
+                or not all(isinstance(v, int) and not isinstance(v, bool) and low <= v <= high for v in given)):
+            t.fail(f"{key} must list {length} whole number(s) from {low} to {high}: {what}")
+        shape[key] = tuple(given)
+    # A pathLen smaller than the number of CAs below it would make the product's own chain invalid.
+    for i, path_len in enumerate(shape.get("ca_path_lens", ())):
+        below = n_cas - 2 - i
+        if path_len < below:
+            t.fail(f"ca_path_lens[{i}] = {path_len} is below the {below} CA(s) under that intermediate; "
+                   "the chain would not verify")
+    shape["leaf_subject"] = t.str("leaf_subject", choices=LEAF_SUBJECTS, default="cn")
+    template = t.get("leaf_subject_dn")
+    if (template is not None) != (shape["leaf_subject"] == "template"):
+        t.fail('leaf_subject = "template" and leaf_subject_dn go together')
+    if template is not None:
+        if not _dn_ok([a for a in template if a != FORGED_CN] or [None]) or template.count(FORGED_CN) != 1:
+            t.fail(f"leaf_subject_dn must list NAME=value attributes and {FORGED_CN} once (where the forged "
+                   f"name goes), e.g. leaf_subject_dn = [\"O=Acme\", \"{FORGED_CN}\"]")
+        shape["leaf_subject_dn"] = tuple(template)
+    shape["leaf_hash"] = t.str("leaf_hash", choices=LEAF_HASHES, default="sha256")
+    extensions = t.str_list("leaf_extensions", example='["aki", "ski"]')
+    if "leaf_extensions" in t:
+        if bad := [e for e in extensions if e not in LEAF_EXTENSIONS]:
+            t.fail(f"leaf_extensions names {', '.join(bad)}; known: {', '.join(LEAF_EXTENSIONS)}")
+        shape["leaf_extensions"] = extensions
+    return shape
 
 
 def load_vendors(path: str | Path | None = None) -> dict[str, VendorProfile]:

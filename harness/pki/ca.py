@@ -189,7 +189,7 @@ def _builder(subject: x509.Name, issuer: x509.Name, public_key, issuer_public_ke
     )
 
 
-def _general_name(name: str) -> x509.GeneralName:
+def general_name(name: str) -> x509.GeneralName:
     """An IP address, an e-mail address (``@``), a URI (``://``), else a DNS name (as trustme reads them)."""
     try:
         return x509.IPAddress(ipaddress.ip_address(name))
@@ -209,9 +209,10 @@ class CA:
     (RSA bits or EC curve size), ``hash_algorithm`` (``"sha1"`` for hostile-cert
     tests), ``not_before``/``not_after`` (default: :data:`ROOT_LIFETIME`, or
     :data:`INTERMEDIATE_LIFETIME` under a ``parent``, never past the parent's
-    end), ``path_length``, and ``name_constraints`` (critical NameConstraints
+    end), ``path_length``, ``name`` (a whole subject DN instead of ``common_name`` and
+    ``organization``), and ``name_constraints`` (critical NameConstraints
     permitting ``permitted_domains`` and ``permitted_networks`` only, and no
-    e-mail or URI name: :func:`harness.pki.constraints.lab_name_constraints`).
+    e-mail or URI name but ``permitted_mailboxes``: :func:`harness.pki.constraints.lab_name_constraints`).
     Every CA is limited to TLS server and client certificates (extended key usage).
     """
 
@@ -221,20 +222,23 @@ class CA:
                  name_constraints: bool = True, permitted_domains=LAB_DOMAINS,
                  permitted_networks=LAB_NETWORKS, hash_algorithm: str = "sha256",
                  not_before: datetime | None = None, not_after: datetime | None = None,
-                 path_length: int | None = None, _cert=None, _key=None):
+                 path_length: int | None = None, name: x509.Name | None = None,
+                 permitted_mailboxes=(), _cert=None, _key=None):
         self.parent = parent
         if _cert is not None:  # wrapping files loaded by CA.load()
             self.cert, self.private_key = _cert, _key
         else:
             self.private_key = new_key(key_type, key_size)
-            name = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
-            if organization:
-                name.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+            if name is None:  # a full DN (a vendor's, attributes in its order) replaces CN and O
+                attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+                if organization:
+                    attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+                name = x509.Name(attrs)
             signer = parent or self
             dates = validity(INTERMEDIATE_LIFETIME if parent else ROOT_LIFETIME, not_before, not_after,
                              parent.cert if parent else None)
             builder = (
-                _builder(x509.Name(name), parent.cert.subject if parent else x509.Name(name),
+                _builder(name, parent.cert.subject if parent else name,
                          self.private_key.public_key(), signer.private_key.public_key(), dates)
                 .add_extension(x509.BasicConstraints(ca=True, path_length=path_length),
                                critical=True)
@@ -246,7 +250,8 @@ class CA:
             )
             if name_constraints:
                 builder = builder.add_extension(
-                    lab_name_constraints(permitted_domains, permitted_networks), critical=True)
+                    lab_name_constraints(permitted_domains, permitted_networks, permitted_mailboxes),
+                    critical=True)
             self.cert = _sign(builder, signer.private_key, hash_algorithm)
         self.cert_pem = certificate_pem(self.cert)
         self.private_key_pem = key_pem(self.private_key)
@@ -298,7 +303,7 @@ class CA:
         if not hostnames and not common_name:
             raise UsageError("issue_cert needs at least one hostname or a common_name.")
         key = private_key or new_key(key_type, key_size)
-        names = [_general_name(h) for h in hostnames]
+        names = [general_name(h) for h in hostnames]
         # The CN defaults to the first DNS name, never an IP address: OpenSSL
         # checks a leaf's CN against DNS name constraints when it has no DNS SAN,
         # and "127.0.0.1" is no permitted DNS name.  No CN means an empty

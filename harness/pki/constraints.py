@@ -59,9 +59,13 @@ LAB_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
 NOWHERE = ".invalid"
 
 
-def lab_name_constraints(domains=LAB_DOMAINS, networks=LAB_NETWORKS) -> x509.NameConstraints:
-    """The NameConstraints of a lab CA: ``domains`` and ``networks`` permitted, no e-mail or URI names."""
+def lab_name_constraints(domains=LAB_DOMAINS, networks=LAB_NETWORKS, mailboxes=()) -> x509.NameConstraints:
+    """The NameConstraints of a lab CA: ``domains`` and ``networks`` permitted, no e-mail or URI names
+    but exactly ``mailboxes``: the emailAddress a vendor's own CA subjects carry (OpenSSL checks a
+    subject's emailAddress against the rfc822Name subtrees, so a subordinate CA named like
+    Zscaler's, ``emailAddress=support@zscaler.com``, needs that one mailbox permitted)."""
     permitted: list[x509.GeneralName] = [x509.DNSName(d) for d in domains]
     permitted += [x509.IPAddress(ipaddress.ip_network(n)) for n in networks]
+    permitted += [x509.RFC822Name(m) for m in mailboxes]
     permitted += [x509.RFC822Name(NOWHERE), x509.UniformResourceIdentifier(NOWHERE)]
     return x509.NameConstraints(permitted_subtrees=permitted, excluded_subtrees=None)

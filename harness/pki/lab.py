@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from harness.errors import BadFileError, EnvironmentProblem
@@ -31,28 +32,38 @@ from harness.pki.ca import (
 )
 from harness.pki.hostile import server_sites
 from harness.pki.names import display_name
+from harness.pki.shapes import dn_mailboxes, parse_dn
 
 
 def vendor_cas(vendor: VendorProfile, *, name_constraints: bool = True) -> tuple[CA, CA, CA]:
     """Fresh lab CAs in this product's shape: ``(root, signer, untrusted)``.
 
     ``root`` is what clients trust (deployed by IT), ``signer`` signs forged
-    leaves (``root`` itself, or an intermediate sent along), ``untrusted``
+    leaves (``root`` itself, or the last of the profile's intermediates, all sent
+    along; ``signer.chain`` walks up to the root), each with the profile's DN,
+    pathLen and lifetime (:meth:`VendorProfile.ca_names`), ``untrusted``
     signs copies of untrusted upstream certificates.  Generated names say
     nothing of the lab: a reviewer sees the product's names, as on a real
     network; name constraints keep them harmless (DESIGN.md section 7).
     """
     kind, size = parse_key(vendor.key)
-    common = dict(key_type=kind, key_size=size, name_constraints=name_constraints)
-    if vendor.chain == "intermediate":
-        root = CA(common_name=vendor.root_cn, organization=vendor.root_o, **common)
-        signer = root.create_child_ca(common_name=vendor.issuer_cn, organization=vendor.issuer_o,
-                                      path_length=0, **common)
-    else:
-        root = signer = CA(common_name=vendor.issuer_cn, organization=vendor.issuer_o, **common)
+    dns = vendor.ca_names()
+    mailboxes = dn_mailboxes(dns)
+    common = dict(key_type=kind, key_size=size, name_constraints=name_constraints,
+                  permitted_mailboxes=mailboxes)
+    # Without the product's pathLens, each intermediate allows exactly the CAs below it.
+    path_lens = vendor.ca_path_lens or tuple(range(len(dns) - 2, -1, -1))
+    ca = None
+    for i, dn in enumerate(dns):
+        # Lifetimes: the product's where a profile gives them, else the lab's (root ten years,
+        # intermediates five); never past the parent's end (harness.pki.ca.validity).
+        not_after = (datetime.now(timezone.utc) + timedelta(days=vendor.ca_days[i])) if vendor.ca_days else None
+        ca = CA(name=parse_dn(dn), parent=ca, not_after=not_after,
+                path_length=path_lens[i - 1] if i else None, **common)
+    root, signer = ca.chain[-1], ca
     # The untrusted CA is never deployed, so its key size does not show: EC keeps start-up fast.
     untrusted = CA(common_name=vendor.untrusted_cn, organization=vendor.issuer_o, key_type="ec",
-                   name_constraints=name_constraints)
+                   name_constraints=name_constraints, permitted_mailboxes=mailboxes)
     return root, signer, untrusted
 
 

@@ -29,7 +29,8 @@ from OpenSSL import SSL
 from harness.model.policy import Policy
 from harness.model.vendors import VendorProfile, parse_key
 from harness.pki import hostile
-from harness.pki.ca import CA, load_certificates, new_key
+from harness.pki.ca import CA, LEAF_LIFETIME, general_name, load_certificates, new_key, validity
+from harness.pki.shapes import LeafShape, forge_leaf, leaf_key_spec, leaf_subject
 
 ENGINE = "engine"   # mitmproxy forges by itself
 FORGE = "forge"     # the lab builds the leaf and the connection
@@ -53,6 +54,7 @@ class Plan:
     tls_max: str = ""
     blocked: bool = False           # requests get the block page (or mitmproxy's 502)
     untrusted_action: str = ""      # the action applied to an untrusted upstream, if any
+    shape: LeafShape = LeafShape()  # subject, hash and extensions of a good copy (harness.pki.shapes)
 
 
 def _profile_value(vendor: VendorProfile | None, key: str):
@@ -73,7 +75,7 @@ def plan(policy: Policy, vendor: VendorProfile | None, *, upstream_failed: bool)
     """
     base = Plan(leaf_key=policy.leaf_key or _profile_value(vendor, "leaf_key"),
                 validity=_profile_value(vendor, "leaf_validity"),
-                tls_min=policy.tls_min, tls_max=policy.tls_max, case=policy.forge)
+                tls_min=policy.tls_min, tls_max=policy.tls_max, case=policy.forge, shape=LeafShape.of(vendor))
     if upstream_failed:
         action = untrusted_action(policy, vendor)
         if action == "block-reset":
@@ -83,7 +85,7 @@ def plan(policy: Policy, vendor: VendorProfile | None, *, upstream_failed: bool)
         # block-page (and pass-through/allow when their early check passed but TLS still failed)
         base = replace(base, blocked=True, untrusted_action="block-page")
     custom = (base.case or base.tls_min or base.tls_max or base.leaf_key != "ca-key"
-              or base.validity != "engine")
+              or base.validity != "engine" or not base.shape.is_default)
     return replace(base, kind=FORGE if custom else ENGINE)
 
 
@@ -99,8 +101,9 @@ class Forger:
         confdir, pki_dir = Path(confdir), Path(pki_dir)
         self.signer = CA.load(confdir / "mitmproxy-ca.pem")
         certs = load_certificates(confdir / "mitmproxy-ca.pem")
-        # Sent along: the signer itself when it is an intermediate (the client holds only the root).
-        self.chain = [] if certs[0].issuer == certs[0].subject else [certs[0]]
+        # Sent along: every intermediate, the signer first, as the products send them (the
+        # client holds only the root, which stays out: Zscaler and Umbrella captures show none).
+        self.chain = [c for c in certs if c.issuer != c.subject]
         self.untrusted = CA.load(pki_dir / "untrusted-ca.pem", pki_dir / "untrusted-ca.key")
         sub = pki_dir / "org-sub-ca.pem"
         self.sub_ca = CA.load(sub, pki_dir / "org-sub-ca.key") if sub.exists() else None
@@ -118,19 +121,22 @@ class Forger:
     def leaf(self, p: Plan, hostnames: tuple[str, ...], upstream: x509.Certificate | None):
         """``(certificate, key, chain to send)`` for ``p`` and ``hostnames`` (first name first)."""
         fingerprint = upstream.fingerprint(_SHA256) if upstream is not None else b""
-        cache_key = (p.case, p.leaf_key, p.validity, hostnames, fingerprint)
+        cache_key = (p.case, p.leaf_key, p.validity, p.shape, hostnames, fingerprint)
         if cache_key not in self._leaves:
             self._leaves[cache_key] = self._make_leaf(p, hostnames, upstream)
         return self._leaves[cache_key]
 
     def _make_leaf(self, p: Plan, hostnames: tuple[str, ...], upstream):
-        key = self._key(p.leaf_key)
+        key = self._key(leaf_key_spec(p.leaf_key, upstream.public_key() if upstream is not None else None))
         if p.case:
             return hostile.issue(p.case, hostnames, issuer=self.signer, chain=self.chain,
                                  untrusted=self.untrusted, sub_ca=self.sub_ca, key=key)
-        not_before, not_after = _validity(p.validity, upstream)
-        leaf = self.signer.issue_cert(*hostnames, private_key=key, not_before=not_before, not_after=not_after)
-        return leaf.cert, key, list(self.chain)
+        # Never past the signer's own end, whatever the profile's days or the copied dates.
+        dates = validity(LEAF_LIFETIME, *_validity(p.validity, upstream), self.signer.cert)
+        cert = forge_leaf(p.shape, issuer_cert=self.signer.cert, issuer_key=self.signer.private_key,
+                          names=[general_name(h) for h in hostnames],
+                          subject=leaf_subject(p.shape.subject, hostnames, upstream, p.shape.subject_dn), key=key, dates=dates)
+        return cert, key, list(self.chain)
 
     def connection(self, p: Plan, app_data, leaf=None):
         """A server-side pyOpenSSL connection presenting ``leaf`` (``None``: no certificate, so

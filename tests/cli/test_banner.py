@@ -30,7 +30,8 @@ def info(**changes) -> LabInfo:
 
 def test_names_the_ca_trust_pins_lane_zero_and_lab_json():
     text = describe_lab(info())
-    assert "(local, 2 lane(s))" in text and "CN=Acme Corp TLS Inspection CA  (/s/pki/org-ca.pem)" in text
+    # The PKI files are not there: the CN is named, no file claimed.
+    assert "(local, 2 lane(s))" in text and "inspection CA     CN=Acme Corp TLS Inspection CA\n" in text
     assert "public + org CA: /s/pki/trust-public-org.pem" in text and "pins              /s/pki/pins.txt" in text
     assert "http://127.0.0.1:9001" in text and "http://127.0.0.1:9002" not in text  # lane 0 only
     assert "curl --proxy http://127.0.0.1:9001 --cacert /s/pki/trust-public-org.pem" in text
@@ -149,3 +150,22 @@ def test_listen_on_a_lan_address_is_loud_and_names_the_device_proxy_and_pac():
     local = describe_lab(replace(lan, listen="127.0.0.1"))
     assert "!!!" not in local and "(loopback only: 'up --listen ADDRESS' for a device on the LAN)" in local
     assert "real device" not in describe_lab(info())  # no PAC server (compose): no device lines
+
+
+def test_each_ca_cn_is_printed_beside_the_file_that_holds_it(tmp_path):
+    """'up --vendor zscaler' printed the intermediate's CN beside the root's file: each CN now goes
+    with the file whose certificate carries it."""
+    from harness.model.vendors import get_vendor
+    from harness.pki.ca import load_certificate
+    from harness.pki.lab import LabPKI
+    from harness.pki.names import display_name
+
+    for vendor in ("zscaler", "generic", "fortinet"):
+        pki = LabPKI.generate(tmp_path / vendor, vendor=get_vendor(vendor))
+        text = describe_lab(info(pki={**PKI, **pki.describe()}, org_issuer_cn=pki.org_issuer_cn))
+        lines = [line for line in text.splitlines() if "CN=" in line]
+        assert any(f"CN={pki.org_issuer_cn}" in line for line in lines)
+        for line in lines:
+            cn, path = re.match(r"\s+\S+ CA\s+CN=(.*?)  \(([^):]+)", line).groups()
+            assert display_name(load_certificate(path).subject) == cn, line
+        assert len(lines) == (2 if vendor == "zscaler" else 1)

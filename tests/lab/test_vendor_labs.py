@@ -11,12 +11,12 @@ from __future__ import annotations
 import io
 import json
 import ssl
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from harness.clients import attended, beam
@@ -25,8 +25,9 @@ from harness.clients.transport import open_tls, parse_proxy_url, peer_chain
 from harness.lab.local import LocalLab
 from harness.lab.options import LabOptions
 from harness.model.policy import Policy
-from harness.model.vendors import load_vendors, parse_key
+from harness.model.vendors import load_vendors
 from harness.net.journal import JournalReader
+from harness.pki.shapes import dn_strings
 
 VENDORS = load_vendors()
 POLICIES = {
@@ -107,42 +108,99 @@ def test_the_exception_shows_the_real_issuer_not_the_vendors(vlab):
     assert code == 0 and tls["issuer"] == "Lab Public Intermediate CA" != vendor.issuing_cn
 
 
+def server_cert(info) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(open(info.pki["server_chain"], "rb").read())
+
+
+def org_root(info) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(open(info.pki["org_ca"], "rb").read())
+
+
 def test_chain_shape(vlab):
+    """The intermediates the client receives, their full DNs (every attribute, in order, exact
+    spelling) and pathLen, and the leaf's issuer DN: the profile's, from what a client receives."""
     vendor, info = vlab
     leaf, sent = presented(info, "inspect")
-    assert _cn(leaf.issuer) == vendor.issuing_cn
-    if vendor.chain == "intermediate":
-        # The intermediate goes along: a client holding only the root can build the path.
-        assert _cn(sent[0].subject) == vendor.issuing_cn and _cn(sent[0].issuer) == vendor.root_cn
+    dns = [list(dn) for dn in vendor.ca_names()]
+    assert dn_strings(leaf.issuer) == dns[-1] and _cn(leaf.issuer) == vendor.issuing_cn
+    # Every intermediate goes along, the signer first, and the root stays out (the client has it).
+    assert [dn_strings(c.subject) for c in sent] == dns[:0:-1]
+    assert [dn_strings(c.issuer) for c in sent] == dns[-2::-1]
+    assert dn_strings(org_root(info).subject) == dns[0] == dn_strings(org_root(info).issuer)
+    expected_path_lens = list(vendor.ca_path_lens or range(len(dns) - 2, -1, -1))[::-1]
+    assert [c.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length
+            for c in sent] == expected_path_lens
+    if sent:  # a client holding only the root builds the whole path from what it was sent
         presented(info, "inspect", verify_with="trust_public_org")
-    else:
-        assert leaf.issuer == x509.load_pem_x509_certificate(open(info.pki["org_ca"], "rb").read()).subject
     # Negative: the public root alone does not make the forged chain trusted.
     with pytest.raises(Exception, match="verify failed|unable to get local issuer"):
         presented(info, "inspect", verify_with="trust_public")
 
 
-def test_leaf_key_and_validity(vlab):
+def test_ca_lifetimes_and_no_certificate_outlives_its_issuer(vlab):
+    """Roots live years, intermediates as the product's, and every certificate the client
+    receives ends no later than the one that signed it (issue 13, item 2)."""
+    vendor, info = vlab
+    leaf, sent = presented(info, "inspect")
+    path = [leaf, *sent, org_root(info)]
+    for cert, issuer in zip(path, path[1:]):
+        assert cert.not_valid_after_utc <= issuer.not_valid_after_utc, cert.subject
+    cas = [org_root(info), *sent[::-1]]
+    for i, ca in enumerate(cas):
+        lifetime = ca.not_valid_after_utc - ca.not_valid_before_utc
+        if vendor.ca_days:  # a day of back-dating, and never past the parent's end
+            assert lifetime <= timedelta(days=vendor.ca_days[i] + 1, minutes=5)
+            assert i == 0 or lifetime >= min(timedelta(days=vendor.ca_days[i]),
+                                              cas[i - 1].not_valid_after_utc - ca.not_valid_before_utc)
+        else:
+            assert lifetime > (timedelta(days=3650) if i == 0 else timedelta(days=1800))
+    assert org_root(info).not_valid_after_utc - org_root(info).not_valid_before_utc > timedelta(days=3000)
+
+
+def test_leaf_subject_and_names(vlab):
+    """Which subject fields are copied from the real certificate, and the SAN names (always copied,
+    the SNI first)."""
     vendor, info = vlab
     leaf, _ = presented(info, "inspect")
-    key = leaf.public_key()
-    if vendor.leaf_key == "ca-key":
-        signer = x509.load_pem_x509_certificates(open(info.pki["mitmproxy_confdir"] + "/mitmproxy-ca.pem", "rb").read())[0]
-        assert key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) == \
-            signer.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    server = server_cert(info)
+    sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.DNSName)
+    real = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.DNSName)
+    assert API in sans and set(real) <= set(sans)
+    if vendor.name == "generic":  # mitmproxy's own leaf, its own order of names
+        assert _cn(leaf.subject) in sans
+        return
+    assert sans[0] == API
+    if vendor.leaf_subject == "copy":  # "the same fields as the original except the issuer"
+        assert leaf.subject == server.subject and leaf.issuer != server.issuer
+    elif vendor.leaf_subject == "template":
+        assert dn_strings(leaf.subject) == [f"CN={API}" if a == "CN=*" else a for a in vendor.leaf_subject_dn]
     else:
-        kind, size = parse_key(vendor.leaf_key)
-        assert isinstance(key, rsa.RSAPublicKey if kind == "rsa" else ec.EllipticCurvePublicKey)
-        assert key.key_size == size
-    lifetime = leaf.not_valid_after_utc - leaf.not_valid_before_utc
-    if isinstance(vendor.leaf_validity, int):
-        assert timedelta(days=vendor.leaf_validity) <= lifetime <= timedelta(days=vendor.leaf_validity, hours=2)
-    elif vendor.leaf_validity == "copy":
-        server = x509.load_pem_x509_certificate(open(info.pki["server_chain"], "rb").read())
-        assert (leaf.not_valid_before_utc, leaf.not_valid_after_utc) == (
-            server.not_valid_before_utc, server.not_valid_after_utc)
-    else:  # the engine's own window: valid from two days back
-        assert leaf.not_valid_before_utc < datetime.now(timezone.utc) - timedelta(days=1)
+        assert dn_strings(leaf.subject) == [f"CN={API}"]
+
+
+def test_leaf_hash_and_extensions(vlab):
+    """The signature hash, and which of AKI, SKI, AIA, CRL DP and the usages the leaf carries."""
+    vendor, info = vlab
+    leaf, sent = presented(info, "inspect")
+    if vendor.name == "generic":  # mitmproxy's own shape, untouched by the lab
+        assert leaf.signature_hash_algorithm.name == "sha256"
+        return
+    assert leaf.signature_hash_algorithm.name == vendor.leaf_hash
+    kinds = {x509.AuthorityKeyIdentifier: "aki", x509.SubjectKeyIdentifier: "ski",
+             x509.AuthorityInformationAccess: "aia", x509.CRLDistributionPoints: "crldp",
+             x509.BasicConstraints: "basic-constraints", x509.KeyUsage: "key-usage",
+             x509.ExtendedKeyUsage: "eku", x509.SubjectAlternativeName: "san"}
+    present = [kinds[type(e.value)] for e in leaf.extensions]
+    assert sorted(present) == sorted([*vendor.leaf_extensions, "san"])
+    if "crldp" in present:  # the product's own CRL, pointing nowhere real
+        dp = leaf.extensions.get_extension_for_class(x509.CRLDistributionPoints).value[0]
+        assert ".invalid/" in dp.full_name[0].value
+    if "aki" in present:
+        signer_ski = (sent[0] if sent else org_root(info)).extensions.get_extension_for_class(
+            x509.SubjectKeyIdentifier).value.digest
+        assert leaf.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier == signer_ski
 
 
 EXPECTED = {  # untrusted-upstream action -> (attended exit when continuing, beam exit)

@@ -1,10 +1,12 @@
 """Vendor profiles: the shipped data, its citations, the loader's one-sentence errors.
 (The CA shapes a profile asks for are tested in tests/pki/test_lab.py.)"""
 
+import json
+
 import pytest
 
 from harness.errors import BadFileError, UnknownNameError
-from harness.model.vendors import ACTIONS, SOURCE_KINDS, get_vendor, load_vendors, parse_key
+from harness.model.vendors import ACTIONS, SOURCE_KINDS, VendorProfile, get_vendor, load_vendors, parse_key
 from tests.model.vendorhelpers import GOOD, write
 
 REQUIRED = ["zscaler", "palo-alto", "fortinet", "netskope", "cisco-umbrella", "cisco-wsa",
@@ -20,6 +22,9 @@ def test_every_required_vendor_is_shipped():
 def test_every_value_cites_a_source_of_a_known_kind(name):
     v = VENDORS[name]
     values = {k: val for k, val in v.to_dict().items() if k not in ("name", "product", "sources") and val is not None}
+    # The engine's profile forges nothing itself: the leaf-shape defaults it carries are not facts.
+    defaults = {k: f.default for k, f in VendorProfile.__dataclass_fields__.items()}
+    values = {k: val for k, val in values.items() if k in v.sources or val != defaults[k] or name != "generic"}
     assert set(values) == set(v.sources), f"{name}: values and sources differ"
     for key in values:
         assert v.source_kind(key) in SOURCE_KINDS
@@ -40,7 +45,7 @@ def test_profiles_carry_the_public_facts():
     z, p, f, w = VENDORS["zscaler"], VENDORS["palo-alto"], VENDORS["fortinet"], VENDORS["cisco-wsa"]
     assert (z.root_cn, z.root_o, z.chain, z.key, z.leaf_validity) == ("Zscaler Root CA", "Zscaler Inc.", "intermediate",
                                                                      "rsa-2048", 14)
-    assert z.issuing_cn == "Zscaler Intermediate Root CA (zscalerthree.net) (t)"
+    assert z.issuing_cn == "Zscaler Intermediate Root CA (zscalerthree.net) (t) "
     assert (p.leaf_validity, p.untrusted_upstream) == ("copy", "re-sign-untrusted")
     assert f.untrusted_cn == "Fortinet_CA_Untrusted"
     assert w.untrusted_cn == "Untrusted Certificate Warning"
@@ -113,7 +118,7 @@ def test_bad_profiles_are_one_sentence(tmp_path, change, must_contain):
      f"vendor 'acme': issuer_cn = '{'A' * 56}... is not a certificate name (1-64 printable characters)."),
     (('issuer_cn = "Acme Filter CA"', 'issuer_cn = "Acme\\u0000CA"'), "is not a certificate name"),
     (('issuer_cn = "Acme Filter CA"', 'issuer_cn = "Acme\\nCA"'), "is not a certificate name"),
-    (('leaf_key = "ec-256"', 'leaf_key = "dsa"'), "leaf_key = 'dsa' is not one of ca-key, rsa-2048"),
+    (('leaf_key = "ec-256"', 'leaf_key = "dsa"'), "leaf_key = 'dsa' is not one of ca-key, match, rsa-2048"),
 ])
 def test_bad_values_name_the_value_and_what_is_valid(tmp_path, change, sentence):
     old, new = change
@@ -160,3 +165,58 @@ def test_missing_empty_and_broken_files(tmp_path):
 def test_parse_key():
     assert parse_key("rsa-2048") == ("rsa", 2048)
     assert parse_key("ec-384") == ("ec", 384)
+
+
+# -- certificate shape keys ----------------------------------------------------------------
+
+def _shaped(extra_values: str, extra_sources: str, base: str = GOOD) -> str:
+    keys = [line.split(" = ")[0] for line in extra_values.strip().splitlines() if " = " in line]
+    sources = extra_sources or "".join(f'{k} = "lab: made up"\n' for k in keys)
+    return base.replace('untrusted_upstream = "block-page"\n', f'untrusted_upstream = "block-page"\n{extra_values}') + sources
+
+
+def test_shape_keys_load_with_their_sources(tmp_path):
+    text = _shaped('ca_dns = [["C=US", "O=Acme", "CN=Acme Filter CA", "emailAddress=ca@acme.test"]]\n'
+                   'ca_days = [7300]\n'
+                   'leaf_subject = "copy"\nleaf_hash = "sha384"\nleaf_extensions = []\n', "")
+    v = load_vendors(write(tmp_path, text))["acme"]
+    assert v.ca_names() == (("C=US", "O=Acme", "CN=Acme Filter CA", "emailAddress=ca@acme.test"),)
+    assert (v.ca_days, v.leaf_subject, v.leaf_hash, v.leaf_extensions) == ((7300,), "copy", "sha384", ())
+    # The proxy gets the profile as JSON: lists come back as the same tuples.
+    assert VendorProfile.from_dict(json.loads(json.dumps(v.to_dict()))) == v
+
+
+def test_without_ca_dns_the_names_are_cn_and_o():
+    p = VENDORS["palo-alto"]
+    assert p.ca_names() == (("CN=Acme Corp Enterprise Root CA", "O=Acme Corp"),
+                            ("CN=Acme Corp Forward Trust CA", "O=Acme Corp"))
+
+
+@pytest.mark.parametrize("values,must_contain", [
+    ('ca_dns = [["CN=Other CA"]]\n', "must start with CN='Acme Filter CA'"),
+    ('ca_dns = [["CN=Acme Filter CA"], ["CN=Acme Filter CA"]]\n', "lists 2 CA(s) but chain = 'root'"),
+    ('ca_dns = [["XX=1", "CN=Acme Filter CA"]]\n', "ca_dns must list each CA's DN"),
+    ('ca_dns = "CN=Acme Filter CA"\n', "ca_dns must list each CA's DN"),
+    ('ca_days = [10, 10]\n', "ca_days must list 1 whole number(s) from 1 to 36500"),
+    ('ca_days = [0]\n', "ca_days must list 1 whole number(s)"),
+    ('ca_path_lens = [0]\n', "ca_path_lens must list 0 whole number(s)"),
+    ('leaf_subject = "mirror"\n', "leaf_subject = 'mirror' is not one of copy, cn, template"),
+    ('leaf_subject = "template"\n', 'leaf_subject = "template" and leaf_subject_dn go together'),
+    ('leaf_subject = "template"\nleaf_subject_dn = ["O=Acme"]\n', "CN=* once"),
+    ('leaf_hash = "md5"\n', "leaf_hash = 'md5' is not one of sha256"),
+    ('leaf_extensions = ["aki", "ct-poison"]\n', "leaf_extensions names ct-poison; known: aki"),
+])
+def test_bad_shape_keys_are_one_sentence(tmp_path, values, must_contain):
+    with pytest.raises(BadFileError) as info:
+        load_vendors(write(tmp_path, _shaped(values, "")))
+    assert must_contain in str(info.value) and str(info.value).endswith(".") and "\n" not in str(info.value)
+
+
+def test_a_path_len_below_the_cas_under_it_is_refused(tmp_path):
+    text = GOOD.replace('chain = "root"', 'chain = "intermediate"\nroot_cn = "Acme Root"').replace(
+        'chain = "lab: made up"', 'chain = "lab: made up"\nroot_cn = "lab: x"')
+    dns = 'ca_dns = [["CN=Acme Root"], ["CN=Acme Middle"], ["CN=Acme Filter CA"]]\n'
+    with pytest.raises(BadFileError, match=r"ca_path_lens\[0\] = 0 is below the 1 CA\(s\) under that intermediate"):
+        load_vendors(write(tmp_path, _shaped(dns + "ca_path_lens = [0, 0]\n", "", text)))
+    v = load_vendors(write(tmp_path, _shaped(dns + "ca_path_lens = [1, 0]\n", "", text)))["acme"]
+    assert v.ca_path_lens == (1, 0) and len(v.ca_names()) == 3

@@ -26,6 +26,7 @@ from harness.pki.ca import (
 )
 from harness.pki.constraints import lab_name_constraints
 from harness.pki.lab import LabPKI, vendor_cas
+from harness.pki.shapes import dn_mailboxes
 from tests.model.vendorhelpers import GOOD, write
 from tests.tlshelpers import client_ctx, handshake, leaf_server_ctx, server_ctx
 
@@ -206,11 +207,16 @@ def _cn(name: x509.Name) -> str:
 def test_build_cas_intermediate_shape():
     root, signer, untrusted = vendor_cas(VENDORS["zscaler"])
     assert _cn(root.cert.subject) == "Zscaler Root CA" and root.cert.subject == root.cert.issuer
-    assert _cn(signer.cert.subject) == "Zscaler Intermediate Root CA (zscalerthree.net) (t)"
-    assert signer.cert.issuer == root.cert.subject and signer.parent is root
-    signer.cert.verify_directly_issued_by(root.cert)
+    assert _cn(signer.cert.subject) == "Zscaler Intermediate Root CA (zscalerthree.net) (t) "
+    # Two intermediates, as the captures show: root -> (zscalerthree.net) -> (zscalerthree.net) (t).
+    middle = signer.parent
+    assert _cn(middle.cert.subject) == "Zscaler Intermediate Root CA (zscalerthree.net)" and middle.parent is root
+    signer.cert.verify_directly_issued_by(middle.cert)
+    middle.cert.verify_directly_issued_by(root.cert)
     assert isinstance(root.private_key, rsa.RSAPrivateKey) and root.private_key.key_size == 2048
-    assert signer.cert.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length == 0
+    path_len = [c.cert.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length
+                for c in (root, middle, signer)]
+    assert path_len == [None, 1, 0]
     # Name-constrained to the lab's domains, as every lab CA (DESIGN.md section 7).
     assert signer.cert.extensions.get_extension_for_class(x509.NameConstraints).critical
     assert _cn(untrusted.cert.subject) == "Acme Corp Untrusted Issuer CA"
@@ -218,7 +224,7 @@ def test_build_cas_intermediate_shape():
 
 def test_build_cas_root_shape_and_untrusted_name():
     root, signer, untrusted = vendor_cas(VENDORS["fortinet"], name_constraints=False)
-    assert root is signer and _cn(root.cert.subject) == "FortiGate CA"
+    assert root is signer and _cn(root.cert.subject) == "FG100FTK20000001"
     assert _cn(untrusted.cert.subject) == "Fortinet_CA_Untrusted" and untrusted.cert.subject == untrusted.cert.issuer
     with pytest.raises(x509.ExtensionNotFound):
         root.cert.extensions.get_extension_for_class(x509.NameConstraints)
@@ -267,9 +273,13 @@ def test_no_certificate_outlives_its_issuer(pki):
 @pytest.mark.parametrize("name", sorted(VENDORS))
 def test_vendor_cas_are_constrained_and_outlive_their_leaves(name):
     root, signer, untrusted = vendor_cas(VENDORS[name])
-    for ca in {id(c): c for c in (root, signer, untrusted)}.values():
-        assert ca.cert.extensions.get_extension_for_class(x509.NameConstraints).value == lab_name_constraints()
-        assert ca.cert.not_valid_after_utc - ca.cert.not_valid_before_utc > 4 * YEAR
+    # Only the mailboxes the vendor's own CA names carry are permitted (Zscaler's, Fortinet's).
+    constraints = lab_name_constraints(mailboxes=dn_mailboxes(VENDORS[name].ca_names()))
+    for ca in {id(c): c for c in (*signer.chain, untrusted)}.values():
+        assert ca.cert.extensions.get_extension_for_class(x509.NameConstraints).value == constraints
+        if ca.parent is not None:  # an intermediate ends with its parent or before
+            assert ca.cert.not_valid_after_utc <= ca.parent.cert.not_valid_after_utc
+    assert root.cert.not_valid_after_utc - root.cert.not_valid_before_utc > 9 * YEAR
     # A vendor's longest leaf validity (up to ten years in a profile) is cut at the signer's end.
     leaf = signer.issue_cert("api.screenmeet.com", not_after=signer.cert.not_valid_after_utc + 5 * YEAR)
     assert leaf.cert.not_valid_after_utc == signer.cert.not_valid_after_utc <= root.cert.not_valid_after_utc

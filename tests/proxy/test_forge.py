@@ -101,7 +101,9 @@ def test_zscaler_leaf_is_signed_by_the_intermediate_and_sent_with_it(forgers):
     p = forge.plan(INSPECT, VENDORS["zscaler"], upstream_failed=False)
     cert, key, chain = f.leaf(p, ("api.screenmeet.com",), None)
     assert _cn(cert.issuer) == VENDORS["zscaler"].issuing_cn
-    assert [_cn(c.subject) for c in chain] == [VENDORS["zscaler"].issuing_cn]
+    # Both intermediates go along, the signer first; the root stays out, as in the captures.
+    assert [_cn(c.subject) for c in chain] == [VENDORS["zscaler"].issuing_cn,
+                                              "Zscaler Intermediate Root CA (zscalerthree.net)"]
     cert.verify_directly_issued_by(chain[0])
     assert isinstance(key, rsa.RSAPrivateKey) and key.key_size == 2048
     assert key.public_key().public_numbers() != f.signer.private_key.public_key().public_numbers()
@@ -114,7 +116,7 @@ def test_zscaler_leaf_is_signed_by_the_intermediate_and_sent_with_it(forgers):
 def test_a_root_shaped_vendor_sends_no_chain(forgers):
     f = forgers["fortinet"]
     cert, _, chain = f.leaf(forge.plan(INSPECT, VENDORS["fortinet"], upstream_failed=False), ("a.scrn.mt",), None)
-    assert chain == [] and _cn(cert.issuer) == "FortiGate CA"
+    assert chain == [] and _cn(cert.issuer) == "FG100FTK20000001"
 
 
 def test_copied_validity(forgers):
@@ -151,7 +153,7 @@ def test_incomplete_chain_leaves_out_the_intermediate(forgers):
     assert chain == [] and _cn(cert.issuer) == VENDORS["zscaler"].issuing_cn
     # Fortinet signs with its root: the lab's sub-CA under that root signs, and is not sent.
     cert, _, chain = forgers["fortinet"].leaf(p, ("api.screenmeet.com",), None)
-    assert chain == [] and _cn(cert.issuer) == "FortiGate CA Issuing CA"
+    assert chain == [] and _cn(cert.issuer) == "FG100FTK20000001 Issuing CA"
 
 
 def test_connections_and_contexts(forgers):
@@ -173,3 +175,40 @@ def test_connections_and_contexts(forgers):
 def test_leaf_key_label():
     assert forge.leaf_key_label(rsa.generate_private_key(public_exponent=65537, key_size=1024)) == "rsa-1024"
     assert forge.leaf_key_label(ec.generate_private_key(ec.SECP384R1())) == "ec-384"
+
+
+# -- the profile's leaf shape, forged ---------------------------------------------------
+
+@pytest.mark.parametrize("upstream_key,kind,size", [(("ec", 256), ec.EllipticCurvePrivateKey, 256),
+                                                     (("ec", 384), ec.EllipticCurvePrivateKey, 384),
+                                                     (("rsa", 3072), rsa.RSAPrivateKey, 3072)])
+def test_fortinet_matches_the_servers_key_type(forgers, upstream_key, kind, size):
+    """FortiOS: an ECDSA server gets an ECDSA leaf, an RSA server an RSA leaf of its size."""
+    from harness.pki.ca import new_key
+
+    upstream = CA(common_name="up", key_type="ec").issue_cert(
+        "api.screenmeet.com", private_key=new_key(*upstream_key)).cert
+    p = forge.plan(INSPECT, VENDORS["fortinet"], upstream_failed=False)
+    assert p.leaf_key == "match"
+    cert, key, _ = forgers["fortinet"].leaf(p, ("api.screenmeet.com",), upstream)
+    assert isinstance(key, kind) and key.key_size == size
+    # The subject is the server's own (the 2009 capture), and the leaf carries the SAN only.
+    assert cert.subject == upstream.subject
+    assert [type(e.value) for e in cert.extensions] == [x509.SubjectAlternativeName]
+
+
+def test_a_copied_validity_never_outlives_the_signer(forgers):
+    f = forgers["zscaler"]
+    start = datetime.now(timezone.utc) - timedelta(days=1)
+    upstream = CA(common_name="up", key_type="ec", not_after=start + timedelta(days=40000)).issue_cert(
+        "api.screenmeet.com", not_before=start, not_after=start + timedelta(days=30000)).cert
+    p = forge.Plan(kind=forge.FORGE, leaf_key="ec-256", validity="copy")
+    cert, _, _ = f.leaf(p, ("api.screenmeet.com",), upstream)
+    assert cert.not_valid_before_utc == start.replace(microsecond=0)
+    assert cert.not_valid_after_utc == f.signer.cert.not_valid_after_utc < upstream.not_valid_after_utc
+
+
+def test_the_plan_carries_the_vendors_shape():
+    p = forge.plan(INSPECT, VENDORS["zscaler"], upstream_failed=False)
+    assert (p.shape.subject, p.shape.hash) == ("copy", "sha256") and "crldp" in p.shape.extensions
+    assert forge.plan(INSPECT, VENDORS["generic"], upstream_failed=False).shape.is_default
