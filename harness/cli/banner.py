@@ -66,6 +66,7 @@ def describe_lab(info: LabInfo, *, prog: str | None = None) -> str:
         # Inside a corp container the image's harness is on PATH.
         *try_lines(info, "harness" if compose else prog),
         *_transparent_lines(info, prog),
+        *evidence_lines(info, prog),
         f"  written to        {Path(info.state_dir) / 'lab.json'}",
     ]
     return "\n".join(lines)
@@ -108,3 +109,26 @@ def _transparent_lines(info: LabInfo, prog: str) -> list[str]:
     return [f"  transparent       no proxy; gateway address for {policy}: {t.gateways[policy][0]} (all in lab.json)",
             f"    {where} beam --no-proxy --connect-to {t.gateways[policy][0]} "
             f"--trust {info.pki['trust_public_org']} --pins {info.pki['pins_file']} --once"]
+
+
+def evidence_lines(info: LabInfo, prog: str) -> list[str]:
+    """Live upstream, mitmweb and the evidence files, for a lab that has any of them."""
+    e, lines = info.evidence, []
+    if e.upstream == "live":
+        lines.append(f"  upstream          LIVE: ScreenMeet names go to their real addresses (system DNS), "
+                     f"verified against {e.upstream_trust}")
+    if e.web:
+        guard = "" if "token=" in e.web else "  (no login in this mitmproxy: loopback only)"
+        lines.append(f"  mitmweb           {e.web}{guard}")
+    files = [(label, path) for label, path in (("flows", e.save_flows), ("HAR", e.har), ("key log", e.keylog),
+                                               ("pcap", e.pcap)) if path]
+    for label, path in files:
+        note = {"HAR": "  (written when the lab stops)",
+                "key log": "  (0600: it decrypts everything; do not share it casually)",
+                "pcap": "  (0600)"}.get(label, "")
+        lines.append(f"  {label.ljust(18)}{path}{note}")
+    if e.web or files:
+        where = "" if Path(info.state_dir).resolve() == default_state_dir().resolve() else \
+            f" --state-dir {shlex.quote(str(info.state_dir))}"
+        lines.append(f"  evidence bundle   {prog} evidence DIR{where}   (journals, chains, files, SUMMARY.md, .tar.gz)")
+    return lines

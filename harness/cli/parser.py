@@ -18,6 +18,7 @@ from harness.model.values import (
     positive_seconds,
 )
 from harness.model.vendors import get_vendor
+from harness.proxy.config import UPSTREAM_MODES
 
 
 class _Parser(ArgumentParser):
@@ -48,6 +49,31 @@ def _lab_options(p: argparse.ArgumentParser) -> None:
                         "instead of ephemeral ones")
 
 
+def _evidence_options(p: argparse.ArgumentParser) -> None:
+    """``up``'s live upstream and evidence flags (local lab)."""
+    g = p.add_argument_group("live upstream and evidence (local lab)")
+    g.add_argument("--upstream", choices=UPSTREAM_MODES, default="mock",
+                   help="where ScreenMeet names go: the lab's mock server (default) or, with live, their real "
+                        "addresses (system DNS), verified against the system trust store")
+    g.add_argument("--upstream-trust", type=path_argument, metavar="FILE",
+                   help="with --upstream live: the CA bundle real servers are verified against (default: the system's)")
+    g.add_argument("--web", action="store_true",
+                   help="run the proxy under mitmweb: watch decrypted flows live (UI on 127.0.0.1; URL in the banner)")
+    g.add_argument("--save-flows", type=path_argument, metavar="FILE", help="write every flow to a mitmproxy flow file")
+    g.add_argument("--har", type=path_argument, metavar="FILE",
+                   help="write mitmproxy's HAR export of the flows (when the lab stops)")
+    g.add_argument("--keylog", type=path_argument, metavar="FILE",
+                   help="TLS key log of both legs (SSLKEYLOGFILE format, 0600: it decrypts everything)")
+    g.add_argument("--pcap", type=path_argument, metavar="FILE",
+                   help="capture the lab's traffic with tcpdump (0600; with --keylog, Wireshark decrypts it)")
+
+
+def evidence_options(args: argparse.Namespace) -> dict:
+    """The :class:`LabOptions` fields of ``up``'s live upstream and evidence flags."""
+    return dict(upstream=args.upstream, upstream_trust=args.upstream_trust, web=args.web,
+                save_flows=args.save_flows, har=args.har, keylog=args.keylog, pcap=args.pcap)
+
+
 def build_parser() -> argparse.ArgumentParser:
     # Run by ./lab, the usage lines and "see '... --help'" name the command the person typed.
     prog = os.environ.get("HARNESS_PROG") or "harness"
@@ -72,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="if a lab already runs in the state directory, stop it first (else 'up' says which and exits 2)")
     up.add_argument("--ready-fd", type=file_descriptor, help=argparse.SUPPRESS)
     up.add_argument("--lock-fd", type=int, help=argparse.SUPPRESS)  # 'up --detach' hands its locked state dir down
+    _evidence_options(up)
 
     down = command("down", "stop the lab started by 'harness up'",
                    "Stop the lab that 'harness up' started in the state directory; only processes that "

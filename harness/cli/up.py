@@ -27,7 +27,7 @@ import threading
 from pathlib import Path
 
 from harness.cli.banner import describe_lab
-from harness.cli.parser import lab_options
+from harness.cli.parser import evidence_options, lab_options
 from harness.errors import EnvironmentProblem, UnknownNameError, UsageError
 from harness.lab.down import Stopped, lab_still_running, stop_lab
 from harness.lab.early import early_proxy
@@ -73,7 +73,7 @@ def lock_for_up(state_dir: Path, *, replace: bool) -> LabLock:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    options = lab_options(args)
+    options = lab_options(args, **evidence_options(args))
     if args.lock_fd is not None:  # the process 'up --detach' started: it inherits the locked descriptor
         lock = adopt(args.lock_fd, options.state_dir, token=os.environ.get(TOKEN_ENV) or "")
     else:

@@ -1,0 +1,99 @@
+"""A packet capture of the lab's traffic: ``tcpdump`` on the interface the lab uses.
+
+``harness up --pcap FILE`` starts tcpdump once the lab's ports are known, with
+a filter naming exactly those ports (proxy listeners, mock server, and 443
+for a live upstream), so the file holds the lab's connections and nothing else
+of the machine.  With ``--keylog`` the same connections decrypt in Wireshark or
+``tshark -o tls.keylog_file:KEYLOG``.  The file is 0600 (created by
+:mod:`harness.lab.evidence`; tcpdump keeps root and writes it in place).
+
+:func:`capture_plan` is the pure part: interface and filter from the lab's
+addresses.  :class:`Capture` runs tcpdump and waits until it really listens.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+
+from harness.errors import LabStartError
+
+LOOPBACK_INTERFACE = "lo"
+START_TIMEOUT = 20.0
+
+
+@dataclass(frozen=True)
+class CapturePlan:
+    """What tcpdump listens on: ``interface`` and a BPF ``filter``."""
+
+    interface: str
+    filter: str
+
+
+def capture_plan(listen_hosts: list[str], ports: list[int], *, live: bool) -> CapturePlan:
+    """Loopback when every address the lab uses is a loopback one; ``any`` when it also talks to a
+    LAN (``--listen``) or the real internet (``--upstream live``).  The filter names the lab's TCP ports."""
+    loopback = all(h.startswith("127.") or h in ("::1", "localhost") for h in listen_hosts)
+    wanted = sorted({p for p in ports if p} | ({443} if live else set()))
+    if not wanted:
+        raise ValueError("a capture needs at least one port of the lab")
+    return CapturePlan(LOOPBACK_INTERFACE if loopback and not live else "any",
+                       "tcp and (" + " or ".join(f"port {p}" for p in wanted) + ")")
+
+
+def tcpdump_argv(plan: CapturePlan, path: str) -> list[str]:
+    """tcpdump writing ``path`` packet by packet (-U), whole packets (-s 0), without name lookups
+    (-n), keeping root (-Z root: Debian's tcpdump would otherwise drop to a user that cannot
+    write the 0600 file)."""
+    return ["tcpdump", "-i", plan.interface, "-n", "-s", "0", "-U", "-Z", "root", "-w", path, plan.filter]
+
+
+class Capture:
+    """A running tcpdump; :meth:`stop` ends it so the file is complete."""
+
+    def __init__(self, plan: CapturePlan, path: str, *, env: dict | None = None, log: str | None = None) -> None:
+        self.plan, self.path = plan, path
+        self._log = log
+        self.proc = subprocess.Popen(
+            tcpdump_argv(plan, path), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, env=env, start_new_session=True)
+        self._wait_listening()
+
+    def _wait_listening(self) -> None:
+        """Return once tcpdump says it listens ('listening on IFACE'); a capture that starts late
+        would miss the first handshakes."""
+        deadline, said = time.monotonic() + START_TIMEOUT, b""
+        while b"listening on" not in said:
+            left = deadline - time.monotonic()
+            if self.proc.poll() is not None or left <= 0:
+                said += self.proc.stderr.read() if self.proc.poll() is not None else b""
+                self.stop()
+                last = said.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+                raise LabStartError(f"tcpdump did not start capturing on {self.plan.interface} ({last[0]}); "
+                                    f"run as root or drop --pcap.")
+            ready, _, _ = select.select([self.proc.stderr], [], [], min(left, 0.5))
+            if ready:
+                said += os.read(self.proc.stderr.fileno(), 4096)
+        self._drain(said)
+
+    def _drain(self, said: bytes) -> None:
+        if self._log:
+            with open(self._log, "ab") as f:
+                f.write(said)
+        # tcpdump writes little more to stderr (its summary at exit); a pipe nobody reads could
+        # only fill with that, so it is closed and tcpdump's last words are lost, harmlessly.
+        self.proc.stderr.close()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM (tcpdump flushes and closes the file), then SIGKILL if it lingers."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
