@@ -157,6 +157,16 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--timeout", type=positive_seconds, default=10.0, help="seconds for each network step (default 10)")
     probe.add_argument("--json", action="store_true", help="print one JSON object")
 
+    evidence = command("evidence", "bundle what the running or just-stopped lab saw: journals, chains, flows, "
+                       "HAR, key log, pcap, SUMMARY.md, and a .tar.gz",
+                       "Write the evidence of the lab in the state directory to the new directory DIR and DIR.tar.gz: "
+                       "both journals, each host's forged and real chain (PEM), the flow file, HAR, key log and pcap "
+                       "when 'harness up' captured them, and SUMMARY.md (what was inspected, what was excepted, "
+                       "which clients refused or were read). Flows, HAR, key log and pcap hold secrets: the bundle "
+                       "is then 0700/0600.")
+    evidence.add_argument("dir", metavar="DIR", type=path_argument, help="a new (or empty) directory for the bundle")
+    evidence.add_argument("--state-dir", type=path_argument, default=None, help="the lab's state directory (default .lab)")
+
     # These have parsers of their own (main() hands them argv untouched); listed here for --help.
     command("images", "build the compose lab's image (see 'harness images --help')",
             "Build the compose lab's image.", add_help=False)

@@ -4,7 +4,9 @@
 FILE``: a person gave each path, so each gets one sentence if it cannot work
 (no such directory, a directory, a FIFO, no certificate in the bundle) before
 a process is started.  Key logs and captures decrypt everything the lab saw,
-so their files are created 0600 here, before a writer opens them.
+and the flow file and HAR hold every decrypted request with its credentials:
+all four are created 0600 here, empty, before their writers open them (which
+keeps the mode).
 """
 
 from __future__ import annotations
@@ -21,8 +23,6 @@ from harness.lab.options import LabOptions
 from harness.model.files import read_bounded
 from harness.proxy.upstream import system_trust_bundle
 
-# Secrets: whoever reads these reads every decrypted byte of the session.
-SECRET_OUTPUTS = ("keylog", "pcap")
 FLAGS = {"save_flows": "--save-flows", "har": "--har", "keylog": "--keylog", "pcap": "--pcap"}
 TRUST_LIMIT = 4 * 1024 * 1024
 
@@ -42,21 +42,20 @@ def check_output(flag: str, path: Path) -> Path:
 
 
 def prepare_outputs(options: LabOptions) -> dict[str, str]:
-    """Check every output file the options name; create the secret ones empty and 0600.
-    Returns ``{option: absolute path}`` for those given."""
+    """Check every output file the options name and create it empty and 0600 (each holds
+    secrets). Returns ``{option: absolute path}`` for those given."""
     out: dict[str, str] = {}
     for name, flag in FLAGS.items():
         value = getattr(options, name)
         if value is None:
             continue
-        path = check_output(flag, value)
-        if name in SECRET_OUTPUTS:
-            path.unlink(missing_ok=True)  # a new file of ours: never an old one's mode or owner
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        out[name] = str(path)
+        out[name] = str(check_output(flag, value))
     if options.pcap is not None and shutil.which("tcpdump") is None:
         raise UsageError("--pcap needs tcpdump, which is not installed here; install it (apt-get install tcpdump) "
                          "or drop --pcap.")
+    for path in out.values():  # only once every path is known good: a bad one changes nothing
+        Path(path).unlink(missing_ok=True)  # a new file of ours: never an old one's mode or owner
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     return out
 
 

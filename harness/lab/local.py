@@ -182,9 +182,7 @@ class LocalLab:
 
     def _start_evidence(self) -> None:
         """Before the proxy starts: check the files the options name and pick mitmweb's port."""
-        self._outputs = prepare_outputs(self.options)
-        if "save_flows" in self._outputs:
-            Path(self._outputs["save_flows"]).unlink(missing_ok=True)  # this lab's flows only
+        self._outputs = prepare_outputs(self.options)  # each created empty, 0600
         self._upstream_trust = upstream_trust(self.options)
         self._web_port = reserve_ports(LOOPBACK, 1)[0] if self.options.web else None
         shutil.rmtree(self._chains_dir, ignore_errors=True)  # a previous lab's chains are not this one's
