@@ -13,12 +13,11 @@ addresses.  :class:`Capture` runs tcpdump and waits until it really listens.
 
 from __future__ import annotations
 
-import os
-import select
 import signal
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from harness.errors import LabStartError
 
@@ -53,40 +52,34 @@ def tcpdump_argv(plan: CapturePlan, path: str) -> list[str]:
 
 
 class Capture:
-    """A running tcpdump; :meth:`stop` ends it so the file is complete."""
+    """A running tcpdump; :meth:`stop` ends it so the file is complete.  Its messages go to
+    ``log`` (a pipe nobody reads would kill it with SIGPIPE or block it)."""
 
-    def __init__(self, plan: CapturePlan, path: str, *, env: dict | None = None, log: str | None = None) -> None:
-        self.plan, self.path = plan, path
-        self._log = log
-        self.proc = subprocess.Popen(
-            tcpdump_argv(plan, path), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, env=env, start_new_session=True)
-        self._wait_listening()
+    def __init__(self, plan: CapturePlan, path: str, *, log: str, env: dict | None = None) -> None:
+        self.plan, self.path, self.log = plan, path, Path(log)
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        with open(self.log, "ab") as logf:
+            self.proc = subprocess.Popen(
+                tcpdump_argv(plan, path), stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, env=env,
+                start_new_session=True)
+        self._wait_listening(offset)
 
-    def _wait_listening(self) -> None:
+    def _said(self, offset: int) -> str:
+        with open(self.log, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+
+    def _wait_listening(self, offset: int) -> None:
         """Return once tcpdump says it listens ('listening on IFACE'); a capture that starts late
-        would miss the first handshakes."""
-        deadline, said = time.monotonic() + START_TIMEOUT, b""
-        while b"listening on" not in said:
-            left = deadline - time.monotonic()
-            if self.proc.poll() is not None or left <= 0:
-                said += self.proc.stderr.read() if self.proc.poll() is not None else b""
+        would miss the first handshakes.  Polls its log: tcpdump has no readiness signal."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while "listening on" not in self._said(offset):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                last = said.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+                last = self._said(offset).strip().splitlines()[-1:] or ["no output"]
                 raise LabStartError(f"tcpdump did not start capturing on {self.plan.interface} ({last[0]}); "
                                     f"run as root or drop --pcap.")
-            ready, _, _ = select.select([self.proc.stderr], [], [], min(left, 0.5))
-            if ready:
-                said += os.read(self.proc.stderr.fileno(), 4096)
-        self._drain(said)
-
-    def _drain(self, said: bytes) -> None:
-        if self._log:
-            with open(self._log, "ab") as f:
-                f.write(said)
-        # tcpdump writes little more to stderr (its summary at exit); a pipe nobody reads could
-        # only fill with that, so it is closed and tcpdump's last words are lost, harmlessly.
-        self.proc.stderr.close()
+            time.sleep(0.05)
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM (tcpdump flushes and closes the file), then SIGKILL if it lingers."""

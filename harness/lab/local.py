@@ -36,8 +36,8 @@ from harness.errors import LabError, UnknownNameError, UsageError
 from harness.lab import gateway as transparent_gateway
 from harness.lab.capture import Capture, capture_plan
 from harness.lab.early import PROXY, PROXY_CONFIG, proxy_command
-from harness.lab.identity import lab_environment, state_marker
 from harness.lab.evidence import prepare_outputs, upstream_trust
+from harness.lab.identity import lab_environment, state_marker
 from harness.lab.info import Evidence, LabInfo, Transparent
 from harness.lab.lock import LabLock, acquire
 from harness.lab.options import LabOptions
@@ -194,7 +194,7 @@ class LocalLab:
             ports = [p for ports in self._proxy_ports.values() for p in ports] + self._server_ports
             ports += [p for ports in self._sites.values() for p in ports]
             plan = capture_plan([LOOPBACK], ports, live=self.options.upstream == "live")
-            self.capture = Capture(plan, self._outputs["pcap"], env=self._env, log=str(self._logs / "tcpdump.log"))
+            self.capture = Capture(plan, self._outputs["pcap"], log=str(self._logs / "tcpdump.log"), env=self._env)
         return Evidence(upstream=self.options.upstream, upstream_trust=self._upstream_trust, web=proxy.get("web"),
                         chains_dir=str(self._chains_dir), **self._outputs)
 

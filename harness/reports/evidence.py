@@ -142,7 +142,8 @@ def bundle(state_dir: str | Path, out: str | Path) -> Path:
         files.append(f"chains/: per host, the forged chain the client was shown and the real one ({len(chains)} files)")
     if _copy_secret(e.save_flows, out / "flows.mitm"):
         files.append("flows.mitm: mitmproxy flow file (open with mitmweb -r or mitmproxy -r)")
-    if _copy_secret(e.har, out / "flows.har"):
+    # Empty until mitmproxy writes it, as the proxy stops (the lab created it 0600 and empty).
+    if e.har and Path(e.har).is_file() and Path(e.har).stat().st_size and _copy_secret(e.har, out / "flows.har"):
         files.append("flows.har: mitmproxy's HAR export")
     elif e.save_flows and (out / "flows.mitm").is_file():
         (out / "flows.har").write_text(json.dumps(har_from_flows(out / "flows.mitm"), indent=1))
