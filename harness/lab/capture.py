@@ -45,10 +45,12 @@ def capture_plan(listen_hosts: list[str], ports: list[int], *, live: bool) -> Ca
 
 
 def tcpdump_argv(plan: CapturePlan, path: str) -> list[str]:
-    """tcpdump writing ``path`` packet by packet (-U), whole packets (-s 0), without name lookups
-    (-n), keeping root (-Z root: Debian's tcpdump would otherwise drop to a user that cannot
-    write the 0600 file)."""
-    return ["tcpdump", "-i", plan.interface, "-n", "-s", "0", "-U", "-Z", "root", "-w", path, plan.filter]
+    """tcpdump handed each packet at once (--immediate-mode: else the kernel batches them for up to
+    a second, and a capture stopped right after the last connection loses it), writing ``path``
+    packet by packet (-U), whole packets (-s 0), without name lookups (-n), keeping root (-Z root:
+    Debian's tcpdump would otherwise drop to a user that cannot write the 0600 file)."""
+    return ["tcpdump", "-i", plan.interface, "-n", "-s", "0", "--immediate-mode", "-U", "-Z", "root", "-w", path,
+            plan.filter]
 
 
 class Capture:
