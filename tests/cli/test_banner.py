@@ -131,3 +131,18 @@ def test_lab_up_prints_commands_that_work_as_typed(tmp_path):
         down = subprocess.run(["./lab", "down", "--state-dir", str(state)], cwd=ROOT, capture_output=True,
                               text=True, timeout=120)
     assert down.returncode == 0 and not (state / "lab.json").exists()
+
+
+def test_live_upstream_mitmweb_and_evidence_lines():
+    from harness.lab.info import Evidence
+
+    plain = describe_lab(info(), prog="harness")
+    assert "upstream" not in plain and "mitmweb" not in plain and "evidence bundle" not in plain
+    e = Evidence(upstream="live", upstream_trust="/etc/ssl/certs/ca-certificates.crt", web="http://127.0.0.1:9100/",
+                 keylog="/e/keys.txt", pcap="/e/lab.pcap")
+    text = describe_lab(info(evidence=e), prog="harness")
+    assert "upstream          LIVE" in text and "/etc/ssl/certs/ca-certificates.crt" in text
+    assert "mitmweb           http://127.0.0.1:9100/  (no login in this mitmproxy: loopback only)" in text
+    assert "/e/keys.txt  (0600" in text and "/e/lab.pcap" in text and "harness evidence DIR" in text
+    with_token = describe_lab(info(evidence=Evidence(web="http://127.0.0.1:9100/?token=abc")), prog="harness")
+    assert "?token=abc" in with_token and "no login" not in with_token

@@ -81,3 +81,18 @@ def test_lab_json_that_is_a_directory_or_under_a_file_is_one_sentence(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(BadFileError, match="cannot read .*lab.json"):
         LabInfo.read(tmp_path / "file")
+
+
+def test_evidence_survives_lab_json_and_defaults_to_mock(tmp_path):
+    from harness.lab.info import Evidence
+
+    i = info()
+    i.state_dir = str(tmp_path)
+    assert i.evidence == Evidence() and i.evidence.upstream == "mock"
+    i.evidence = Evidence(upstream="live", upstream_trust="/t.pem", web="http://127.0.0.1:1/", har="/h.har")
+    i.write()
+    assert LabInfo.read(tmp_path).evidence == i.evidence
+    # A lab.json written before these fields existed still reads.
+    data = json.loads((tmp_path / "lab.json").read_text())
+    del data["evidence"]
+    assert LabInfo.from_dict(data).evidence == Evidence()
