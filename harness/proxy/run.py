@@ -117,6 +117,8 @@ def install_keylog(path: str) -> None:
     (the secrets decrypt everything captured)."""
     from mitmproxy.net import tls
 
+    if not hasattr(tls, "make_master_secret_logger"):
+        raise LabError("this mitmproxy has no TLS key logger (mitmproxy.net.tls); drop --keylog or use mitmproxy 11 or 12.")
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
     os.chmod(path, 0o600)  # an existing file keeps its mode on open
     tls.log_master_secret = tls.make_master_secret_logger(path)
