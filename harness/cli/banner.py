@@ -72,6 +72,7 @@ def describe_lab(info: LabInfo, *, prog: str | None = None) -> str:
         # Inside a corp container the image's harness is on PATH.
         *try_lines(info, "harness" if compose else prog),
         *_transparent_lines(info, prog),
+        *evidence_lines(info, prog),
         f"  written to        {Path(info.state_dir) / 'lab.json'}",
     ]
     return "\n".join(lines)
@@ -162,3 +163,26 @@ def device_lines(info: LabInfo) -> list[str]:
         *[f"    {policy.ljust(width)}  {address}   {info.pac[policy]}" for policy, address in info.device_proxies.items()],
         f"  PAC / WPAD        {info.pac_default}   {info.wpad}   (policy {default_policy(info.pac)})",
     ]
+
+
+def evidence_lines(info: LabInfo, prog: str) -> list[str]:
+    """Live upstream, mitmweb and the evidence files, for a lab that has any of them."""
+    e, lines = info.evidence, []
+    if e.upstream == "live":
+        lines.append(f"  upstream          LIVE: ScreenMeet names go to their real addresses (system DNS), "
+                     f"verified against {e.upstream_trust}")
+    if e.web:
+        guard = "" if "token=" in e.web else "  (no login in this mitmproxy: loopback only)"
+        lines.append(f"  mitmweb           {e.web}{guard}")
+    files = [(label, path) for label, path in (("flows", e.save_flows), ("HAR", e.har), ("key log", e.keylog),
+                                               ("pcap", e.pcap)) if path]
+    for label, path in files:
+        note = {"HAR": "  (written when the lab stops)",
+                "key log": "  (0600: it decrypts everything; do not share it casually)",
+                "pcap": "  (0600)"}.get(label, "")
+        lines.append(f"  {label.ljust(18)}{path}{note}")
+    if e.web or files:
+        where = "" if Path(info.state_dir).resolve() == default_state_dir().resolve() else \
+            f" --state-dir {shlex.quote(str(info.state_dir))}"
+        lines.append(f"  evidence bundle   {prog} evidence DIR{where}   (journals, chains, files, SUMMARY.md, .tar.gz)")
+    return lines

@@ -41,6 +41,7 @@ COMMANDS = {
     "run": ("harness.cli.run", "cmd_run"),
     "pki": ("harness.cli.pki", "cmd_pki"),
     "probe": ("harness.cli.probe", "cmd_probe"),
+    "evidence": ("harness.cli.evidence", "cmd_evidence"),
 }
 # Commands with their own argument parsers: argv goes to their main() untouched.
 PROGRAMS = {"images": "harness.lab.images", "attended": "harness.clients.attended", "beam": "harness.clients.beam"}

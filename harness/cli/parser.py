@@ -19,6 +19,7 @@ from harness.model.values import (
     positive_seconds,
 )
 from harness.model.vendors import get_vendor
+from harness.proxy.config import UPSTREAM_MODES
 
 
 class _Parser(ArgumentParser):
@@ -54,6 +55,31 @@ def _lab_options(p: argparse.ArgumentParser) -> None:
                         "journals stay on loopback")
 
 
+def _evidence_options(p: argparse.ArgumentParser) -> None:
+    """``up``'s live upstream and evidence flags (local lab)."""
+    g = p.add_argument_group("live upstream and evidence (local lab)")
+    g.add_argument("--upstream", choices=UPSTREAM_MODES, default="mock",
+                   help="where ScreenMeet names go: the lab's mock server (default) or, with live, their real "
+                        "addresses (system DNS), verified against the system trust store")
+    g.add_argument("--upstream-trust", type=path_argument, metavar="FILE",
+                   help="with --upstream live: the CA bundle real servers are verified against (default: the system's)")
+    g.add_argument("--web", action="store_true",
+                   help="run the proxy under mitmweb: watch decrypted flows live (UI on 127.0.0.1; URL in the banner)")
+    g.add_argument("--save-flows", type=path_argument, metavar="FILE", help="write every flow to a mitmproxy flow file")
+    g.add_argument("--har", type=path_argument, metavar="FILE",
+                   help="write mitmproxy's HAR export of the flows (when the lab stops)")
+    g.add_argument("--keylog", type=path_argument, metavar="FILE",
+                   help="TLS key log of both legs (SSLKEYLOGFILE format, 0600: it decrypts everything)")
+    g.add_argument("--pcap", type=path_argument, metavar="FILE",
+                   help="capture the lab's traffic with tcpdump (0600; with --keylog, Wireshark decrypts it)")
+
+
+def evidence_options(args: argparse.Namespace) -> dict:
+    """The :class:`LabOptions` fields of ``up``'s live upstream and evidence flags."""
+    return dict(upstream=args.upstream, upstream_trust=args.upstream_trust, web=args.web,
+                save_flows=args.save_flows, har=args.har, keylog=args.keylog, pcap=args.pcap)
+
+
 def build_parser() -> argparse.ArgumentParser:
     # Run by ./lab, the usage lines and "see '... --help'" name the command the person typed.
     prog = os.environ.get("HARNESS_PROG") or "harness"
@@ -78,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="if a lab already runs in the state directory, stop it first (else 'up' says which and exits 2)")
     up.add_argument("--ready-fd", type=file_descriptor, help=argparse.SUPPRESS)
     up.add_argument("--lock-fd", type=int, help=argparse.SUPPRESS)  # 'up --detach' hands its locked state dir down
+    _evidence_options(up)
 
     down = command("down", "stop the lab started by 'harness up'",
                    "Stop the lab that 'harness up' started in the state directory; only processes that "
@@ -135,6 +162,16 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--connect-to", metavar="HOST:PORT", help="connect here instead (SNI and checks keep HOST)")
     probe.add_argument("--timeout", type=positive_seconds, default=10.0, help="seconds for each network step (default 10)")
     probe.add_argument("--json", action="store_true", help="print one JSON object")
+
+    evidence = command("evidence", "bundle what the running or just-stopped lab saw: journals, chains, flows, "
+                       "HAR, key log, pcap, SUMMARY.md, and a .tar.gz",
+                       "Write the evidence of the lab in the state directory to the new directory DIR and DIR.tar.gz: "
+                       "both journals, each host's forged and real chain (PEM), the flow file, HAR, key log and pcap "
+                       "when 'harness up' captured them, and SUMMARY.md (what was inspected, what was excepted, "
+                       "which clients refused or were read). Flows, HAR, key log and pcap hold secrets: the bundle "
+                       "is then 0700/0600.")
+    evidence.add_argument("dir", metavar="DIR", type=path_argument, help="a new (or empty) directory for the bundle")
+    evidence.add_argument("--state-dir", type=path_argument, default=None, help="the lab's state directory (default .lab)")
 
     # These have parsers of their own (main() hands them argv untouched); listed here for --help.
     command("images", "build the compose lab's image (see 'harness images --help')",

@@ -24,10 +24,11 @@ import shlex
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 from harness.cli.banner import describe_lab
-from harness.cli.parser import lab_options
+from harness.cli.parser import evidence_options, lab_options
 from harness.errors import EnvironmentProblem, UnknownNameError, UsageError
 from harness.lab.down import Stopped, lab_still_running, stop_lab
 from harness.lab.early import early_proxy
@@ -39,6 +40,8 @@ from harness.lab.statedir import default_state_dir
 
 # How long 'up --replace' waits for the stopped lab's owner to let go of the lock.
 REPLACE_WAIT = 15.0
+# How often a running 'up' keeps a snapshot of the journals for 'harness evidence' after it stops.
+SNAPSHOT_EVERY = 2.0
 
 
 def up_policies(spec: str) -> dict:
@@ -73,7 +76,7 @@ def lock_for_up(state_dir: Path, *, replace: bool) -> LabLock:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    options = lab_options(args)
+    options = lab_options(args, **evidence_options(args))
     if args.lock_fd is not None:  # the process 'up --detach' started: it inherits the locked descriptor
         lock = adopt(args.lock_fd, options.state_dir, token=os.environ.get(TOKEN_ENV) or "")
     else:
@@ -90,6 +93,7 @@ def _up(args: argparse.Namespace, options, lock: LabLock) -> int:
     with early_proxy(options) as proxy_child:
         from harness.lab.open import open_lab  # deliberately here, while the proxy imports mitmproxy
         from harness.net.journal import announce_ready
+        from harness.reports.evidence import snapshot
 
         lab = open_lab(options, policies=up_policies(args.policies), proxy_child=proxy_child)
     stopping = threading.Event()
@@ -103,11 +107,18 @@ def _up(args: argparse.Namespace, options, lock: LabLock) -> int:
         print(describe_lab(info), flush=True)
         if args.ready_fd is not None:
             announce_ready({"ready": {"state_dir": str(options.state_dir)}}, args.ready_fd)
+        snapshot_due = 0.0
         while not stopping.wait(0.5):
+            if lab.backend == "local" and time.monotonic() >= snapshot_due:
+                # For 'harness evidence' once the lab has stopped: its journals die with it.
+                snapshot(info)
+                snapshot_due = time.monotonic() + SNAPSHOT_EVERY
             if lab.backend == "local" and any(c.proc.poll() is not None for c in lab.children):
                 print("harness: a lab process exited unexpectedly; stopping the lab (see the logs).", file=sys.stderr)
                 return 1
     finally:
+        if lab.backend == "local":
+            snapshot(info)  # the last word, if the journals still answer ('down' stops them at once)
         lab.stop()
         (options.state_dir / "lab.json").unlink(missing_ok=True)
         print("Lab stopped.", file=sys.stderr)

@@ -62,6 +62,25 @@ class Transparent:
 
 
 @dataclass
+class Evidence:
+    """Where a lab's evidence goes, and how its proxy reaches the ScreenMeet names.
+
+    ``upstream`` is ``mock`` (the lab's server) or ``live`` (their real addresses,
+    verified against ``upstream_trust``); ``web`` is mitmweb's URL (with its token
+    where mitmproxy has one); the files are absolute paths, None when not asked for.
+    """
+
+    upstream: str = "mock"
+    upstream_trust: str | None = None
+    web: str | None = None
+    save_flows: str | None = None
+    har: str | None = None
+    keylog: str | None = None
+    pcap: str | None = None
+    chains_dir: str | None = None  # per host: HOST.forged.pem and HOST.real.pem
+
+
+@dataclass
 class LabInfo:
     """Everything a client or a reader needs to use a running lab."""
 
@@ -96,6 +115,9 @@ class LabInfo:
     def reachable_from_network(self) -> bool:
         """Whether the proxy listeners are on an address other machines may reach (not loopback)."""
         return not self.listen.startswith("127.") and self.listen != "::1"
+
+
+    evidence: Evidence = field(default_factory=Evidence)  # upstream mode and evidence files
 
     @property
     def pids(self) -> dict[str, int]:
@@ -152,6 +174,7 @@ class LabInfo:
         if data.get("transparent") is not None:
             data["transparent"] = Transparent(**data["transparent"])
         data["machines"] = Machines(**data.get("machines", {}))
+        data["evidence"] = Evidence(**data.get("evidence", {}))
         processes = data.get("processes", {})
         if not isinstance(processes, dict):
             raise TypeError(f"processes must be an object, not {type(processes).__name__}")

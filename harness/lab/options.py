@@ -16,6 +16,7 @@ from pathlib import Path
 from harness.errors import EnvironmentProblem, UnknownNameError, UsageError
 from harness.lab.statedir import default_state_dir
 from harness.model.vendors import VendorProfile
+from harness.proxy.config import UPSTREAM_MODES
 
 BACKENDS = ("local", "compose")
 LOOPBACK = "127.0.0.1"
@@ -51,6 +52,16 @@ class LabOptions:
     # bind; the journals and the mock server stay on loopback whatever it is.
     listen: str = LOOPBACK
 
+
+    # Live upstream and evidence (local lab; harness.lab.evidence checks the files they name).
+    upstream: str = "mock"  # "live": ScreenMeet names go to their real addresses (system DNS)
+    upstream_trust: Path | None = None  # live: the CA bundle for real servers (default: the system's)
+    web: bool = False  # run the proxy under mitmweb, its UI on loopback
+    save_flows: Path | None = None
+    har: Path | None = None
+    keylog: Path | None = None
+    pcap: Path | None = None
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "state_dir", Path(self.state_dir))
         if self.transparent_policies is not None:
@@ -69,5 +80,20 @@ class LabOptions:
             if not self.name_constraints:
                 raise EnvironmentProblem(
                     "the compose lab always name-constrains its CAs; use --lab local for --no-name-constraints.")
+        self._check_evidence()
         if self.vendor is not None and (self.org_common_name, self.org_organization) != (DEFAULT_ORG_CN, DEFAULT_ORG_O):
             raise UsageError(f"--vendor {self.vendor.name} names the inspection CA itself; drop --org-cn/--org-o.")
+
+    def _check_evidence(self) -> None:
+        if self.upstream not in UPSTREAM_MODES:
+            raise UnknownNameError("upstream", self.upstream, UPSTREAM_MODES)
+        if self.upstream_trust is not None and self.upstream != "live":
+            raise UsageError("--upstream-trust is the CA bundle for real servers; it goes with --upstream live.")
+        asked = [flag for flag, on in (("--upstream live", self.upstream == "live"), ("--web", self.web),
+                                       ("--save-flows", self.save_flows), ("--har", self.har),
+                                       ("--keylog", self.keylog), ("--pcap", self.pcap)) if on]
+        if asked and self.backend == "compose":
+            raise UsageError(f"{asked[0]} runs on the local lab; drop --lab compose or {asked[0]}.")
+        outputs = [p for p in (self.save_flows, self.har, self.keylog, self.pcap) if p is not None]
+        if len({Path(p).absolute() for p in outputs}) < len(outputs):
+            raise UsageError("--save-flows, --har, --keylog and --pcap need one file each; give them different paths.")

@@ -34,6 +34,9 @@ from harness.model.values import split_host_port
 from harness.net.addresses import lane_layout
 
 LAB_DOMAINS = ("screenmeet.com", "scrn.mt", "lab.test")
+# The names '--upstream live' sends to their real addresses (system DNS); lab.test stays the mock's.
+LIVE_DOMAINS = ("screenmeet.com", "scrn.mt")
+UPSTREAM_MODES = ("mock", "live")
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,20 @@ class ProxyConfig:
     gateways: dict[str, list[str]] = field(default_factory=dict)
     transparent_host: str = "127.0.0.1"
     transparent_ports: dict[str, list[int]] = field(default_factory=dict)
+    # Live upstream and evidence (harness up --upstream live, --web, --save-flows, --har, --keylog).
+    # "live": ScreenMeet names go to their real addresses on the requested port (system DNS), verified
+    # against upstream_trust; hostile sites and lab.test stay the lab's.
+    upstream_mode: str = "mock"
+    web_port: int | None = None  # mitmweb's UI on 127.0.0.1 at this port; None: no mitmweb
+    web_token: str | None = None  # mitmweb's login token where mitmproxy has one (12+)
+    save_flows: str | None = None  # mitmproxy flow file (its save_stream_file option)
+    har: str | None = None  # mitmproxy's HAR export (its hardump option), written when the proxy stops
+    keylog: str | None = None  # TLS key log (NSS format) of both legs
+    chains_dir: str | None = None  # per host: the forged chain shown and the real chain met (PEM)
+
+    def __post_init__(self) -> None:
+        if self.upstream_mode not in UPSTREAM_MODES:
+            raise ValueError(f"upstream_mode is {self.upstream_mode!r}; it must be one of {', '.join(UPSTREAM_MODES)}")
 
     def upstream_for(self, host: str, port: int, lane: int | None, site: str = "") -> tuple[str, int] | None:
         """Where a connection to ``host:port`` really goes, or None if it is not a lab host.
@@ -117,6 +134,8 @@ class ProxyConfig:
         """
         if not is_lab_host(host, self.lab_domains):
             return None
+        if self.upstream_mode == "live" and not site and is_lab_host(host, LIVE_DOMAINS):
+            return (host, port)  # the real server: the name resolves through the system's DNS
         ports = self.upstream_ports
         if site and lane is not None:
             if site not in self.sites:

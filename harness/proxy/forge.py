@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from mitmproxy.addons.tlsconfig import alpn_select_callback
 from mitmproxy.certs import CERT_EXPIRY
+from mitmproxy.net import tls as mitmproxy_tls
 from OpenSSL import SSL
 
 from harness.model.policy import Policy
@@ -164,6 +165,8 @@ class Forger:
                 # security level; a broken inspection product does present them.
                 ctx.set_cipher_list(b"DEFAULT:@SECLEVEL=0")
             ctx.set_alpn_select_callback(alpn_select_callback)
+            if mitmproxy_tls.log_master_secret:  # --keylog: the lab's own forging is logged as mitmproxy's is
+                ctx.set_keylog_callback(mitmproxy_tls.log_master_secret)
             for cert in chain:
                 ctx.add_extra_chain_cert(cert)
             self._contexts[cache_key] = ctx

@@ -86,21 +86,85 @@ def build_options(config: ProxyConfig):
         http2=False,
         termlog_verbosity="warn",
     )
+    update.update(evidence_options(config))
     return opts, update
+
+
+def evidence_options(config: ProxyConfig) -> dict:
+    """mitmproxy's own options for the evidence a reviewer asked for: its flow file
+    (``save_stream_file``), its HAR export (``hardump``) and mitmweb's UI on loopback."""
+    update: dict = {}
+    if config.save_flows:
+        update["save_stream_file"] = config.save_flows
+    if config.har:
+        update["hardump"] = config.har
+    if config.web_port is not None:
+        # Loopback only: the UI shows every decrypted request, credentials included.
+        update.update(web_host="127.0.0.1", web_port=config.web_port, web_open_browser=False)
+    return update
+
+
+def web_url(config: ProxyConfig) -> str | None:
+    """Where mitmweb's UI is (with its login token where mitmproxy has one), or None."""
+    if config.web_port is None:
+        return None
+    return f"http://127.0.0.1:{config.web_port}/" + (f"?token={config.web_token}" if config.web_token else "")
+
+
+def install_keylog(path: str) -> None:
+    """Log the TLS secrets of both legs to ``path`` (NSS key log format), as mitmproxy does for
+    ``SSLKEYLOGFILE``: its logger, set before any TLS context exists.  The file is created 0600
+    (the secrets decrypt everything captured)."""
+    from mitmproxy.net import tls
+
+    if not hasattr(tls, "make_master_secret_logger"):
+        raise LabError("this mitmproxy has no TLS key logger (mitmproxy.net.tls); drop --keylog or use mitmproxy 11 or 12.")
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    os.chmod(path, 0o600)  # an existing file keeps its mode on open
+    tls.log_master_secret = tls.make_master_secret_logger(path)
+
+
+def make_master(config: ProxyConfig, opts):
+    """mitmweb's master when the UI is asked for (``web_port``), else mitmdump's."""
+    if config.web_port is None:
+        from mitmproxy.tools.dump import DumpMaster
+
+        return DumpMaster(opts, with_termlog=True, with_dumper=False)
+    from mitmproxy.tools.web.master import WebMaster
+
+    master = WebMaster(opts, with_termlog=True)
+    if "web_password" in master.options:  # mitmproxy >= 11.1: the UI asks for this token
+        if config.web_token:
+            master.options.update(web_password=config.web_token)
+    else:
+        config.web_token = None  # mitmproxy 11.0's UI has no login: loopback is its only guard
+    return master
 
 
 async def run(config: ProxyConfig, ready_fd: int | None = None, ready_file: str | None = None) -> None:
     """Serve ``config`` until SIGTERM or SIGINT; announce readiness on ``ready_fd`` (else stdout)
     and in ``ready_file``."""
     # Lazily, as in build_options().
-    from mitmproxy.tools.dump import DumpMaster
-
     from harness.proxy.addon import InspectionAddon
 
+    if config.keylog:
+        install_keylog(config.keylog)
     opts, update = build_options(config)
-    master = DumpMaster(opts, with_termlog=True, with_dumper=False)
-    addon = InspectionAddon(config, announce=lambda report: announce_ready(report, ready_fd, ready_file))
-    master.addons.add(addon)
+    master = make_master(config, opts)
+    url = web_url(config)
+
+    def announce(report: dict) -> None:
+        if url:  # mitmweb listens before the addons' running(): the UI is up when this is said
+            report["ready"]["web"] = url
+        announce_ready(report, ready_fd, ready_file)
+
+    master.addons.add(InspectionAddon(config, announce=announce))
+    if config.chains_dir:
+        from harness.proxy.chains import ChainRecorder
+
+        pki = Path(config.pki_dir or Path(config.confdir).parent)
+        master.addons.add(ChainRecorder(config.chains_dir, [Path(config.confdir) / "mitmproxy-ca.pem",
+                                                            *sorted(pki.glob("*.pem"))]))
     opts.update(**update)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

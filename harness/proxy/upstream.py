@@ -10,6 +10,7 @@ handshake per (address, SNI), no application byte, cached for the proxy's life.
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 
 
@@ -47,3 +48,16 @@ class UpstreamChecker:
             return None  # not a certificate verdict: mitmproxy meets the same error and reports it
         writer.close()
         return None
+
+
+def system_trust_bundle() -> str | None:
+    """The system's CA bundle file (what OpenSSL and curl trust here), or None if it has none.
+
+    ``--upstream live`` verifies real servers against it, as a corporate proxy verifies
+    against its platform's store; mitmproxy's own default would be certifi's bundle.
+    """
+    paths = ssl.get_default_verify_paths()
+    for candidate in (paths.cafile, paths.openssl_cafile):
+        if candidate and os.path.isfile(candidate):
+            return candidate
+    return None

@@ -169,3 +169,18 @@ def test_each_ca_cn_is_printed_beside_the_file_that_holds_it(tmp_path):
             cn, path = re.match(r"\s+\S+ CA\s+CN=(.*?)  \(([^):]+)", line).groups()
             assert display_name(load_certificate(path).subject) == cn, line
         assert len(lines) == (2 if vendor == "zscaler" else 1)
+
+
+def test_live_upstream_mitmweb_and_evidence_lines():
+    from harness.lab.info import Evidence
+
+    plain = describe_lab(info(), prog="harness")
+    assert "upstream" not in plain and "mitmweb" not in plain and "evidence bundle" not in plain
+    e = Evidence(upstream="live", upstream_trust="/etc/ssl/certs/ca-certificates.crt", web="http://127.0.0.1:9100/",
+                 keylog="/e/keys.txt", pcap="/e/lab.pcap")
+    text = describe_lab(info(evidence=e), prog="harness")
+    assert "upstream          LIVE" in text and "/etc/ssl/certs/ca-certificates.crt" in text
+    assert "mitmweb           http://127.0.0.1:9100/  (no login in this mitmproxy: loopback only)" in text
+    assert "/e/keys.txt  (0600" in text and "/e/lab.pcap" in text and "harness evidence DIR" in text
+    with_token = describe_lab(info(evidence=Evidence(web="http://127.0.0.1:9100/?token=abc")), prog="harness")
+    assert "?token=abc" in with_token and "no login" not in with_token

@@ -77,7 +77,8 @@ def every_parser() -> dict[str, argparse.ArgumentParser]:
     return parsers
 
 
-PROGS = ["harness", "harness up", "harness down", "harness run", "harness pki", "harness probe", "harness images",
+PROGS = ["harness", "harness up", "harness down", "harness run", "harness pki", "harness probe", "harness evidence",
+         "harness images",
          "harness images build", "harness attended", "harness beam"]
 
 
@@ -148,3 +149,15 @@ def test_run_by_the_lab_script_the_sentences_name_it(monkeypatch):
     assert_one_sentence_error(proc, 2)
     assert proc.stderr.rstrip().endswith("; see './lab run --help'.")
     assert harness("run", "--help").stdout.startswith("usage: ./lab run ")
+
+
+def test_up_evidence_flags_reach_lab_options():
+    from harness.cli.parser import evidence_options
+
+    args = build_parser().parse_args(["up", "--upstream", "live", "--upstream-trust", "ca.pem", "--web",
+                                      "--save-flows", "f.mitm", "--har", "f.har", "--keylog", "k.txt", "--pcap", "c.pcap"])
+    o = lab_options(args, **evidence_options(args))
+    assert (o.upstream, o.upstream_trust, o.web) == ("live", Path("ca.pem"), True)
+    assert (o.save_flows, o.har, o.keylog, o.pcap) == (Path("f.mitm"), Path("f.har"), Path("k.txt"), Path("c.pcap"))
+    plain = build_parser().parse_args(["up"])
+    assert lab_options(plain, **evidence_options(plain)).upstream == "mock"

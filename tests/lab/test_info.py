@@ -90,3 +90,18 @@ def test_reachable_from_network_is_anything_but_loopback():
     assert not info().reachable_from_network and not info(listen="127.0.0.2").reachable_from_network
     assert not info(listen="::1").reachable_from_network
     assert info(listen="198.18.3.1").reachable_from_network and info(listen="fd00::1").reachable_from_network
+
+
+def test_evidence_survives_lab_json_and_defaults_to_mock(tmp_path):
+    from harness.lab.info import Evidence
+
+    i = info()
+    i.state_dir = str(tmp_path)
+    assert i.evidence == Evidence() and i.evidence.upstream == "mock"
+    i.evidence = Evidence(upstream="live", upstream_trust="/t.pem", web="http://127.0.0.1:1/", har="/h.har")
+    i.write()
+    assert LabInfo.read(tmp_path).evidence == i.evidence
+    # A lab.json written before these fields existed still reads.
+    data = json.loads((tmp_path / "lab.json").read_text())
+    del data["evidence"]
+    assert LabInfo.from_dict(data).evidence == Evidence()

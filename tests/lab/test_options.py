@@ -1,5 +1,6 @@
 """harness.lab.options: one LabOptions for the CLI and the plugin; the checks across options say one sentence."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,24 @@ def test_good_combinations_pass():
     LabOptions(vendor=get_vendor("zscaler"))
     LabOptions(backend="compose", transparent=None, transparent_policies=("inspect",))
     LabOptions(base_port=20000, lanes=1)
+
+
+# -- live upstream and evidence --------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs,error,says", [
+    ({"upstream": "internet"}, UnknownNameError, "internet"),
+    ({"upstream_trust": Path("ca.pem")}, UsageError, "--upstream-trust is the CA bundle for real servers; it goes "
+                                                      "with --upstream live"),
+    ({"backend": "compose", "web": True}, UsageError, "--web runs on the local lab"),
+    ({"backend": "compose", "upstream": "live"}, UsageError, "--upstream live runs on the local lab"),
+    ({"har": Path("x"), "save_flows": Path("x")}, UsageError, "need one file each"),
+])
+def test_evidence_options_that_cannot_go_together(kwargs, error, says):
+    with pytest.raises(error, match=re.escape(says) if error is UsageError else says):
+        LabOptions(**kwargs)
+
+
+def test_evidence_defaults_are_off():
+    o = LabOptions()
+    assert (o.upstream, o.upstream_trust, o.web, o.save_flows, o.har, o.keylog, o.pcap) == (
+        "mock", None, False, None, None, None, None)

@@ -105,3 +105,37 @@ def test_parse_address_needs_an_ip_and_a_port():
     for bad in ("screenmeet.com:443", "198.18.0.10", "198.18.0.10:https"):
         with pytest.raises(ValueError, match="not IP:PORT"):
             parse_address(bad)
+
+
+# -- live upstream (harness up --upstream live) ---------------------------------------------
+
+def test_live_sends_screenmeet_names_to_their_real_address_and_port():
+    config = make_config(upstream_mode="live", upstream_host="127.0.0.1")
+    assert config.upstream_for("api.screenmeet.com", 443, 0) == ("api.screenmeet.com", 443)
+    assert config.upstream_for("x.scrn.mt", 443, 1) == ("x.scrn.mt", 443)
+    # lab.test and hostile sites stay the lab's; other hosts are still refused.
+    assert config.upstream_for("a.lab.test", 443, 0) == ("127.0.0.1", 7001)
+    assert config.upstream_for("api.screenmeet.com", 443, 1, "expired") == ("127.0.0.1", 7102)
+    assert config.upstream_for("example.com", 443, 0) is None
+
+
+def test_mock_is_the_default_and_maps_screenmeet_names_to_the_mock():
+    config = make_config()
+    assert config.upstream_mode == "mock"
+    assert config.upstream_for("api.screenmeet.com", 443, 1) == ("127.0.0.1", 7002)
+
+
+def test_an_unknown_upstream_mode_is_refused():
+    with pytest.raises(ValueError, match="upstream_mode is 'internet'; it must be one of mock, live"):
+        make_config(upstream_mode="internet")
+    with pytest.raises(BadFileError, match="upstream_mode"):
+        ProxyConfig.load(_written(make_config(), upstream_mode="internet"))
+
+
+def _written(config: ProxyConfig, **changes):
+    import tempfile
+
+    path = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+    path.write(json.dumps(as_json(config) | changes))
+    path.close()
+    return path.name

@@ -212,3 +212,41 @@ def test_the_plan_carries_the_vendors_shape():
     p = forge.plan(INSPECT, VENDORS["zscaler"], upstream_failed=False)
     assert (p.shape.subject, p.shape.hash) == ("copy", "sha256") and "crldp" in p.shape.extensions
     assert forge.plan(INSPECT, VENDORS["generic"], upstream_failed=False).shape.is_default
+
+
+def test_the_labs_own_forging_is_in_the_key_log(forgers, tmp_path, monkeypatch):
+    """--keylog covers a vendor profile's forged connections too (their contexts are the lab's, not
+    mitmproxy's): a real in-memory handshake writes its secret to mitmproxy's key logger."""
+    from mitmproxy.net import tls
+    from OpenSSL import SSL
+
+    keylog = tmp_path / "keys.txt"
+    monkeypatch.setattr(tls, "log_master_secret", tls.make_master_secret_logger(str(keylog)))
+    f = forgers["zscaler"]
+    f._contexts.clear()  # contexts made before the logger was installed would not log
+    p = forge.Plan(kind=forge.FORGE, leaf_key="rsa-2048", validity=14, tls_max="1.2")
+    server = f.connection(p, {"client_alpn": None, "server_alpn": None, "http2": False},
+                          f.leaf(p, ("api.screenmeet.com",), None))
+    client_ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    client = SSL.Connection(client_ctx)
+    client.set_connect_state()
+    client.set_tlsext_host_name(b"api.screenmeet.com")
+    for _ in range(10):
+        for conn in (client, server):
+            try:
+                conn.do_handshake()
+            except SSL.WantReadError:
+                pass
+        moved = False
+        for a, b in ((client, server), (server, client)):
+            try:
+                data = a.bio_read(65536)
+            except SSL.WantReadError:
+                continue
+            b.bio_write(data)
+            moved = True
+        if not moved:
+            break
+    f._contexts.clear()  # the next tests' contexts must not log into this test's file
+    assert client.get_peer_certificate() is not None  # the handshake really finished
+    assert "CLIENT_RANDOM " in keylog.read_text()

@@ -1,6 +1,7 @@
 """harness.proxy.run: the proxy process's command line and the mitmproxy options it sets
 (no listeners are opened here)."""
 
+import asyncio
 import json
 
 import pytest
@@ -54,3 +55,62 @@ def test_a_missing_configuration_file_is_one_sentence(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err == (f"proxy: proxy configuration {tmp_path / 'proxy.json'} does not exist; "
                    "start the proxy through 'harness up'.")
+
+
+# -- evidence: mitmproxy's own flow file, HAR export, mitmweb and key log -----------------
+
+def _config(**kw) -> ProxyConfig:
+    return ProxyConfig(policies={"inspect": Policy("inspect", "inspect")}, ports={"inspect": [9011]},
+                       confdir="/c", **kw)
+
+
+def test_evidence_outputs_are_mitmproxys_own_options():
+    _, update = run.build_options(_config(save_flows="+/e/flows.mitm", har="/e/flows.har", web_port=9100))
+    assert update["save_stream_file"] == "+/e/flows.mitm" and update["hardump"] == "/e/flows.har"
+    assert (update["web_host"], update["web_port"], update["web_open_browser"]) == ("127.0.0.1", 9100, False)
+    # Negative: nothing asked, nothing set (mitmproxy's defaults: no file, no UI).
+    _, update = run.build_options(_config())
+    assert not {"save_stream_file", "hardump", "web_port", "web_host"} & set(update)
+
+
+def test_every_evidence_option_exists_in_this_mitmproxy():
+    """save_stream_file (save addon), hardump (savehar addon) and mitmweb's options are mitmproxy's."""
+    from mitmproxy.tools.web.master import WebMaster
+
+    async def build():  # a master wants a running event loop
+        opts, update = run.build_options(_config(save_flows="/e/f", har="/e/h", web_port=9100))
+        master = WebMaster(opts, with_termlog=False)
+        master.options.update(**{k: v for k, v in update.items() if k in (
+            "save_stream_file", "hardump", "web_port", "web_host", "web_open_browser")})
+        return master.options
+
+    options = asyncio.run(build())
+    assert options.hardump == "/e/h" and options.save_stream_file == "/e/f" and options.web_port == 9100
+
+
+def test_web_url_carries_the_token_only_where_mitmproxy_has_a_login():
+    from mitmproxy import options
+
+    config = _config(web_port=9100, web_token="t0k")
+
+    async def build():
+        return run.make_master(config, options.Options())
+
+    master = asyncio.run(build())
+    if "web_password" in master.options:  # mitmproxy >= 11.1
+        assert master.options.web_password == "t0k" and run.web_url(config) == "http://127.0.0.1:9100/?token=t0k"
+    else:  # mitmproxy 11.0: no login, so no token in the banner
+        assert config.web_token is None and run.web_url(config) == "http://127.0.0.1:9100/"
+    assert run.web_url(_config()) is None
+
+
+def test_keylog_uses_mitmproxys_logger_and_is_private(tmp_path, monkeypatch):
+    from mitmproxy.net import tls
+
+    monkeypatch.setattr(tls, "log_master_secret", None)
+    path = tmp_path / "keys.txt"
+    path.write_text("")
+    path.chmod(0o644)
+    run.install_keylog(str(path))
+    assert isinstance(tls.log_master_secret, tls.MasterSecretLogger)
+    assert (path.stat().st_mode & 0o777) == 0o600

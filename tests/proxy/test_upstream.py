@@ -79,3 +79,21 @@ def test_verdicts_are_cached_per_address_and_sni(pki, server):
 
     first, again, other = asyncio.run(twice())
     assert first is not None and again == first and other is None
+
+
+def test_live_upstreams_are_verified_against_the_system_store_not_certifi():
+    import certifi
+
+    from harness.proxy.upstream import system_trust_bundle
+
+    bundle = system_trust_bundle()
+    assert bundle is not None and bundle != certifi.where()
+    assert bundle == ssl.get_default_verify_paths().cafile
+
+
+def test_no_system_store_is_none(monkeypatch):
+    from harness.proxy import upstream
+
+    paths = ssl.DefaultVerifyPaths("/nonexistent/a.pem", None, "SSL_CERT_FILE", "/nonexistent/b.pem", "SSL_CERT_DIR", None)
+    monkeypatch.setattr(upstream.ssl, "get_default_verify_paths", lambda: paths)
+    assert upstream.system_trust_bundle() is None
