@@ -42,6 +42,7 @@ from harness.lab.process import Child, kill, spawn, stop, wait_ready
 from harness.model.policy import Policy
 from harness.model.vocab import CLIENTS
 from harness.pki.ca import CA, Blob
+from harness.pki.export import write_onboarding
 from harness.pki.lab import LabPKI
 from harness.proxy.config import ProxyConfig
 
@@ -378,6 +379,7 @@ class LocalLab:
         new.cert_pem.write_to_path(self.pki.org_ca)
         new.private_key_pem.write_to_path(self.pki.org_ca_key, private=True)
         new.mitmproxy_pem().write_to_path(self.pki.mitmproxy_confdir / "mitmproxy-ca.pem", private=True)
+        write_onboarding(new.cert, self.pki.mitmproxy_confdir)  # mitm.it offers the new root
         self.restart_proxy()
         Blob(public + new.cert_pem.bytes()).write_to_path(self.pki.trust_public_org)
         self.org_common_name, self.org_organization = cn, org
