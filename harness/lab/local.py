@@ -40,6 +40,7 @@ from harness.lab.options import LabOptions
 from harness.lab.ports import check_plan_free, free_ports, plan_ports
 from harness.lab.process import Child, kill, spawn, stop, wait_ready
 from harness.model.policy import Policy
+from harness.model.proxylogin import new_login
 from harness.model.vocab import CLIENTS
 from harness.pki.ca import CA, Blob
 from harness.pki.export import write_onboarding
@@ -94,6 +95,8 @@ class LocalLab:
         self._env: dict[str, str] | None = None  # every child's environment: carries the lab's token
         self.pki = LabPKI.at(self.state_dir)
         self.restarts = 0
+        # One proxy login for the lab's life (restarts keep it), for the policies with `auth`.
+        self.proxy_login = str(new_login())
         # The ports in use, fixed after the first start so restarts reuse them.
         self._proxy_ports: dict[str, list[int]] = {}
         self._proxy_admin = 0
@@ -145,7 +148,7 @@ class LocalLab:
             journal_first_seq=self._first_seq(), sites=self._sites,
             vendor=self.vendor.to_dict() if self.vendor is not None else None,
             confdir=str(self.pki.mitmproxy_confdir), upstream_trust=str(self.pki.trust_public),
-            pki_dir=str(self.pki.public_root.parent),
+            pki_dir=str(self.pki.public_root.parent), proxy_login=self.proxy_login,
         )
         if self.gateway is not None:
             config.gateways, config.transparent_host = self.gateway.gateways, self.gateway.host_address
@@ -224,6 +227,7 @@ class LocalLab:
             vendor=self.vendor.name if self.vendor is not None else None,
             sites={case: [f"{LOOPBACK}:{p}" for p in ports] for case, ports in self._sites.items()},
             transparent_unavailable=self._gateway_unavailable,
+            proxy_logins={name: self.proxy_login for name, p in self.policies.items() if p.auth},
         )
         if self.gateway is not None:
             self.info.transparent = Transparent(**self.gateway.describe())

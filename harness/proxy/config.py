@@ -107,6 +107,9 @@ class ProxyConfig:
     gateways: dict[str, list[str]] = field(default_factory=dict)
     transparent_host: str = "127.0.0.1"
     transparent_ports: dict[str, list[int]] = field(default_factory=dict)
+    # Proxy login (issue 14): USER:PASSWORD that listeners of policies with `auth` require
+    # (harness.proxy.login); None: the proxy makes one up at start and reports it when ready.
+    proxy_login: str | None = None
 
     def upstream_for(self, host: str, port: int, lane: int | None, site: str = "") -> tuple[str, int] | None:
         """Where a connection to ``host:port`` really goes, or None if it is not a lab host.
