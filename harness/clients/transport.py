@@ -99,8 +99,8 @@ def parse_proxy_url(text: str) -> ProxyURL:
     try:
         login = login_from_userinfo(u.username, u.password)
     except ValueError as e:
-        raise UsageError(f"proxy URL {shown} has a bad login ({e}); write it as http://USER:PASSWORD@HOST:PORT, "
-                         "with '%' escapes for reserved characters.") from None
+        raise UsageError(f"proxy URL {shown} has a bad login: {e}; write it as http://USER:PASSWORD@HOST:PORT "
+                         "('%' escapes for reserved characters).") from None
     return ProxyURL(u.hostname, port, login)
 
 

@@ -74,7 +74,7 @@ def login_from_userinfo(username: str | None, password: str | None) -> ProxyLogi
     if username is None and password is None:
         return None
     if password is None:
-        raise ValueError("it has a user name but no password (write http://USER:PASSWORD@HOST:PORT)")
+        raise ValueError("it has a user name but no password")
     return ProxyLogin(urllib.parse.unquote(username or ""), urllib.parse.unquote(password))
 
 
