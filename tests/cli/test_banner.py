@@ -131,3 +131,11 @@ def test_lab_up_prints_commands_that_work_as_typed(tmp_path):
         down = subprocess.run(["./lab", "down", "--state-dir", str(state)], cwd=ROOT, capture_output=True,
                               text=True, timeout=120)
     assert down.returncode == 0 and not (state / "lab.json").exists()
+
+
+def test_proxy_login_line_in_clear_only_when_asked():
+    lab = info(proxy_logins={"inspect": "lab:s3cret"})
+    assert "lab:s3cret" in describe_lab(lab, show_login=True)
+    hidden = describe_lab(lab, show_login=False)
+    assert "s3cret" not in hidden and "proxy login       lab:[redacted]  for inspect" in hidden
+    assert "proxy login" not in describe_lab(info(), show_login=True)

@@ -81,3 +81,15 @@ def test_lab_json_that_is_a_directory_or_under_a_file_is_one_sentence(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(BadFileError, match="cannot read .*lab.json"):
         LabInfo.read(tmp_path / "file")
+
+
+def test_proxy_url_carries_the_login_of_policies_that_require_one(tmp_path):
+    lab = info(proxy_logins={"inspect": "lab:s3cret"}, state_dir=str(tmp_path))
+    assert lab.proxy_url("inspect", 1) == "http://lab:s3cret@proxy:2"
+    assert lab.proxy_url("inspect", 1, login=False) == "http://proxy:2"
+    assert info().proxy_url("inspect") == "http://proxy:1"
+    assert lab.endpoint("proxy", "inspect", 1, "beam", login=False).proxy_url == "http://proxy:2"
+    assert lab.endpoint("proxy", "inspect", 1, "beam").proxy_url == "http://lab:s3cret@proxy:2"
+    path = lab.write()
+    assert path.stat().st_mode & 0o777 == 0o600  # it holds the login
+    assert LabInfo.read(tmp_path).proxy_logins == {"inspect": "lab:s3cret"}
