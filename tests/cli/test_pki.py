@@ -77,3 +77,19 @@ def test_pki_export_bad_input(tmp_path):
     assert_one_sentence_error(proc, 2)
     assert "org-ca.pem" in proc.stderr
     assert_one_sentence_error(harness("pki", "export"), 2)
+
+
+def test_pki_export_of_a_vendor_lab_from_the_default_state_dir(tmp_path):
+    """The default state directory ($HARNESS_STATE_DIR, else .lab) and a vendor lab, whose clients
+    trust its root while the proxy signs with the vendor's intermediate: the root is exported."""
+    from cryptography import x509
+
+    env = {**os.environ, "HARNESS_STATE_DIR": str(tmp_path / "state")}
+    assert harness("pki", "--vendor", "zscaler", env=env).returncode == 0
+    proc = harness("pki", "export", str(tmp_path / "out"), env=env)
+    assert proc.returncode == 0, proc.stderr
+    pki = tmp_path / "state" / "pki"
+    root = x509.load_pem_x509_certificate((pki / "org-ca.pem").read_bytes())
+    signer = x509.load_pem_x509_certificates((pki / "mitmproxy" / "mitmproxy-ca.pem").read_bytes())[0]
+    exported = x509.load_der_x509_certificate((tmp_path / "out" / "org-ca.cer").read_bytes())
+    assert exported == root and exported != signer and signer.issuer == root.subject
