@@ -23,6 +23,7 @@ reasons, not the caller's; each failure maps to a client exit code
 
     NetworkError              – the proxy or server could not be reached, or refused the tunnel (exit 6)
     ├── StepTimeout           – one network step (an answer, a handshake, a message) took too long
+    ├── ProxyLoginRequired    – the proxy answered 407: it wants a login the client lacks, or refused it
     └── ProtocolError         – the server answered something that is not the protocol we speak
     TlsVerificationError      – the chain is untrusted, expired, for another host, or weak (exit 4)
     └── TlsHandshakeAborted   – the other end closed mid-handshake (an inspection product's refusal,
@@ -123,6 +124,12 @@ class NetworkError(Exception):
 
 class StepTimeout(NetworkError):
     """A network step (an answer, a handshake, a message) took longer than the client's timeout."""
+
+
+class ProxyLoginRequired(NetworkError):
+    """The proxy answered CONNECT with 407 Proxy Authentication Required: the client has no login
+    for it, or the proxy refused the one given.  Retrying does not help (and retrying a refused
+    login can lock the account on a real proxy)."""
 
 
 class ProtocolError(NetworkError):

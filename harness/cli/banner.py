@@ -20,6 +20,7 @@ from harness.errors import BadFileError
 from harness.lab.info import LabInfo
 from harness.lab.pac import default_policy
 from harness.lab.statedir import default_state_dir
+from harness.model.secrets import REDACTED
 from harness.pki.ca import load_certificate
 from harness.pki.names import display_name
 
@@ -47,8 +48,9 @@ def _as_typed(path: Path) -> str:
     return shlex.quote(shown)
 
 
-def describe_lab(info: LabInfo, *, prog: str | None = None) -> str:
-    """The human summary printed by ``harness up``; ``prog`` runs harness (default :func:`harness_command`)."""
+def describe_lab(info: LabInfo, *, prog: str | None = None, show_login: bool | None = None) -> str:
+    """The human summary printed by ``harness up``; ``prog`` runs harness (default :func:`harness_command`).
+    ``show_login``: print the proxy login in clear (default: only on a terminal, see :func:`login_lines`)."""
     prog = prog or harness_command()
     pki = info.pki
     lane0 = {policy: urls[0] for policy, urls in info.proxies.items()}
@@ -64,6 +66,7 @@ def describe_lab(info: LabInfo, *, prog: str | None = None) -> str:
         f"  pins              {pki['pins_file']}",
         "  proxies (lane 0)",
         *[f"    {policy.ljust(width)}  {url}" for policy, url in lane0.items()],
+        *login_lines(info, sys.stdout.isatty() if show_login is None else show_login),
         f"  server (direct)   {info.server_connect[0]}  (SNI/Host must be a ScreenMeet name)",
         f"  journals          proxy {info.proxy_admin}/journal   server {info.server_admin}/journal",
         *device_lines(info),
@@ -101,6 +104,18 @@ def ca_lines(info: LabInfo) -> list[str]:
     holder = pki.get("org_sub_ca") if _subject_cn(pki.get("org_sub_ca")) == issuer else None
     return [f"  inspection CA     CN={root_cn}  ({pki['org_ca']}: the root clients trust)",
             f"  issuing CA        CN={issuer}" + (f"  ({holder}: sent with every forged leaf)" if holder else "")]
+
+
+def login_lines(info: LabInfo, show: bool) -> list[str]:
+    """The proxy login of the policies that require one (issue 14): in clear for the person at the
+    terminal (or with --show-secrets), else redacted, as in every output others may read (a CI
+    log, 'up --detach''s up.log); lab.json always has it."""
+    if not info.proxy_logins:
+        return []
+    login = next(iter(info.proxy_logins.values()))
+    shown = login if show else f"{login.split(':', 1)[0]}:{REDACTED}"
+    return [f"  proxy login       {shown}  for {', '.join(info.proxy_logins)} "
+            "(put it in the proxy URL: http://USER:PASSWORD@HOST:PORT; lab.json: proxy_logins)"]
 
 
 def try_lines(info: LabInfo, prog: str) -> list[str]:

@@ -150,6 +150,19 @@ def build_parser() -> argparse.ArgumentParser:
     pki.add_argument("--vendor", metavar="NAME", help="the CA names and chain of a vendor profile")
     pki.add_argument("--check", action="store_true",
                      help="check the existing lab PKI (every file parses, every key matches) instead of generating one")
+    # 'harness pki export DIR' (issue 14): the org CA in every install format.
+    pki_actions = pki.add_subparsers(dest="pki_action", metavar="ACTION", parser_class=_Parser)
+    export = pki_actions.add_parser(
+        "export", help="write the organisation CA in every install format to DIR",
+        description="Write the root CA that clients must trust (the organisation's inspection CA; a vendor lab's "
+                    "root) to DIR as PEM, DER (.cer, .crt), PKCS#12 (.p12, certificate only), an Apple "
+                    "configuration profile (.mobileconfig) and INSTALL.md with the install commands per OS. "
+                    "No private key is ever written.")
+    export.add_argument("directory", metavar="DIR", type=path_argument, help="where the files go (created if missing)")
+    export.add_argument("--state-dir", type=path_argument, default=argparse.SUPPRESS,
+                        help="the lab whose CA to export (default .lab, or $HARNESS_STATE_DIR)")
+    export.add_argument("--p12-password", metavar="TEXT", default=None,
+                        help="password of the .p12 (default $HARNESS_P12_PASSWORD, else none)")
 
     probe = command("probe", "connect to HOST as the clients do and diagnose TLS inspection (no application bytes)",
                     "Connect to HOST as the reference clients do (same proxy handling, trust store and pin check; "

@@ -104,7 +104,7 @@ def _up(args: argparse.Namespace, options, lock: LabLock) -> int:
         info.processes["up"] = ProcessRecord.of(os.getpid())
         info.token = lock.token
         info.write()
-        print(describe_lab(info), flush=True)
+        print(describe_lab(info, show_login=args.show_secrets or None), flush=True)
         if args.ready_fd is not None:
             announce_ready({"ready": {"state_dir": str(options.state_dir)}}, args.ready_fd)
         snapshot_due = 0.0

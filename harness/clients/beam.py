@@ -29,7 +29,7 @@ from harness.clients.common import (
 )
 from harness.clients.decision import backoff_delays, beam_refusal
 from harness.clients.wire import WebSocket, http_request
-from harness.errors import NetworkError, ProtocolError, TlsHandshakeAborted
+from harness.errors import NetworkError, ProtocolError, ProxyLoginRequired, TlsHandshakeAborted
 from harness.model.values import non_negative_int, non_negative_seconds, retry_count
 from harness.model.vocab import REFERENCE_URLS
 
@@ -119,6 +119,8 @@ def _body(args, events: Events, stdin: TextIO) -> int:
                 return ExitCode.PIN_REFUSED
             events.emit("retry", f"Beam: waiting for the exception; retrying in {delays[attempt]:.1f}s.",
                         error=True, reason="pin-mismatch", delay=round(delays[attempt], 3), attempt=attempt + 1)
+        except ProxyLoginRequired:
+            raise  # a missing or refused proxy login does not come right by retrying
         except (NetworkError, TlsHandshakeAborted) as e:
             # A handshake cut off (a proxy restarting) is retried like a network error; if the
             # last attempt still ends so, it is the TLS failure it looks like (exit 4).

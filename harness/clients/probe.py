@@ -28,7 +28,7 @@ from harness.clients.transport import (
     proxy_from_environment,
     trust_context,
 )
-from harness.errors import NetworkError, TlsVerificationError, UsageError
+from harness.errors import NetworkError, ProxyLoginRequired, TlsVerificationError, UsageError
 from harness.model.pins import check_pins, load_pins, spki_sha256
 from harness.model.values import parse_https_url, split_host_port
 from harness.pki.ca import load_certificates
@@ -73,7 +73,7 @@ class Facts:
 @dataclass(frozen=True)
 class ProbeResult:
     facts: Facts
-    verdict: str  # not-inspected | inspected | untrusted | trusted-unpinned | network-error
+    verdict: str  # not-inspected | inspected | untrusted | trusted-unpinned | network-error | proxy-login
     exit_code: int
     message: str
     fix: str | None = None
@@ -129,6 +129,14 @@ def assess(f: Facts) -> ProbeResult:
                        "refuse to connect, and the attended client will warn of a certificate mismatch.", fix_exception + ".")
 
 
+def login_verdict(f: Facts, problem: str) -> ProbeResult:
+    """The 407 rule: the proxy wants a login (``problem``, :func:`harness.model.proxylogin.login_problem`'s
+    sentence, never the password).  A network error (exit 6) whose fix is the login, not the network."""
+    return ProbeResult(f, "proxy-login", NETWORK, f"Cannot reach {f.host}:{f.port}: {problem}.",
+                       "put the proxy login in the proxy URL: --proxy http://USER:PASSWORD@HOST:PORT or "
+                       "HTTPS_PROXY (a login is never sent beyond the proxy).")
+
+
 def parse_target(text: str) -> tuple[str, int]:
     """``HOST``, ``HOST:PORT`` or ``https://HOST[:PORT]/...`` -> (host, port)."""
     try:
@@ -161,6 +169,8 @@ def probe(target: str, *, proxy: str | None = None, no_proxy: bool = False, pins
     trusted, trust_error = True, None
     try:
         conn = open_tls(host, port, trust_context(trust), proxy=proxy_url, connect_to=to, timeout=timeout)
+    except ProxyLoginRequired as e:
+        return login_verdict(Facts(**base, network_error=str(e)), str(e))
     except NetworkError as e:
         return assess(Facts(**base, network_error=str(e)))
     except TlsVerificationError as e:
@@ -204,7 +214,7 @@ def render_text(r: ProbeResult) -> str:
         else:
             lines.append("pins      not checked (no --pins)")
     label = {"not-inspected": "OK", "trusted-unpinned": "OK", "inspected": "INSPECTED",
-             "untrusted": "NOT TRUSTED", "network-error": "NETWORK ERROR"}[r.verdict]
+             "untrusted": "NOT TRUSTED", "network-error": "NETWORK ERROR", "proxy-login": "PROXY LOGIN"}[r.verdict]
     lines.append(f"verdict   {label}: {r.message}")
     if r.fix:
         lines.append(f"fix       {r.fix[0].upper()}{r.fix[1:]}")

@@ -3,7 +3,14 @@
 Nothing is written on the TLS channel here: :func:`open_tls` returns once the
 handshake is done, with the presented chain's pins and issuer, so the caller
 can check pins before its first application byte.  (The CONNECT request goes
-to the proxy in clear, as with every explicit proxy; it carries only the host.)
+to the proxy in clear, as with every explicit proxy; it carries only the host,
+and the proxy login when the proxy URL has one.)
+
+A proxy login (``http://USER:PASSWORD@HOST:PORT``, in ``--proxy`` or
+``HTTPS_PROXY``) goes only to the proxy, as ``Proxy-Authorization`` on the
+CONNECT request, never inside the tunnel to the server; a proxy URL is shown
+without it (:class:`ProxyURL`'s ``str``).  A 407 answer is
+:class:`ProxyLoginRequired` (:func:`harness.model.proxylogin.login_answer`).
 """
 
 from __future__ import annotations
@@ -18,8 +25,17 @@ from dataclasses import dataclass, field
 import h11
 from cryptography import x509
 
-from harness.errors import NetworkError, StepTimeout, TlsHandshakeAborted, TlsVerificationError, UsageError
+from harness.errors import (
+    NetworkError,
+    ProxyLoginRequired,
+    StepTimeout,
+    TlsHandshakeAborted,
+    TlsVerificationError,
+    UsageError,
+)
 from harness.model.pins import spki_sha256
+from harness.model.proxylogin import LOGIN_OK, ProxyLogin, login_answer, login_from_userinfo, login_problem
+from harness.model.secrets import mask_text
 from harness.model.values import host_problem
 from harness.pki.names import common_name, display_name
 
@@ -53,21 +69,26 @@ class Deadline:
 
 @dataclass(frozen=True)
 class ProxyURL:
+    """An explicit proxy, and the login it gets (if any).  ``str()`` never shows the login."""
+
     host: str
     port: int
+    login: ProxyLogin | None = None
 
     def __str__(self) -> str:
         return f"http://{self.host}:{self.port}"
 
 
 def parse_proxy_url(text: str) -> ProxyURL:
-    """Parse ``http://host:port``; raises :class:`UsageError` with the fix."""
+    """Parse ``http://[USER:PASSWORD@]host:port``; raises :class:`UsageError` with the fix.
+    The login's user and password are percent-decoded; the sentence never shows them."""
     try:
         u = urllib.parse.urlsplit(text if "://" in text else f"http://{text}")
         port = u.port
     except ValueError:  # "Invalid IPv6 URL", "Port out of range"
         u, port = None, None
-    shown = repr(text) if len(text) <= 100 else repr(text[:80]) + f"... ({len(text)} characters)"
+    shown = mask_text(text)  # a login in the URL is masked like every credential (harness.model.secrets)
+    shown = repr(shown) if len(shown) <= 100 else repr(shown[:80]) + f"... ({len(shown)} characters)"
     if u is None or u.scheme != "http" or not u.hostname or not port or " " in u.hostname:
         raise UsageError(
             f"proxy URL {shown} is malformed; write it as http://HOST:PORT (e.g. http://127.0.0.1:8080)."
@@ -75,7 +96,12 @@ def parse_proxy_url(text: str) -> ProxyURL:
     if problem := host_problem(u.hostname):  # a label of 64 characters would fail deep in getaddrinfo
         raise UsageError(f"proxy URL {shown} is malformed (its host: {problem}); write it as http://HOST:PORT "
                          "(e.g. http://127.0.0.1:8080).")
-    return ProxyURL(u.hostname, port)
+    try:
+        login = login_from_userinfo(u.username, u.password)
+    except ValueError as e:
+        raise UsageError(f"proxy URL {shown} has a bad login: {e}; write it as http://USER:PASSWORD@HOST:PORT "
+                         "('%' escapes for reserved characters).") from None
+    return ProxyURL(u.hostname, port, login)
 
 
 def proxy_from_environment(host: str) -> ProxyURL | None:
@@ -156,13 +182,16 @@ def _connect_tcp(host: str, port: int, timeout: float, what: str | None = None) 
         raise NetworkError(f"cannot connect to {what} ({e.strerror or e})") from None
 
 
-def connect_tunnel(sock: socket.socket, host: str, port: int) -> None:
-    """Ask an HTTP proxy for a CONNECT tunnel to ``host:port`` (h11 does the HTTP)."""
+def connect_tunnel(sock: socket.socket, host: str, port: int, proxy: ProxyURL | None = None) -> None:
+    """Ask an HTTP proxy for a CONNECT tunnel to ``host:port`` (h11 does the HTTP), with
+    ``proxy``'s login if it has one; a 407 answer raises :class:`ProxyLoginRequired`."""
     conn = h11.Connection(h11.CLIENT)
     target = f"{host}:{port}"
+    login = proxy.login if proxy is not None else None
+    headers = [("Host", target)] + ([("Proxy-Authorization", login.header())] if login else [])
     deadline = Deadline(sock, f"the proxy's answer to CONNECT {target}")
     try:
-        sock.sendall(conn.send(h11.Request(method="CONNECT", target=target, headers=[("Host", target)])))
+        sock.sendall(conn.send(h11.Request(method="CONNECT", target=target, headers=headers)))
         sock.sendall(conn.send(h11.EndOfMessage()))
         while True:
             event = conn.next_event()
@@ -173,6 +202,9 @@ def connect_tunnel(sock: socket.socket, host: str, port: int) -> None:
                     raise NetworkError(f"the proxy closed the connection before answering CONNECT {target}")
                 continue
             if isinstance(event, h11.Response):
+                answer = login_answer(event.status_code, sent=login is not None)
+                if answer != LOGIN_OK:
+                    raise ProxyLoginRequired(login_problem(answer, str(proxy or "(unnamed)"), login.user if login else None))
                 if not 200 <= event.status_code < 300:
                     reason = event.reason.decode("latin-1", "replace")
                     raise NetworkError(f"the proxy refused CONNECT {target}: {event.status_code} {reason}")
@@ -206,7 +238,7 @@ def open_tls(
     if proxy is not None:
         sock = _connect_tcp(proxy.host, proxy.port, timeout, f"the proxy {proxy}")
         try:
-            connect_tunnel(sock, tunnel_host, tunnel_port)
+            connect_tunnel(sock, tunnel_host, tunnel_port, proxy)
         except Exception:
             sock.close()
             raise

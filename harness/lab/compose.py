@@ -182,6 +182,9 @@ class ComposeLab:
             pki=pki, org_issuer_cn=str(cn), machines=machines,
             transparent=Transparent(gateways=gateways, network="corp-gw"),
             containers={"screenmeet": server_cid, "proxy": proxy_cid},
+            # The proxy made up the login (harness.proxy.run.ensure_login) and reported it.
+            proxy_logins={name: proxy_ready["proxy_login"] for name, p in self.policies.items()
+                          if p.auth and proxy_ready.get("proxy_login")},
         )
 
     def stop(self) -> None:

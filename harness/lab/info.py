@@ -17,6 +17,7 @@ from pathlib import Path
 from harness.errors import BadFileError, EnvironmentProblem, UnknownNameError
 from harness.lab.identity import ProcessRecord
 from harness.lab.statedir import read_state_file
+from harness.model.proxylogin import ProxyLogin, with_login
 
 
 @dataclass(frozen=True)
@@ -118,17 +119,24 @@ class LabInfo:
 
 
     evidence: Evidence = field(default_factory=Evidence)  # upstream mode and evidence files
+    # Proxy login (issue 14): policy -> USER:PASSWORD, for the policies that require one (`auth`).
+    proxy_logins: dict[str, str] = field(default_factory=dict)
 
     @property
     def pids(self) -> dict[str, int]:
         """The lab's process ids by role (``up``, ``proxy``, ``server``)."""
         return {role: p.pid for role, p in self.processes.items()}
 
-    def proxy_url(self, policy: str, lane: int = 0) -> str:
+    def proxy_url(self, policy: str, lane: int = 0, *, login: bool = True) -> str:
+        """The proxy URL of ``policy`` on ``lane``; with the lab's login in it (``http://USER:PASSWORD@...``)
+        when the policy requires one, unless ``login`` is false."""
         try:
-            return self.proxies[policy][lane]
+            url = self.proxies[policy][lane]
         except KeyError:
             raise UnknownNameError("policy", policy, list(self.proxies)) from None
+        if login and policy in self.proxy_logins:
+            return with_login(url, ProxyLogin.parse(self.proxy_logins[policy]))
+        return url
 
     def gateway_address(self, policy: str, lane: int = 0) -> str:
         """``IP:443`` a client behind the transparent gateway connects to for ``policy`` (the
@@ -140,11 +148,12 @@ class LabInfo:
         except KeyError:
             raise UnknownNameError("policy", policy, list(self.transparent.gateways)) from None
 
-    def endpoint(self, network: str, policy: str | None, lane: int, client: str) -> Endpoint:
-        """Where ``client`` runs and connects in a cell on ``network`` with ``policy``, on ``lane``."""
+    def endpoint(self, network: str, policy: str | None, lane: int, client: str, *, login: bool = True) -> Endpoint:
+        """Where ``client`` runs and connects in a cell on ``network`` with ``policy``, on ``lane``
+        (``login``: the proxy URL carries the proxy login, where the policy requires one)."""
         prefix = self.machines.prefix(network, client)
         if network == "proxy":
-            return Endpoint(prefix, proxy_url=self.proxy_url(policy, lane))
+            return Endpoint(prefix, proxy_url=self.proxy_url(policy, lane, login=login))
         if network == "transparent":  # no proxy configured: the gateway redirects the connection
             return Endpoint(prefix, connect_to=self.gateway_address(policy, lane))
         return Endpoint(prefix, connect_to=self.server_connect[lane])
@@ -187,6 +196,7 @@ class LabInfo:
         path = Path(self.state_dir) / "lab.json"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(self.to_json())
+        tmp.chmod(0o600)  # it may hold the proxy login
         os.replace(tmp, path)
         return path
 

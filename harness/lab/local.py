@@ -47,9 +47,11 @@ from harness.lab.pac import PacServer, proxy_address
 from harness.lab.ports import check_plan_free, free_ports, plan_ports
 from harness.lab.process import Child, kill, spawn, stop, wait_ready
 from harness.model.policy import Policy
+from harness.model.proxylogin import new_login
 from harness.model.vocab import CLIENTS
 from harness.net.addresses import check_local_address, reserve_ports, url_host
 from harness.pki.ca import CA, Blob
+from harness.pki.export import write_onboarding
 from harness.pki.lab import LabPKI
 from harness.proxy.config import ProxyConfig
 
@@ -100,6 +102,8 @@ class LocalLab:
         self._env: dict[str, str] | None = None  # every child's environment: carries the lab's token
         self.pki = LabPKI.at(self.state_dir)
         self.restarts = 0
+        # One proxy login for the lab's life (restarts keep it), for the policies with `auth`.
+        self.proxy_login = str(new_login())
         # The ports in use, fixed after the first start so restarts reuse them.
         self._proxy_ports: dict[str, list[int]] = {}
         self._proxy_admin = 0
@@ -163,7 +167,7 @@ class LocalLab:
             journal_first_seq=self._first_seq(), sites=self._sites,
             vendor=self.vendor.to_dict() if self.vendor is not None else None,
             confdir=str(self.pki.mitmproxy_confdir), upstream_trust=str(self.pki.trust_public),
-            pki_dir=str(self.pki.public_root.parent),
+            pki_dir=str(self.pki.public_root.parent), proxy_login=self.proxy_login,
         )
         self._evidence_config(config)
         if self.gateway is not None:
@@ -284,6 +288,7 @@ class LocalLab:
             device_proxies={name: proxy_address(urls[0]) for name, urls in proxies.items()},
             pac={name: f"{pac}/pac/{name}/proxy.pac" for name in proxies},
             pac_default=f"{pac}/proxy.pac", wpad=f"{pac}/wpad.dat",
+            proxy_logins={name: self.proxy_login for name, p in self.policies.items() if p.auth},
         )
         try:
             self.info.evidence = self._evidence_ready(proxy)
@@ -463,6 +468,7 @@ class LocalLab:
         new.cert_pem.write_to_path(self.pki.org_ca)
         new.private_key_pem.write_to_path(self.pki.org_ca_key, private=True)
         new.mitmproxy_pem().write_to_path(self.pki.mitmproxy_confdir / "mitmproxy-ca.pem", private=True)
+        write_onboarding(new.cert, self.pki.mitmproxy_confdir)  # mitm.it offers the new root
         self.restart_proxy()
         Blob(public + new.cert_pem.bytes()).write_to_path(self.pki.trust_public_org)
         self.org_common_name, self.org_organization = cn, org

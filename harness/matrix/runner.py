@@ -119,7 +119,7 @@ class MatrixRunner:
 
         def execute(lane: int, secret: str):
             # Compose: the client runs in its container (corp), or at "home" for the direct scenario.
-            endpoint = self.lab.endpoint(scenario.network, scenario.policy, lane, client_name)
+            endpoint = self.lab.endpoint(scenario.network, scenario.policy, lane, client_name, login=scenario.proxy_login)
             argv = client.argv(scenario, self.lab, endpoint, secret)
             code, output = run_reference(client, argv, in_process=self.in_process, prefix=list(endpoint.exec_prefix))
             return code, output, (argv, endpoint.exec_prefix)
@@ -168,7 +168,7 @@ class MatrixRunner:
 
         def execute(lane: int, secret: str):
             # Compose: from a corp container behind the proxy (Beam's), from "home" for the direct scenario.
-            endpoint = self.lab.endpoint(scenario.network, scenario.policy, lane, "beam")
+            endpoint = self.lab.endpoint(scenario.network, scenario.policy, lane, "beam", login=scenario.proxy_login)
             prefix = list(endpoint.exec_prefix)
             values = placeholder_values(
                 proxy_url=endpoint.proxy_url or "", connect_to=endpoint.connect_to or "",

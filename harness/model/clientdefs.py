@@ -123,6 +123,8 @@ class ClientDef:
         policy = policies[scenario.policy] if scenario.network != "direct" else None
         if policy is not None and policy.roam is not None:
             return None  # which connection meets the switch depends on the client: the lab cannot tell
+        if policy is not None and policy.auth and not scenario.proxy_login:
+            return "network-error"  # 407 to every client that lacks the proxy login, before any TLS
         mine = policy.decide(self.host) if policy else "direct"
         # The mock server behind the proxy and usual forging: the table decides, with no reference needed.
         plain = policy is None or not (policy.upstream or policy.forge)

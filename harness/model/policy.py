@@ -38,6 +38,7 @@ from harness.model.datafile import Table, fixtures_dir, named_tables, read_toml
 from harness.model.vocab import ACTIONS, HOSTILE_CASES, INTERCEPT, KEYS, PASS_THROUGH
 
 MODES = ("tunnel", "inspect")
+AUTH_SCHEMES = ("basic",)  # a policy's `auth`: the proxy login schemes (mitmproxy's proxyauth speaks Basic)
 
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
@@ -134,6 +135,9 @@ class Policy:
     tls_min: str = ""
     tls_max: str = ""
     roam: Roam | None = None
+    # Proxy login (issue 14): "basic" = the listener answers 407 until the client sends the
+    # lab's login (harness.proxy.login); empty = no login.
+    auth: str = ""
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -154,6 +158,9 @@ class Policy:
             raise ValueError(f"policy {self.name!r}: roam.after = {roam.after!r} is not a whole number of 1 or more")
         if roam.to.roam is not None:
             raise ValueError(f"policy {self.name!r}: roam.to = {roam.to.name!r} roams itself; a policy switches once")
+        if roam.to.auth != self.auth:
+            raise ValueError(f"policy {self.name!r}: roam.to = {roam.to.name!r} has another auth; "
+                             "a roam changes what the proxy decrypts, not its login")
         if roam.to.upstream != self.upstream:
             # The lab serves the hostile sites its listeners' policies name, not their targets'.
             raise ValueError(f"policy {self.name!r}: roam.to = {roam.to.name!r} has another upstream; "
@@ -232,7 +239,8 @@ def _roam(t: Table, policies: Mapping[str, Policy]) -> Roam:
 #                       the vendor profile's action (harness.model.vocab.ACTIONS; inspect only)
 #   leaf_key            the forged leaves' key instead of the vendor's (harness.model.vocab.KEYS or ca-key)
 #   tls_min, tls_max    TLS versions the proxy accepts from clients: "1.2" or "1.3" (inspect only)
-TUNING = ("upstream", "forge", "untrusted_upstream", "leaf_key", "tls_min", "tls_max")
+#   auth                "basic": the proxy requires a login (407 Proxy Authentication Required; any mode)
+TUNING = ("upstream", "forge", "untrusted_upstream", "leaf_key", "tls_min", "tls_max", "auth")
 
 
 def _tuning_choices() -> dict[str, tuple[tuple[str, ...], bool]]:
@@ -240,7 +248,7 @@ def _tuning_choices() -> dict[str, tuple[tuple[str, ...], bool]]:
     versions = ("1.2", "1.3")
     return {"upstream": (tuple(HOSTILE_CASES), False), "forge": (tuple(HOSTILE_CASES), True),
             "untrusted_upstream": (ACTIONS, True), "leaf_key": (("ca-key", *KEYS), True),
-            "tls_min": (versions, True), "tls_max": (versions, True)}
+            "tls_min": (versions, True), "tls_max": (versions, True), "auth": (AUTH_SCHEMES, False)}
 
 
 def is_lab_host(host: str | None, domains: tuple[str, ...]) -> bool:

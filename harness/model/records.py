@@ -131,6 +131,9 @@ class ProxyRecord(Journaled):
     upstream_local: NotRequired[list[str]]
     connection: NotRequired[int]
     applied_policy: NotRequired[str]
+    # Only on a listener whose policy requires a login (harness.proxy.login): what became of the
+    # client's login on its CONNECT (or plain proxy request): accepted, missing or rejected.
+    proxy_login: NotRequired[Literal["accepted", "missing", "rejected"]]
 
 
 class ServerRequest(Journaled):
@@ -160,6 +163,9 @@ class ServerRequest(Journaled):
     agent: NotRequired[str]
     websocket: NotRequired[bool]
     error: NotRequired[str]
+    # Only when the request carried a Proxy-Authorization header: a proxy login that went
+    # beyond the proxy (never, with the lab's proxy and clients; harness.proxy.login).
+    proxy_authorization: NotRequired[str]
 
 
 class ServerMessage(Journaled):

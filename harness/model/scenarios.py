@@ -36,6 +36,9 @@ class Scenario:
     # Expected outcomes when the lab's vendor profile acts differently on an
     # untrusted upstream (harness.model.vendors.ACTIONS); `expect` is the default vendor's.
     expect_by_action: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Proxy login (issue 14): whether the client's proxy URL carries the lab's login where the
+    # policy requires one (false: the client lacks it and meets 407).
+    proxy_login: bool = True
 
     @property
     def via_proxy(self) -> bool:
@@ -54,7 +57,7 @@ class Scenario:
 
 
 _KEYS = ("name", "network", "expect", "policy", "trust", "attended_on_warning", "description", "tags",
-         "urls", "client_args", "expect_by_action")
+         "urls", "client_args", "expect_by_action", "proxy_login")
 
 
 def _scenario(path: Path, table, policies: dict[str, Policy]) -> Scenario:
@@ -96,10 +99,16 @@ def _scenario(path: Path, table, policies: dict[str, Policy]) -> Scenario:
     on_warning = t.get("attended_on_warning", "abort")
     if on_warning not in ("continue", "abort"):
         t.fail("attended_on_warning must be 'continue' or 'abort'")
+    proxy_login = t.get("proxy_login", True)
+    if not isinstance(proxy_login, bool):
+        t.fail("proxy_login must be true or false")
+    if not proxy_login and (network != "proxy" or not policies[policy].auth):
+        t.fail(f'proxy_login = false needs network = "proxy" and a policy with auth; policy {policy!r} has none')
     return Scenario(
         name=name, network=network, expect=expect, policy=policy if through_proxy else None, trust=trust,
         attended_on_warning=on_warning, description=t.str("description", default=""), tags=tuple(tags),
         urls=urls, client_args={c: tuple(a) for c, a in client_args.items()}, expect_by_action=expect_by_action,
+        proxy_login=proxy_login,
     )
 
 

@@ -37,7 +37,8 @@ SECRET_NAMES = frozenset({"code"})
 NOT_SECRET_NAMES = frozenset({"sec-websocket-key"})
 
 # Journal record fields that hold a credential's value (the mock server's ``authorization`` and ``code``).
-RECORD_SECRET_FIELDS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "code", "token"})
+RECORD_SECRET_FIELDS = frozenset({"authorization", "proxy-authorization", "proxy_authorization", "cookie", "set-cookie",
+                                  "code", "token"})
 
 # curl's options whose next argument is a credential, and those that take a header or a body.
 _VALUE_OPTIONS = frozenset({"-u", "--user", "-U", "--proxy-user", "--oauth2-bearer", "-b", "--cookie",

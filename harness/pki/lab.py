@@ -30,6 +30,7 @@ from harness.pki.ca import (
     new_key,
     read_file,
 )
+from harness.pki.export import onboarding_files
 from harness.pki.hostile import server_sites
 from harness.pki.names import display_name
 from harness.pki.shapes import dn_mailboxes, parse_dn
@@ -159,6 +160,9 @@ class LabPKI:
             # The signing CA's key, its certificate, then its chain (served along; the root too,
             # as mitmproxy serves every certificate of the file).
             (pki.mitmproxy_confdir / "mitmproxy-ca.pem", signer.mitmproxy_pem(), True),
+            # mitmproxy's onboarding page (http://mitm.it through the proxy) serves these: the root
+            # clients must trust, in mitmproxy's own file names.
+            *((pki.mitmproxy_confdir / name, blob, False) for name, blob in onboarding_files(org.cert).items()),
             (pki.untrusted_ca, untrusted.cert_pem, False),
             (pki.untrusted_ca_key, untrusted.private_key_pem, True),
             (pki.org_sub_ca, sub_ca.cert_pem, False),

@@ -124,6 +124,9 @@ class ProxyConfig:
     def __post_init__(self) -> None:
         if self.upstream_mode not in UPSTREAM_MODES:
             raise ValueError(f"upstream_mode is {self.upstream_mode!r}; it must be one of {', '.join(UPSTREAM_MODES)}")
+    # Proxy login (issue 14): USER:PASSWORD that listeners of policies with `auth` require
+    # (harness.proxy.login); None: the proxy makes one up at start and reports it when ready.
+    proxy_login: str | None = None
 
     def upstream_for(self, host: str, port: int, lane: int | None, site: str = "") -> tuple[str, int] | None:
         """Where a connection to ``host:port`` really goes, or None if it is not a lab host.

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from harness.errors import LabError
 from harness.model.policy import load_policies
+from harness.model.proxylogin import ProxyLogin, new_login
 from harness.model.values import listen_port, positive_int
 from harness.net.addresses import lane_layout, parse_ports, reserve_ports
 from harness.net.journal import announce_ready
@@ -65,6 +66,25 @@ def check_confdir(confdir: str) -> None:
     ca_file = Path(confdir) / "mitmproxy-ca.pem"
     if ca_file.exists():
         CA.load(ca_file, hint="regenerate the lab PKI with 'harness pki' (or restart the lab with 'harness up')")
+
+
+def ensure_login(config: ProxyConfig) -> None:
+    """A login for the policies that require one (``auth``): the configuration's, or a fresh one
+    (compose, where the proxy starts from flags: it reports the login when ready)."""
+    if config.proxy_login is None and any(p.auth for p in config.policies.values()):
+        config.proxy_login = str(new_login())
+    if config.proxy_login is not None:
+        ProxyLogin.parse(config.proxy_login)  # ValueError: a login mitmproxy could not check
+        if ":" in config.proxy_login.split(":", 1)[1]:
+            raise ValueError("proxy_login's password holds ':', which mitmproxy's proxyauth cannot check")
+
+
+def with_login(report: dict, config: ProxyConfig) -> dict:
+    """The ready report, with the proxy login when a policy requires one (its reader is the lab
+    launcher, which puts it in lab.json; the report never goes to a log)."""
+    if config.proxy_login is not None and any(p.auth for p in config.policies.values()):
+        report["ready"]["proxy_login"] = config.proxy_login
+    return report
 
 
 def build_options(config: ProxyConfig):
@@ -146,6 +166,7 @@ async def run(config: ProxyConfig, ready_fd: int | None = None, ready_file: str 
     and in ``ready_file``."""
     # Lazily, as in build_options().
     from harness.proxy.addon import InspectionAddon
+    from harness.proxy.login import PolicyLogin
 
     if config.keylog:
         install_keylog(config.keylog)
@@ -156,9 +177,12 @@ async def run(config: ProxyConfig, ready_fd: int | None = None, ready_file: str 
     def announce(report: dict) -> None:
         if url:  # mitmweb listens before the addons' running(): the UI is up when this is said
             report["ready"]["web"] = url
-        announce_ready(report, ready_fd, ready_file)
+        announce_ready(with_login(report, config), ready_fd, ready_file)
 
-    master.addons.add(InspectionAddon(config, announce=announce))
+    addon = InspectionAddon(config, announce=announce)
+    # Before the inspection addon: a CONNECT without the login is answered 407 before anything else.
+    master.addons.add(PolicyLogin(config.proxy_login, listener_of=addon._listener, record_of=addon._record))
+    master.addons.add(addon)
     if config.chains_dir:
         from harness.proxy.chains import ChainRecorder
 
@@ -240,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_args(args)
         check_confdir(config.confdir)
+        ensure_login(config)
         fix_ports(config)
         asyncio.run(run(config, args.ready_fd, args.ready_file))
     except LabError as e:

@@ -73,6 +73,10 @@ class MockScreenMeet:
     def _record(self, request: web.Request, *, status: int, **fields) -> ServerRequest:
         """Journal one request: what every :class:`ServerRequest` has, then the route's own ``fields``."""
         peer = request.transport.get_extra_info("peername") if request.transport else None
+        if (proxy_login := request.headers.get("Proxy-Authorization")) is not None:
+            # A proxy login meant for the proxy alone reached the server: journal it, so tests can
+            # show it never does (redacted unless the server shows secrets).
+            fields["proxy_authorization"] = self._secret(proxy_login)
         record = self.journal.add(
             {
                 "kind": "http",

@@ -157,6 +157,23 @@ def test_malformed_https_proxy_environment(pki):
     assert "proxy URL 'proxy.corp:eighty' is malformed" in proc.stderr
 
 
+@pytest.mark.parametrize("how", ["beam", "attended", "probe", "env"])
+@pytest.mark.parametrize("proxy", ["http://lab@127.0.0.1:3128", "http://:hunter2@127.0.0.1:3128",
+                                   "http://a%3Ab:hunter2@127.0.0.1:3128"])
+def test_a_bad_proxy_login(pki, how, proxy):
+    """Issue 14: a proxy login that cannot be sent is one sentence and exit 2, without the password."""
+    env = {**os.environ, "NO_PROXY": ""}
+    if how == "env":
+        env["HTTPS_PROXY"] = proxy
+        proc = harness("beam", "--pins", str(pki.pins_file), "--once", env=env)
+    elif how == "probe":
+        proc = harness("probe", "beam.screenmeet.com", "--proxy", proxy, env=env)
+    else:
+        proc = harness(how, "--proxy", proxy, "--pins", str(pki.pins_file), *(["--once"] if how == "beam" else []), env=env)
+    assert_one_sentence_error(proc, 2)
+    assert "has a bad login" in proc.stderr and "hunter2" not in proc.stderr + proc.stdout
+
+
 @pytest.mark.parametrize("command", ["up", "pki"])
 def test_unwritable_state_dir(tmp_path, command):
     blocker = tmp_path / "a-file"

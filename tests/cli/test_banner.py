@@ -184,3 +184,11 @@ def test_live_upstream_mitmweb_and_evidence_lines():
     assert "/e/keys.txt  (0600" in text and "/e/lab.pcap" in text and "harness evidence DIR" in text
     with_token = describe_lab(info(evidence=Evidence(web="http://127.0.0.1:9100/?token=abc")), prog="harness")
     assert "?token=abc" in with_token and "no login" not in with_token
+
+
+def test_proxy_login_line_in_clear_only_when_asked():
+    lab = info(proxy_logins={"inspect": "lab:s3cret"})
+    assert "lab:s3cret" in describe_lab(lab, show_login=True)
+    hidden = describe_lab(lab, show_login=False)
+    assert "s3cret" not in hidden and "proxy login       lab:[redacted]  for inspect" in hidden
+    assert "proxy login" not in describe_lab(info(), show_login=True)

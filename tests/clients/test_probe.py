@@ -92,6 +92,9 @@ INSPECTS = {
     "roam-exception-then-inspect": (False, False),
     "roam-inspect-then-exception": (True, True),
     "roam-inspect-then-rekeyed": (True, True),
+    # Behind the proxy login (issue 14): tls_lab.proxy_url() gives the probe the login.
+    "inspect-login": (True, True),
+    "exception-wildcard-login": (False, False),
 }
 
 
@@ -207,3 +210,25 @@ def test_bad_input_is_one_sentence(capsys, args, needle):
     assert main(["probe", *args]) == 2
     err = capsys.readouterr().err
     assert needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_407_rule_is_a_login_verdict():
+    from harness.clients.probe import login_verdict, render_text
+
+    problem = "the proxy at http://127.0.0.1:3128 requires a login (407 Proxy Authentication Required); give it ..."
+    r = login_verdict(facts(network_error=problem, trusted=None), problem)
+    assert (r.verdict, r.exit_code) == ("proxy-login", 6)
+    assert "requires a login" in r.message and "http://USER:PASSWORD@HOST:PORT" in r.fix
+    assert "verdict   PROXY LOGIN:" in render_text(r) and r.to_dict()["verdict"] == "proxy-login"
+
+
+def test_probe_through_a_login_proxy(tls_lab, capsys):
+    """The 407 rule end to end: harness probe through the lab's login policy, without and with the login."""
+    args = ["probe", "beam.screenmeet.com", "--pins", tls_lab.pins_file, "--trust", tls_lab.pki["trust_public_org"], "--json"]
+    assert main([*args, "--proxy", tls_lab.proxy_url("inspect-login", login=False)]) == 6
+    out = json.loads(capsys.readouterr().out)
+    assert out["verdict"] == "proxy-login" and "requires a login" in out["message"]
+    assert main([*args, "--proxy", tls_lab.proxy_url("inspect-login")]) == 5
+    out = capsys.readouterr().out
+    assert json.loads(out)["verdict"] == "inspected"
+    assert tls_lab.proxy_logins["inspect-login"].split(":", 1)[1] not in out  # the proxy is shown without its login

@@ -105,3 +105,15 @@ def test_evidence_survives_lab_json_and_defaults_to_mock(tmp_path):
     data = json.loads((tmp_path / "lab.json").read_text())
     del data["evidence"]
     assert LabInfo.from_dict(data).evidence == Evidence()
+
+
+def test_proxy_url_carries_the_login_of_policies_that_require_one(tmp_path):
+    lab = info(proxy_logins={"inspect": "lab:s3cret"}, state_dir=str(tmp_path))
+    assert lab.proxy_url("inspect", 1) == "http://lab:s3cret@proxy:2"
+    assert lab.proxy_url("inspect", 1, login=False) == "http://proxy:2"
+    assert info().proxy_url("inspect") == "http://proxy:1"
+    assert lab.endpoint("proxy", "inspect", 1, "beam", login=False).proxy_url == "http://proxy:2"
+    assert lab.endpoint("proxy", "inspect", 1, "beam").proxy_url == "http://lab:s3cret@proxy:2"
+    path = lab.write()
+    assert path.stat().st_mode & 0o777 == 0o600  # it holds the login
+    assert LabInfo.read(tmp_path).proxy_logins == {"inspect": "lab:s3cret"}

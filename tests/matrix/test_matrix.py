@@ -183,3 +183,32 @@ def test_the_runner_restarts_the_count_for_every_cell(tls_lab, lab_policies, lab
     monkeypatch.setattr(runner_module, "reset_lane", lambda *a, **kw: None)
     cell = runner.run_cell(row, "attended")
     assert [(r["connection"], r["action"]) for r in connections(cell.proxy_records)] == [(3, INTERCEPT), (4, INTERCEPT)]
+
+
+# -- proxy login (issue 14) ----------------------------------------------------------------------
+
+LOGIN = [(s.name, c) for s in SCENARIOS if "login" in s.tags for c in s.expect]
+
+
+@pytest.mark.parametrize("scenario,client", LOGIN, ids=[f"{s}-{c}" for s, c in LOGIN])
+def test_login_rows_from_the_journals(run_scenario, tls_lab, scenario, client):
+    """With the login every connection was accepted and then inspected or passed through as the policy
+    says; without it every CONNECT met 407 and nothing else happened.  The login never reached the
+    server, and no report shows it unless asked to."""
+    from harness.reports.cells import cell_document
+    from harness.reports.rerun import rerun_command
+
+    row = next(s for s in SCENARIOS if s.name == scenario)
+    cell = run_scenario(scenario, client)
+    assert_outcome(cell)
+    conns = connections(cell.proxy_records)
+    assert conns and {c["proxy_login"] for c in conns} == {"accepted" if row.proxy_login else "missing"}
+    if not row.proxy_login:
+        assert all(c["action"] is None and c["client_tls"] == "none" for c in conns)
+        assert "requires a login" in cell.output and cell.verdict.observation.exit_code == 6
+    assert not [r for r in cell.server_records if "proxy_authorization" in r]
+    password = tls_lab.proxy_logins[row.policy].split(":", 1)[1]
+    shown = json.dumps(cell_document(cell))
+    assert password not in shown and password not in rerun_command(cell_document(cell))
+    if row.proxy_login:  # the run did carry it, so the redaction had something to hide
+        assert password in json.dumps(cell_document(cell, show_secrets=True))

@@ -572,3 +572,26 @@ def test_exceptions_that_are_not_a_list_get_an_example():
     with pytest.raises(ValueError) as info:
         Policy.from_dict("x", {"exceptions": "*.screenmeet.com"})
     assert "e.g. exceptions = [\"*.screenmeet.com\"], not '*.screenmeet.com'" in str(info.value)
+
+
+# -- proxy login (issue 14) ----------------------------------------------------------------------
+
+def test_auth_is_parsed_checked_and_round_trips():
+    p = Policy.from_dict("x", {"mode": "tunnel", "auth": "basic"})
+    assert p.auth == "basic" and Policy.from_dict("x", p.to_dict()) == p
+    assert "auth" not in Policy.from_dict("y", {}).to_dict()
+    with pytest.raises(ValueError, match="auth = 'ntlm' is not one of basic"):
+        Policy.from_dict("x", {"auth": "ntlm"})
+
+
+def test_a_roam_keeps_the_login():
+    with pytest.raises(ValueError, match="has another auth"):
+        Policy.from_dict("r", {"auth": "basic", "roam": {"after": 1, "to": "inspect"}},
+                         policies={"inspect": Policy("inspect")})
+
+
+def test_shipped_login_policies():
+    policies = load_policies()
+    assert policies["inspect-login"].auth == "basic" and policies["inspect-login"].decide("api.screenmeet.com") == "intercepted"
+    assert policies["exception-wildcard-login"].decide("api.screenmeet.com") == "passed-through"
+    assert not policies["inspect"].auth

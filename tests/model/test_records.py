@@ -35,7 +35,9 @@ from tests.proxy.addonhelpers import client_hello, client_on, make_config
 SERVER_SHAPES = {"http": ServerRequest, "ws-message": ServerMessage}
 # Keys no run of the reference clients produces: the server's "error" needs a client that
 # hangs up in the middle of the WebSocket upgrade.
-RARE = {(ServerRequest, "error")}
+# proxy_authorization: a proxy login that reached the server, which the lab's proxy never lets
+# happen (tests/proxy/test_login.py sends one straight to the server to show it is journaled).
+RARE = {(ServerRequest, "error"), (ServerRequest, "proxy_authorization")}
 
 
 def mismatches(value, shape, where: str = "record") -> list[str]:
@@ -200,6 +202,7 @@ CELLS = [
     ("hostile-expired-forged", "beam"),  # the lab forges the leaf itself (a hostile case)
     ("untrusted-upstream-pass-through", "beam"),  # the upstream checked before the ClientHello is answered
     ("roaming-exception-withdrawn", "beam"),  # a roaming listener numbers its connections
+    ("login-inspected-no-login", "beam"),  # a listener that requires a proxy login journals its fate
 ]
 
 

@@ -325,3 +325,38 @@ def test_scenario_key_that_is_not_an_array_of_tables(tmp_path):
 def test_blocked_is_an_outcome(tmp_path):
     (s,) = load_scenarios(write(tmp_path, GOOD_SCENARIO.replace('"declined"', '"blocked"')))
     assert s.expect["attended"] == "blocked"
+
+
+# -- proxy login (issue 14) ----------------------------------------------------------------------
+
+LOGIN_POLICIES = POLICIES + """
+[policy.inspect-login]
+mode = "inspect"
+auth = "basic"
+"""
+
+
+def test_proxy_login_defaults_to_true_and_reads_false(tmp_path):
+    (row,) = load_scenarios(write(tmp_path, GOOD_SCENARIO))
+    assert row.proxy_login is True
+    text = GOOD_SCENARIO.replace('policy = "inspect"', 'policy = "inspect-login"\nproxy_login = false')
+    (row,) = load_scenarios(write(tmp_path, text, LOGIN_POLICIES))
+    assert row.proxy_login is False
+
+
+@pytest.mark.parametrize("change,says", [
+    ('proxy_login = "no"', "proxy_login must be true or false"),
+    ("proxy_login = false", "needs network = \"proxy\" and a policy with auth"),
+])
+def test_bad_proxy_login(tmp_path, change, says):
+    with pytest.raises(BadFileError) as e:
+        load_scenarios(write(tmp_path, GOOD_SCENARIO.replace('trust = "public+org"', f'trust = "public+org"\n{change}'),
+                             LOGIN_POLICIES))
+    assert_sentence(str(e.value), says)
+
+
+def test_shipped_login_rows():
+    rows = {s.name: s for s in load_scenarios() if "login" in s.tags}
+    assert set(rows) == {"login-inspected", "login-inspected-no-login", "login-exception", "login-exception-no-login"}
+    assert [n for n, s in rows.items() if not s.proxy_login] == ["login-inspected-no-login", "login-exception-no-login"]
+    assert all(s.expect == {"attended": "network-error", "beam": "network-error"} for s in rows.values() if not s.proxy_login)

@@ -133,3 +133,12 @@ def test_credentials_in_names_kinds_never_values():
     assert credentials_in({}, b'{"code": "123"}') == ["session-code"]
     assert credentials_in({}, b'{"token": "t", "password": "p", "other": 1}') == ["token", "password"]
     assert credentials_in({}, b'{"other": 1}') == [] and credentials_in({}, b"not json") == []
+
+
+def test_a_proxy_login_is_masked_in_commands_environments_and_records():
+    """Issue 14: the lab's clients get the proxy login in the proxy URL; the one rule masks it."""
+    argv = redact_argv(["harness", "beam", "--proxy", "http://lab:Pw-123@127.0.0.1:3128", "--once"])
+    assert argv[3] == "http://[redacted]@127.0.0.1:3128"
+    assert redact_env({"HTTPS_PROXY": "http://lab:Pw-123@127.0.0.1:3128"})["HTTPS_PROXY"] == "http://[redacted]@127.0.0.1:3128"
+    record = redact_records({"proxy_authorization": "Basic bGFiOlB3LTEyMw==", "host": "api.screenmeet.com"})
+    assert record["proxy_authorization"] == "Basic [redacted]"
