@@ -100,6 +100,11 @@ class ProxyRecord(Journaled):
     ``upstream_local`` (once the proxy connected upstream: the local ``HOST:PORT`` of
     each of its connections to the server, which the server journals as ``client``).
 
+    Only under a vendor that matches exceptions against destinations
+    (``exception_match = "destination"``): ``destination``, the address the
+    connection goes to, which IP exceptions were compared with.  Only when the
+    vendor's ``connect_ports`` refused the CONNECT: ``connect_denied`` (why).
+
     Only on a roaming listener (:class:`harness.model.policy.Roam`): ``connection``,
     the connection's number in its cell (from 1), and ``applied_policy``, the
     policy it got (``policy`` stays the listener's).
@@ -131,6 +136,8 @@ class ProxyRecord(Journaled):
     upstream_local: NotRequired[list[str]]
     connection: NotRequired[int]
     applied_policy: NotRequired[str]
+    destination: NotRequired[str]
+    connect_denied: NotRequired[str]
 
 
 class ServerRequest(Journaled):
@@ -143,7 +150,9 @@ class ServerRequest(Journaled):
     Only where the route has them: ``code`` and ``session`` (a session join),
     ``authorization`` (an agent registration: the header, ``None`` when it was
     missing) and ``agent``, ``websocket`` (``True`` on upgrades) and ``error``
-    (why an upgrade did not finish).  Credentials are redacted unless the server
+    (why an upgrade did not finish).  Every request also has ``headers`` (the
+    request headers as received, names lower case: what a proxy added shows here)
+    and ``protocol`` (``HTTP/1.1``).  Credentials are redacted unless the server
     shows secrets.
     """
 
@@ -160,6 +169,8 @@ class ServerRequest(Journaled):
     agent: NotRequired[str]
     websocket: NotRequired[bool]
     error: NotRequired[str]
+    headers: NotRequired[dict[str, str]]
+    protocol: NotRequired[str]
 
 
 class ServerMessage(Journaled):

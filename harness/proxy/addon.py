@@ -43,7 +43,7 @@ from mitmproxy.proxy import server_hooks
 from mitmproxy.tls import ClientHelloData, TlsData
 from OpenSSL import SSL
 
-from harness.model.policy import INTERCEPT, PASS_THROUGH
+from harness.model.policy import INTERCEPT, PASS_THROUGH, match_subjects
 from harness.model.records import DecryptedMessage, DecryptedRequest, ProxyRecord
 from harness.model.secrets import credentials_in, redact_headers
 from harness.model.vendors import VendorProfile
@@ -52,6 +52,7 @@ from harness.net.journal import Journal, announce_ready
 from harness.pki.names import display_name
 from harness.proxy import forge
 from harness.proxy.config import Listener, ProxyConfig
+from harness.proxy.engine import engine_for_host
 from harness.proxy.roaming import Roaming, RoamingAdmin
 from harness.proxy.upstream import UpstreamChecker
 
@@ -261,13 +262,22 @@ class InspectionAddon:
         # Without SNI: the CONNECT host, or a transparent connection's original destination.
         fallback = record and (record["connect_host"] or record["original_dst"])
         host = sni or (fallback.rsplit(":", 1)[0] if fallback else None)
+        if not sni and host and record and record["connect_host"] and data.context.server.sni is None:
+            # As mitmproxy does without the lab's address rewrite: the upstream is asked for (and
+            # verified as) the CONNECT host, not the address the lab sends it to.
+            data.context.server.sni = host
+        destination = None
         if listener is None:
             action, matched = INTERCEPT, None
         else:
-            matched = listener.policy.exception_for(host)
-            action = listener.policy.decide(host)
+            mode = self.vendor.exception_match if self.vendor else "sni"
+            host, destination = match_subjects(mode, host, self._destination(record, listener))
+            matched = listener.policy.exception_for(host, destination)
+            action = listener.policy.decide(host, destination)
         if record is not None:
             record.update({"sni": sni, "action": action, "exception": matched.text if matched else None})
+            if destination is not None:
+                record["destination"] = destination
             if action == PASS_THROUGH:
                 record["client_tls"] = "not-terminated"
         if action == PASS_THROUGH:
@@ -277,6 +287,22 @@ class InspectionAddon:
             # mitmproxy awaits what a hook returns, so the check ends before the ClientHello is answered.
             return self._early_untrusted_upstream(data, listener, record, sni)
         return None
+
+    def _destination(self, record: ProxyRecord | None, listener: Listener) -> str | None:
+        """The address a connection goes to, as a firewall sees it: where the lab sends the
+        CONNECT host, or a transparent connection's original destination."""
+        if record is None:
+            return None
+        if record["original_dst"]:
+            return record["original_dst"].rsplit(":", 1)[0]
+        if not record["connect_host"] or self.config is None:
+            return None
+        host, _, port = record["connect_host"].rpartition(":")
+        try:
+            target = self.config.upstream_for(host, int(port), listener.lane, listener.policy.upstream)
+        except (KeyError, ValueError):
+            return None
+        return target[0] if target else None
 
     async def _early_untrusted_upstream(self, data: ClientHelloData, listener: Listener,
                                         record: ProxyRecord | None, sni: str | None) -> None:
@@ -316,6 +342,8 @@ class InspectionAddon:
             if p.kind != forge.ENGINE:
                 self._present(data, p, record)
                 return
+            if client.sni is None and record is not None and record["connect_host"]:
+                engine_for_host(data, record["connect_host"].rsplit(":", 1)[0])
         if record is not None and (cert := data.ssl_conn.get_certificate()) is not None:
             record["forged_issuer"] = display_name(cert.to_cryptography().issuer)
 

@@ -96,11 +96,13 @@ async def run(config: ProxyConfig, ready_fd: int | None = None, ready_file: str 
     from mitmproxy.tools.dump import DumpMaster
 
     from harness.proxy.addon import InspectionAddon
+    from harness.proxy.product import ProductAddon
 
     opts, update = build_options(config)
     master = DumpMaster(opts, with_termlog=True, with_dumper=False)
     addon = InspectionAddon(config, announce=lambda report: announce_ready(report, ready_fd, ready_file))
-    master.addons.add(addon)
+    # After the inspection addon: it decides and journals, the product adds what the vendor adds.
+    master.addons.add(addon, ProductAddon(addon))
     opts.update(**update)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

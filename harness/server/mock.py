@@ -35,7 +35,7 @@ from typing import cast
 from aiohttp import WSMsgType, web
 
 from harness.model.records import ServerRequest
-from harness.model.secrets import mask_value
+from harness.model.secrets import mask_value, redact_headers
 from harness.net.addresses import parse_ports, resolve_bind
 from harness.net.journal import Journal, announce_ready, start_admin
 
@@ -73,6 +73,7 @@ class MockScreenMeet:
     def _record(self, request: web.Request, *, status: int, **fields) -> ServerRequest:
         """Journal one request: what every :class:`ServerRequest` has, then the route's own ``fields``."""
         peer = request.transport.get_extra_info("peername") if request.transport else None
+        headers = {k.lower(): v for k, v in request.headers.items()}
         record = self.journal.add(
             {
                 "kind": "http",
@@ -82,6 +83,9 @@ class MockScreenMeet:
                 "path": request.path,
                 "client": f"{peer[0]}:{peer[1]}" if peer else None,
                 "status": status,
+                # As received, so what a proxy added toward the server is on record.
+                "headers": headers if self.show_secrets else redact_headers(headers),
+                "protocol": f"HTTP/{request.version.major}.{request.version.minor}",
                 **fields,
             }
         )
