@@ -8,8 +8,8 @@ The ScreenMeet names reach the mock server without DNS or /etc/hosts changes:
 the proxy rewrites the upstream address of lab hosts to ``upstream_host`` (or
 keeps the name, for compose where Docker's DNS resolves the aliases) and the
 lane's server port.  Hosts outside the lab's domains are refused, so the lab
-never sends traffic anywhere else; the one IP literal served is ``upstream_host``
-itself (a client connecting by address reaches the lab as by name).
+never sends traffic anywhere else; the one IP literal served is ``upstream_host:443``
+(a client connecting by address reaches the lab as by name).
 
 Transparent (gateway) listeners serve clients that were told about no proxy:
 iptables REDIRECTs their connections to a *gateway address* (``IP:443``, one
@@ -116,7 +116,7 @@ class ProxyConfig:
         of that site instead of the mock server's.  Raises :class:`KeyError` for
         a site this lab does not serve.
         """
-        if not (is_lab_host(host, self.lab_domains) or self.is_lab_address(host)):
+        if not (is_lab_host(host, self.lab_domains) or self.is_lab_address(host, port)):
             return None
         ports = self.upstream_ports
         if site and lane is not None:
@@ -127,13 +127,14 @@ class ProxyConfig:
             return (self.upstream_host or host, port)
         return (self.upstream_host or host, ports[lane % len(ports)])
 
-    def is_lab_address(self, host: str) -> bool:
-        """True when ``host`` is the IP address the lab's hosts are served from (``upstream_host``):
-        a client that connects by IP literal reaches the lab too (compose, where names are
-        resolved by DNS, has no such address)."""
+    def is_lab_address(self, host: str, port: int) -> bool:
+        """True when ``host:port`` is the lab's HTTPS address: ``upstream_host`` (the IP the lab's
+        hosts are served from) on port 443, so a client connecting by IP literal reaches the lab as
+        by name.  Other ports of that address (the journals' admin endpoints) stay refused;
+        compose, where names are resolved by DNS, has no such address."""
         try:
-            return self.upstream_host is not None and ipaddress.ip_address(host.strip("[]")) == \
-                ipaddress.ip_address(self.upstream_host)
+            return port == 443 and self.upstream_host is not None and \
+                ipaddress.ip_address(host.strip("[]")) == ipaddress.ip_address(self.upstream_host)
         except ValueError:
             return False
 
