@@ -104,6 +104,8 @@ class ProxyRecord(Journaled):
     (``exception_match = "destination"``): ``destination``, the address the
     connection goes to, which IP exceptions were compared with.  Only when the
     vendor's ``connect_ports`` refused the CONNECT: ``connect_denied`` (why).
+    Once a decrypted leg's handshake finished: ``alpn_client`` / ``alpn_server``,
+    the protocol (ALPN) negotiated with the client / the server, ``None`` for none.
 
     Only on a roaming listener (:class:`harness.model.policy.Roam`): ``connection``,
     the connection's number in its cell (from 1), and ``applied_policy``, the
@@ -138,6 +140,8 @@ class ProxyRecord(Journaled):
     applied_policy: NotRequired[str]
     destination: NotRequired[str]
     connect_denied: NotRequired[str]
+    alpn_client: NotRequired[str | None]
+    alpn_server: NotRequired[str | None]
 
 
 class ServerRequest(Journaled):

@@ -366,6 +366,12 @@ class InspectionAddon:
         if (record := self._record(data.context.client)) is not None:
             record["client_tls"] = "established"
             record["tls_version"] = data.conn.tls_version
+            record["alpn_client"] = data.conn.alpn.decode() if data.conn.alpn else None
+
+    def tls_established_server(self, data: TlsData) -> None:
+        # The protocol each leg negotiated (ALPN): what an HTTP/2 client really got.
+        if (record := self._record(data.context.client)) is not None:
+            record["alpn_server"] = data.conn.alpn.decode() if data.conn.alpn else None
 
     def tls_failed_client(self, data: TlsData) -> None:
         if (record := self._record(data.context.client)) is not None:

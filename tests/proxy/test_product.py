@@ -192,3 +192,17 @@ def test_headers_are_added_only_to_decrypted_requests(lab):
     # the upstream is verified for 127.0.0.1, which the server's certificate does not name.)
     s_client(info, "api.screenmeet.com:443", "inspect", "-noservername")
     assert [r["headers"].get("x-bluecoat-via") for r in j.requests()] == [None, "ce2cfae06b3f12b4"]
+
+
+# -- the negotiated protocol on both legs -----------------------------------------------------------
+
+def test_the_journals_record_the_protocol_each_leg_negotiated(lab):
+    # The lab keeps HTTP/1.1 on both legs today (harness/proxy/run.py http2=False; the mock server
+    # offers http/1.1 only): a client asking for h2 gets HTTP/1.1, and the journals say so.
+    info = lab("generic")
+    j = Journals(info)
+    assert curl(info, "https://api.screenmeet.com/", "inspect", "--http2").stdout == "200"
+    (record,) = j.connections()
+    assert (record["alpn_client"], record["alpn_server"]) == ("http/1.1", "http/1.1")
+    (received,) = j.requests()
+    assert received["protocol"] == "HTTP/1.1"
