@@ -82,8 +82,9 @@ def build_options(config: ProxyConfig):
         ssl_insecure=False,
         # Upstream certificates are checked against the lab's public root only.
         ssl_verify_upstream_trusted_ca=config.upstream_trust,
-        # Keep HTTP/1.1 on both sides: the clients speak h11/wsproto.
-        http2=False,
+        # As mitmproxy does by default: a client offering h2 gets h2 on both legs (the mock server
+        # offers it too); the reference clients offer http/1.1 only (h11/wsproto), and keep it.
+        http2=True,
         termlog_verbosity="warn",
     )
     return opts, update

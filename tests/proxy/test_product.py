@@ -172,7 +172,7 @@ def test_the_server_receives_the_headers_the_product_adds(lab, vendor, added):
     (received,) = j.requests()
     product_headers = {"x-bluecoat-via", "z-forwarded-for", "via", "x-imforwards"}
     assert {k: v for k, v in received["headers"].items() if k in product_headers} == added
-    assert received["headers"]["host"] == "api.screenmeet.com" and received["protocol"] == "HTTP/1.1"
+    assert received["headers"]["host"] == "api.screenmeet.com"
     # The proxy journal keeps what the client sent: none of them.
     (record,) = j.connections()
     assert not product_headers & set(record["requests"][0]["headers"])
@@ -194,15 +194,34 @@ def test_headers_are_added_only_to_decrypted_requests(lab):
     assert [r["headers"].get("x-bluecoat-via") for r in j.requests()] == [None, "ce2cfae06b3f12b4"]
 
 
-# -- the negotiated protocol on both legs -----------------------------------------------------------
+# -- (e) HTTP/2: the protocol each leg negotiated --------------------------------------------------
 
-def test_the_journals_record_the_protocol_each_leg_negotiated(lab):
-    # The lab keeps HTTP/1.1 on both legs today (harness/proxy/run.py http2=False; the mock server
-    # offers http/1.1 only): a client asking for h2 gets HTTP/1.1, and the journals say so.
-    info = lab("generic")
+def test_a_client_asking_for_h2_gets_h2_on_both_legs_through_inspection(run_client):
+    cell = run_client("curl-http2", "inspected-http2")
+    assert cell.passed, cell.verdict.reasons
+    assert "HTTP 200 over 2" in cell.output
+    (record,) = [r for r in cell.proxy_records if r["kind"] == "connection"]
+    assert (record["action"], record["alpn_client"], record["alpn_server"]) == ("intercepted", "h2", "h2")
+    assert [(r["path"], r["protocol"]) for r in cell.server_records if r["kind"] == "http"] == [("/", "HTTP/2")]
+
+
+@pytest.mark.parametrize("client", ["attended", "beam"])
+def test_the_reference_clients_keep_http11_on_both_legs(run_scenario, client):
+    cell = run_scenario("inspected-http2", client)
+    assert cell.passed, cell.verdict.reasons
+    legs = {(r["alpn_client"], r["alpn_server"]) for r in cell.proxy_records
+            if r["kind"] == "connection" and r["client_tls"] == "established"}
+    assert legs == {("http/1.1", "http/1.1")}
+    assert {r["protocol"] for r in cell.server_records if r["kind"] == "http"} <= {"HTTP/1.1"}
+
+
+@pytest.mark.parametrize("flag, alpn, protocol", [("--http1.1", "http/1.1", "HTTP/1.1"), ("--http2", "h2", "HTTP/2")])
+def test_the_journals_record_the_protocol_each_leg_negotiated(lab, flag, alpn, protocol):
+    # Under a vendor that forges itself (harness/proxy/forge.py's connection) too.
+    info = lab("zscaler")
     j = Journals(info)
-    assert curl(info, "https://api.screenmeet.com/", "inspect", "--http2").stdout == "200"
+    assert curl(info, "https://api.screenmeet.com/", "inspect", flag).stdout == "200"
     (record,) = j.connections()
-    assert (record["alpn_client"], record["alpn_server"]) == ("http/1.1", "http/1.1")
+    assert (record["alpn_client"], record["alpn_server"]) == (alpn, alpn)
     (received,) = j.requests()
-    assert received["protocol"] == "HTTP/1.1"
+    assert received["protocol"] == protocol and received["headers"]["z-forwarded-for"] == "127.0.0.1"
