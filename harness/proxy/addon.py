@@ -12,7 +12,10 @@ The decisions live in plain objects (:class:`harness.model.policy.Policy`,
   address, and goes to the lane's mock server; pass-through or interception is
   still decided from the SNI by the policy,
 * passes excepted connections through untouched (``tls_clienthello`` sets
-  ``ignore_connection``),
+  ``ignore_connection``), matching IP exceptions against the destination too
+  where the vendor does (:func:`harness.model.policy.match_subjects`,
+  :mod:`harness.proxy.matching`); a client without SNI is forged for, and its
+  upstream verified as, the CONNECT host (:mod:`harness.proxy.engine`),
 * forges as the lab's vendor profile and the listener's policy say, and
   applies the profile's action to untrusted upstream certificates
   (:mod:`harness.proxy.forge`; a block page in ``request``), and
@@ -53,6 +56,7 @@ from harness.pki.names import display_name
 from harness.proxy import forge
 from harness.proxy.config import Listener, ProxyConfig
 from harness.proxy.engine import engine_for_host
+from harness.proxy.matching import destination_of
 from harness.proxy.roaming import Roaming, RoamingAdmin
 from harness.proxy.upstream import UpstreamChecker
 
@@ -271,7 +275,7 @@ class InspectionAddon:
             action, matched = INTERCEPT, None
         else:
             mode = self.vendor.exception_match if self.vendor else "sni"
-            host, destination = match_subjects(mode, host, self._destination(record, listener))
+            host, destination = match_subjects(mode, host, destination_of(record, self.config, listener))
             matched = listener.policy.exception_for(host, destination)
             action = listener.policy.decide(host, destination)
         if record is not None:
@@ -287,22 +291,6 @@ class InspectionAddon:
             # mitmproxy awaits what a hook returns, so the check ends before the ClientHello is answered.
             return self._early_untrusted_upstream(data, listener, record, sni)
         return None
-
-    def _destination(self, record: ProxyRecord | None, listener: Listener) -> str | None:
-        """The address a connection goes to, as a firewall sees it: where the lab sends the
-        CONNECT host, or a transparent connection's original destination."""
-        if record is None:
-            return None
-        if record["original_dst"]:
-            return record["original_dst"].rsplit(":", 1)[0]
-        if not record["connect_host"] or self.config is None:
-            return None
-        host, _, port = record["connect_host"].rpartition(":")
-        try:
-            target = self.config.upstream_for(host, int(port), listener.lane, listener.policy.upstream)
-        except (KeyError, ValueError):
-            return None
-        return target[0] if target else None
 
     async def _early_untrusted_upstream(self, data: ClientHelloData, listener: Listener,
                                         record: ProxyRecord | None, sni: str | None) -> None:

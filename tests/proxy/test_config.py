@@ -120,5 +120,6 @@ def test_the_lab_address_on_443_reaches_the_lanes_server_like_a_name():
     assert config.upstream_for("127.0.0.2", 443, 1) is None
     assert config.upstream_for("10.0.0.1", 443, 1) is None
     # Compose: names resolve by DNS, there is no lab address.
-    assert make_config().__class__(**{**make_config().__dict__, "upstream_host": None}).upstream_for(
-        "127.0.0.1", 443, 1) is None
+    from dataclasses import replace
+
+    assert replace(config, upstream_host=None).upstream_for("127.0.0.1", 443, 1) is None
