@@ -9,9 +9,14 @@ Host patterns, as inspection products write exceptions:
 * ``api.screenmeet.com`` – that name only (case-insensitive, trailing dot ignored);
 * ``*.screenmeet.com``  – any name *below* screenmeet.com, at any depth, but not
   the apex ``screenmeet.com`` itself (write both to cover both);
-* ``192.0.2.10``        – an IP literal: it only matches a connection whose
-  SNI / CONNECT host is that literal, which is why exceptions written for an
-  IP address miss clients that connect by name.
+* ``192.0.2.10``        – an IP literal.  What it is compared with depends on
+  the product (:data:`MATCH_MODES`, a vendor profile's ``exception_match``):
+  proxies that match names (``sni``: Zscaler, Netskope, mitmproxy) compare it
+  with the SNI / CONNECT host only, which is why exceptions written for an IP
+  address miss clients that connect by name; firewalls whose decryption rules
+  match the destination address (``destination``: PAN-OS, FortiGate) compare
+  it with the address the connection goes to as well, whatever name the
+  client asked for.  Name patterns always match the SNI / CONNECT host.
 
 Unlike mitmproxy's ``ignore_hosts`` (an unanchored regex search, where
 ``screenmeet.com`` also matches ``notscreenmeet.com.evil``), matching here is
@@ -39,6 +44,9 @@ from harness.model.vocab import ACTIONS, HOSTILE_CASES, INTERCEPT, KEYS, PASS_TH
 
 MODES = ("tunnel", "inspect")
 AUTH_SCHEMES = ("basic",)  # a policy's `auth`: the proxy login schemes (mitmproxy's proxyauth speaks Basic)
+# What an IP exception is compared with: the name the client asks for only (sni), or also
+# the address the connection goes to (destination).
+MATCH_MODES = ("sni", "destination")
 
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
@@ -203,17 +211,30 @@ class Policy:
         out |= {key: getattr(self, key) for key in TUNING if getattr(self, key)}
         return out | ({"roam": self.roam.to_dict()} if self.roam else {})
 
-    def exception_for(self, host: str | None) -> HostPattern | None:
-        """The first exception pattern that matches ``host``, if any."""
-        if not host:
-            return None
-        return next((p for p in self.exceptions if p.matches(host)), None)
+    def exception_for(self, host: str | None, destination: str | None = None) -> HostPattern | None:
+        """The first exception pattern that matches ``host`` (the SNI or CONNECT host), or whose
+        IP literal is ``destination`` (the address the connection goes to; pass it only for a
+        product that matches destinations, :func:`match_subjects`), if any."""
+        subjects = [s for s in (host, destination) if s]
+        return next((p for p in self.exceptions if any(p.matches(s) for s in subjects)), None)
 
-    def decide(self, host: str | None) -> str:
-        """Return :data:`INTERCEPT` or :data:`PASS_THROUGH` for a connection to ``host``."""
+    def decide(self, host: str | None, destination: str | None = None) -> str:
+        """Return :data:`INTERCEPT` or :data:`PASS_THROUGH` for a connection to ``host``
+        (going to ``destination``, as :meth:`exception_for`)."""
         if self.mode == "tunnel":
             return PASS_THROUGH
-        return PASS_THROUGH if self.exception_for(host) else INTERCEPT
+        return PASS_THROUGH if self.exception_for(host, destination) else INTERCEPT
+
+
+def match_subjects(mode: str, host: str | None, destination: str | None) -> tuple[str | None, str | None]:
+    """``(host, destination)`` as a product matching in ``mode`` (:data:`MATCH_MODES`) sees them:
+    ``sni`` ignores the destination; ``destination`` keeps it when it is an IP address (a name
+    would still have to be resolved, which the caller does)."""
+    if mode not in MATCH_MODES:
+        raise ValueError(f"exception matching {mode!r} is not one of {', '.join(MATCH_MODES)}")
+    if mode == "sni" or not destination or not _is_ip(normalize_host(destination)):
+        return host, None
+    return host, normalize_host(destination)
 
 
 def _roam(t: Table, policies: Mapping[str, Policy]) -> Roam:

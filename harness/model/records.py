@@ -100,6 +100,13 @@ class ProxyRecord(Journaled):
     ``upstream_local`` (once the proxy connected upstream: the local ``HOST:PORT`` of
     each of its connections to the server, which the server journals as ``client``).
 
+    Only under a vendor that matches exceptions against destinations
+    (``exception_match = "destination"``): ``destination``, the address the
+    connection goes to, which IP exceptions were compared with.  Only when the
+    vendor's ``connect_ports`` refused the CONNECT: ``connect_denied`` (why).
+    Once a decrypted leg's handshake finished: ``alpn_client`` / ``alpn_server``,
+    the protocol (ALPN) negotiated with the client / the server, ``None`` for none.
+
     Only on a roaming listener (:class:`harness.model.policy.Roam`): ``connection``,
     the connection's number in its cell (from 1), and ``applied_policy``, the
     policy it got (``policy`` stays the listener's).
@@ -134,6 +141,10 @@ class ProxyRecord(Journaled):
     # Only on a listener whose policy requires a login (harness.proxy.login): what became of the
     # client's login on its CONNECT (or plain proxy request): accepted, missing or rejected.
     proxy_login: NotRequired[Literal["accepted", "missing", "rejected"]]
+    destination: NotRequired[str]
+    connect_denied: NotRequired[str]
+    alpn_client: NotRequired[str | None]
+    alpn_server: NotRequired[str | None]
 
 
 class ServerRequest(Journaled):
@@ -146,7 +157,9 @@ class ServerRequest(Journaled):
     Only where the route has them: ``code`` and ``session`` (a session join),
     ``authorization`` (an agent registration: the header, ``None`` when it was
     missing) and ``agent``, ``websocket`` (``True`` on upgrades) and ``error``
-    (why an upgrade did not finish).  Credentials are redacted unless the server
+    (why an upgrade did not finish).  Every request also has ``headers`` (the
+    request headers as received, names lower case: what a proxy added shows here)
+    and ``protocol`` (``HTTP/1.1``).  Credentials are redacted unless the server
     shows secrets.
     """
 
@@ -166,6 +179,8 @@ class ServerRequest(Journaled):
     # Only when the request carried a Proxy-Authorization header: a proxy login that went
     # beyond the proxy (never, with the lab's proxy and clients; harness.proxy.login).
     proxy_authorization: NotRequired[str]
+    headers: NotRequired[dict[str, str]]
+    protocol: NotRequired[str]
 
 
 class ServerMessage(Journaled):

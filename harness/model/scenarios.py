@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness.errors import BadFileError, UnknownNameError
 from harness.model.datafile import Table, fixtures_dir, read_toml
-from harness.model.policy import Policy, load_policies
+from harness.model.policy import MATCH_MODES, Policy, load_policies
 from harness.model.values import parse_https_url
 from harness.model.vocab import ACTIONS, CLIENTS, NETWORKS, OUTCOMES, TRUSTS
 
@@ -39,6 +39,9 @@ class Scenario:
     # Proxy login (issue 14): whether the client's proxy URL carries the lab's login where the
     # policy requires one (false: the client lacks it and meets 407).
     proxy_login: bool = True
+    # Expected outcomes under vendors that match exceptions otherwise than the default
+    # vendor (a profile's exception_match, harness.model.policy.MATCH_MODES).
+    expect_by_matching: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def via_proxy(self) -> bool:
@@ -53,11 +56,12 @@ class Scenario:
     def for_vendor(self, vendor) -> "Scenario":
         """This row as it must turn out under ``vendor`` (a :class:`harness.model.vendors.VendorProfile`)."""
         expect = self.expect_by_action.get(vendor.untrusted_upstream) if vendor is not None else None
-        return replace(self, expect=dict(expect)) if expect else self
+        matching = self.expect_by_matching.get(vendor.exception_match) if vendor is not None else None
+        return replace(self, expect=dict(expect or self.expect) | (matching or {})) if expect or matching else self
 
 
 _KEYS = ("name", "network", "expect", "policy", "trust", "attended_on_warning", "description", "tags",
-         "urls", "client_args", "expect_by_action", "proxy_login")
+         "urls", "client_args", "expect_by_action", "proxy_login", "expect_by_matching")
 
 
 def _scenario(path: Path, table, policies: dict[str, Policy]) -> Scenario:
@@ -88,6 +92,9 @@ def _scenario(path: Path, table, policies: dict[str, Policy]) -> Scenario:
         if action not in ACTIONS:
             t.fail(f"expect_by_action names {action!r}; actions: {', '.join(ACTIONS)}")
     expect_by_action = {action: _expect(t.sub("expect_by_action"), action) for action in by_action}
+    by_matching = t.mapping("expect_by_matching", what="exception matching modes to expectations",
+                            example='{ destination = { beam = "connected" } }', keys=MATCH_MODES, kind="mode")
+    expect_by_matching = {mode: _expect(t.sub("expect_by_matching"), mode) for mode in by_matching}
     urls = t.mapping("urls", what="clients to values", example='{ attended = "https://api.scrn.mt" }',
                      keys=CLIENTS, kind="client", values=_https_url, valid="an https:// URL")
     client_args = t.mapping("client_args", what="clients to extra arguments", example='{ beam = ["--tls-max", "1.2"] }',
@@ -109,6 +116,7 @@ def _scenario(path: Path, table, policies: dict[str, Policy]) -> Scenario:
         attended_on_warning=on_warning, description=t.str("description", default=""), tags=tuple(tags),
         urls=urls, client_args={c: tuple(a) for c, a in client_args.items()}, expect_by_action=expect_by_action,
         proxy_login=proxy_login,
+        expect_by_matching=expect_by_matching,
     )
 
 
@@ -129,7 +137,7 @@ def _expect(t: Table, key: str, *, required: bool = False) -> dict[str, str]:
                        nonempty=True, keys=CLIENTS, kind="client")
     for client, outcome in expect.items():
         if outcome not in OUTCOMES:  # the wording predates Table (see _scenario)
-            where = "" if key == "expect" else f" (in expect_by_action.{key})"
+            where = "" if key == "expect" else f" (in {t.prefix or 'expect_by_action.'}{key})"
             t.fail(f"outcome {outcome!r} for {client} is not one of {', '.join(OUTCOMES)}{where}")
     return expect
 

@@ -55,6 +55,8 @@ _BEARER = re.compile(r"(?i)\b(bearer)(\s+)([A-Za-z0-9\-._~+/]+=*)")
 # Basic credentials are base64 of "user:password": only a value that decodes so is masked.
 _BASIC = re.compile(r"(?i)\b(basic)(\s+)([A-Za-z0-9+/]{2,}={0,2})")
 _HEADER_LINE = re.compile(r"(?m)^([ \t]*[<>*]?[ \t]*)([A-Za-z0-9_-]+)([ \t]*:[ \t]*)(\S.*?)[ \t]*$")
+# curl -v shows HTTP/2 and HTTP/3 request headers in brackets: "* h2h3 [x-api-key: v]", "* [HTTP/2] [1] [cookie: v]".
+_BRACKETED_HEADER = re.compile(r"\[([A-Za-z0-9_-]+)(:[ \t]*)([^\]\r\n]+)\]")
 _JSON_PAIR = re.compile(r'"([^"\\]{1,80})"(\s*:\s*)"((?:[^"\\]|\\.)*)"')
 _ASSIGNMENT = re.compile(r"(?<![\w.])([A-Za-z][A-Za-z0-9_.-]*)=([^&\s;,\"']+)")
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
@@ -98,7 +100,7 @@ def _if_secret(name_group: int, value_group: int):
 
 def mask_text(text: str, known: Iterable[str] = ()) -> str:
     """``text`` with every credential it shows masked: the ``known`` values, Bearer and Basic
-    credentials, ``Name: value`` lines and ``"name": "value"`` / ``name=value`` pairs with a
+    credentials, ``Name: value`` lines (and curl's HTTP/2 ``[name: value]``) and ``"name": "value"`` / ``name=value`` pairs with a
     secret name, and the user information of URLs (``https://user:pass@host``)."""
     for secret in known:
         if secret:
@@ -106,6 +108,7 @@ def mask_text(text: str, known: Iterable[str] = ()) -> str:
     text = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
     text = _BASIC.sub(_basic, text)
     text = _HEADER_LINE.sub(_if_secret(2, 4), text)
+    text = _BRACKETED_HEADER.sub(_if_secret(1, 3), text)
     text = _JSON_PAIR.sub(_if_secret(1, 3), text)
     text = _ASSIGNMENT.sub(_if_secret(1, 2), text)
     return _USERINFO.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)

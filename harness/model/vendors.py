@@ -21,11 +21,13 @@ certificates by :mod:`harness.pki.shapes`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness.errors import UnknownNameError
 from harness.model.datafile import Table, fixtures_dir, named_tables, read_toml
+from harness.model.policy import MATCH_MODES
 from harness.model.values import MAX_NAME
 from harness.model.vocab import ACTIONS, KEYS
 
@@ -39,8 +41,27 @@ _SHAPE_KEYS = ("ca_dns", "ca_path_lens", "ca_days", "leaf_subject", "leaf_subjec
 # Keys that describe the product; every other key is a value that cites a source.
 _LABEL_KEYS = ("product", "source")
 _VALUE_KEYS = ("issuer_cn", "issuer_o", "root_cn", "root_o", "chain", "key", "leaf_key", "leaf_validity",
-               "untrusted_upstream", "untrusted_issuer_cn", "block_status", "block_page", *_SHAPE_KEYS)
+               "untrusted_upstream", "untrusted_issuer_cn", "block_status", "block_page", *_SHAPE_KEYS,
+               # proxy behaviour (issue 13): how exceptions match, which CONNECT ports, added headers
+               "exception_match", "connect_ports", "request_headers")
 _VALIDITY = "a number of days (1-3650), copy or engine"
+_HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
+_HEADER_VALUE = "a printable string of at most 200 characters ({client_ip} stands for the client's address)"
+
+
+def _header_value(value) -> bool:
+    return isinstance(value, str) and len(value) <= 200 and value.isprintable()
+
+
+def _ports(t: Table) -> tuple[int, ...] | None:
+    """``connect_ports``: the TCP ports a CONNECT may name (a non-empty list of 1-65535), or None for any."""
+    if "connect_ports" not in t:
+        return None
+    value = t.get("connect_ports")
+    if (not isinstance(value, list) or not value
+            or not all(isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 65535 for p in value)):
+        t.fail(f"connect_ports must be a non-empty list of TCP ports (1-65535), e.g. [443, 563], not {value!r}")
+    return tuple(value)
 
 # DN attribute names as OpenSSL prints them (harness.pki.shapes maps them to OIDs).
 DN_NAMES = ("C", "ST", "L", "O", "OU", "CN", "emailAddress", "serialNumber", "DC")
@@ -86,6 +107,11 @@ class VendorProfile:
     leaf_subject_dn: tuple[str, ...] | None = None
     leaf_hash: str = "sha256"
     leaf_extensions: tuple[str, ...] = DEFAULT_LEAF_EXTENSIONS
+    # Proxy behaviour: what an exception is matched against (harness.model.policy.MATCH_MODES),
+    # the CONNECT ports allowed (None: any), and the headers added toward the server.
+    exception_match: str = "sni"
+    connect_ports: tuple[int, ...] | None = None
+    request_headers: dict[str, str] = field(default_factory=dict, compare=False)
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -126,7 +152,13 @@ class VendorProfile:
                 data[key] = tuple(data[key])
         if data.get("ca_dns") is not None:
             data["ca_dns"] = tuple(tuple(dn) for dn in data["ca_dns"])
+        if data.get("connect_ports") is not None:
+            data["connect_ports"] = tuple(data["connect_ports"])  # a JSON list
         return cls(**data)
+
+    def allows_port(self, port: int) -> bool:
+        """True when the product relays a CONNECT to ``port`` (any port without ``connect_ports``)."""
+        return self.connect_ports is None or port in self.connect_ports
 
 
 def vendors_file() -> Path:
@@ -162,7 +194,14 @@ def _profile(path: Path, name: str, table: dict) -> VendorProfile:
         "untrusted_issuer_cn": t.str("untrusted_issuer_cn", nonempty=True, ok=_fits_x509, valid=_X509_NAME),
         "block_status": t.number("block_status", 400, 599, whole=True, valid="an HTTP error status (400-599)"),
         "block_page": t.str("block_page", nonempty=True),
+        "exception_match": t.str("exception_match", default="sni", choices=MATCH_MODES),
+        "connect_ports": _ports(t),
+        "request_headers": t.mapping("request_headers", what="header names to values",
+                                     example='{ "Z-Forwarded-For" = "{client_ip}" }',
+                                     values=_header_value, valid=_HEADER_VALUE),
     }
+    if bad := [k for k in values["request_headers"] if not _HEADER_NAME.fullmatch(k)]:
+        t.fail(f"request_headers names {bad[0]!r}, which is not an HTTP header name (letters, digits, '-')")
     sources = t.mapping("source", what="each value's key to where it comes from",
                         example='{ chain = "doc: <where it is documented>" }')
     for key in [k for k in table if k not in _LABEL_KEYS]:

@@ -12,7 +12,10 @@ The decisions live in plain objects (:class:`harness.model.policy.Policy`,
   address, and goes to the lane's mock server; pass-through or interception is
   still decided from the SNI by the policy,
 * passes excepted connections through untouched (``tls_clienthello`` sets
-  ``ignore_connection``),
+  ``ignore_connection``), matching IP exceptions against the destination too
+  where the vendor does (:func:`harness.model.policy.match_subjects`,
+  :mod:`harness.proxy.matching`); a client without SNI is forged for, and its
+  upstream verified as, the CONNECT host (:mod:`harness.proxy.engine`),
 * forges as the lab's vendor profile and the listener's policy say, and
   applies the profile's action to untrusted upstream certificates
   (:mod:`harness.proxy.forge`; a block page in ``request``), and
@@ -43,7 +46,7 @@ from mitmproxy.proxy import server_hooks
 from mitmproxy.tls import ClientHelloData, TlsData
 from OpenSSL import SSL
 
-from harness.model.policy import INTERCEPT, PASS_THROUGH
+from harness.model.policy import INTERCEPT, PASS_THROUGH, match_subjects
 from harness.model.records import DecryptedMessage, DecryptedRequest, ProxyRecord
 from harness.model.secrets import credentials_in, redact_headers
 from harness.model.vendors import VendorProfile
@@ -52,6 +55,8 @@ from harness.net.journal import Journal, announce_ready
 from harness.pki.names import display_name
 from harness.proxy import forge
 from harness.proxy.config import Listener, ProxyConfig
+from harness.proxy.engine import engine_for_host
+from harness.proxy.matching import destination_of
 from harness.proxy.roaming import Roaming, RoamingAdmin
 from harness.proxy.upstream import UpstreamChecker
 
@@ -261,13 +266,22 @@ class InspectionAddon:
         # Without SNI: the CONNECT host, or a transparent connection's original destination.
         fallback = record and (record["connect_host"] or record["original_dst"])
         host = sni or (fallback.rsplit(":", 1)[0] if fallback else None)
+        if not sni and host and record and record["connect_host"] and data.context.server.sni is None:
+            # As mitmproxy does without the lab's address rewrite: the upstream is asked for (and
+            # verified as) the CONNECT host, not the address the lab sends it to.
+            data.context.server.sni = host
+        destination = None
         if listener is None:
             action, matched = INTERCEPT, None
         else:
-            matched = listener.policy.exception_for(host)
-            action = listener.policy.decide(host)
+            mode = self.vendor.exception_match if self.vendor else "sni"
+            host, destination = match_subjects(mode, host, destination_of(record, self.config, listener))
+            matched = listener.policy.exception_for(host, destination)
+            action = listener.policy.decide(host, destination)
         if record is not None:
             record.update({"sni": sni, "action": action, "exception": matched.text if matched else None})
+            if destination is not None:
+                record["destination"] = destination
             if action == PASS_THROUGH:
                 record["client_tls"] = "not-terminated"
         if action == PASS_THROUGH:
@@ -316,6 +330,8 @@ class InspectionAddon:
             if p.kind != forge.ENGINE:
                 self._present(data, p, record)
                 return
+            if client.sni is None and record is not None and record["connect_host"]:
+                engine_for_host(data, record["connect_host"].rsplit(":", 1)[0])
         if record is not None and (cert := data.ssl_conn.get_certificate()) is not None:
             record["forged_issuer"] = display_name(cert.to_cryptography().issuer)
 
@@ -338,6 +354,12 @@ class InspectionAddon:
         if (record := self._record(data.context.client)) is not None:
             record["client_tls"] = "established"
             record["tls_version"] = data.conn.tls_version
+            record["alpn_client"] = data.conn.alpn.decode() if data.conn.alpn else None
+
+    def tls_established_server(self, data: TlsData) -> None:
+        # The protocol each leg negotiated (ALPN): what an HTTP/2 client really got.
+        if (record := self._record(data.context.client)) is not None:
+            record["alpn_server"] = data.conn.alpn.decode() if data.conn.alpn else None
 
     def tls_failed_client(self, data: TlsData) -> None:
         if (record := self._record(data.context.client)) is not None:

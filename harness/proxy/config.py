@@ -8,7 +8,8 @@ The ScreenMeet names reach the mock server without DNS or /etc/hosts changes:
 the proxy rewrites the upstream address of lab hosts to ``upstream_host`` (or
 keeps the name, for compose where Docker's DNS resolves the aliases) and the
 lane's server port.  Hosts outside the lab's domains are refused, so the lab
-never sends traffic anywhere else.
+never sends traffic anywhere else; the one IP literal served is ``upstream_host:443``
+(a client connecting by address reaches the lab as by name).
 
 Transparent (gateway) listeners serve clients that were told about no proxy:
 iptables REDIRECTs their connections to a *gateway address* (``IP:443``, one
@@ -135,7 +136,7 @@ class ProxyConfig:
         of that site instead of the mock server's.  Raises :class:`KeyError` for
         a site this lab does not serve.
         """
-        if not is_lab_host(host, self.lab_domains):
+        if not (is_lab_host(host, self.lab_domains) or self.is_lab_address(host, port)):
             return None
         if self.upstream_mode == "live" and not site and is_lab_host(host, LIVE_DOMAINS):
             return (host, port)  # the real server: the name resolves through the system's DNS
@@ -147,6 +148,17 @@ class ProxyConfig:
         if lane is None or not ports:
             return (self.upstream_host or host, port)
         return (self.upstream_host or host, ports[lane % len(ports)])
+
+    def is_lab_address(self, host: str, port: int) -> bool:
+        """True when ``host:port`` is the lab's HTTPS address: ``upstream_host`` (the IP the lab's
+        hosts are served from) on port 443, so a client connecting by IP literal reaches the lab as
+        by name.  Other ports of that address (the journals' admin endpoints) stay refused;
+        compose, where names are resolved by DNS, has no such address."""
+        try:
+            return port == 443 and self.upstream_host is not None and \
+                ipaddress.ip_address(host.strip("[]")) == ipaddress.ip_address(self.upstream_host)
+        except ValueError:
+            return False
 
     def to_dict(self) -> dict:
         """The JSON form: every field under its name, policies as their tables (:meth:`Policy.to_dict`)."""

@@ -102,8 +102,9 @@ def build_options(config: ProxyConfig):
         ssl_insecure=False,
         # Upstream certificates are checked against the lab's public root only.
         ssl_verify_upstream_trusted_ca=config.upstream_trust,
-        # Keep HTTP/1.1 on both sides: the clients speak h11/wsproto.
-        http2=False,
+        # As mitmproxy does by default: a client offering h2 gets h2 on both legs (the mock server
+        # offers it too); the reference clients offer http/1.1 only (h11/wsproto), and keep it.
+        http2=True,
         termlog_verbosity="warn",
     )
     update.update(evidence_options(config))
@@ -167,6 +168,7 @@ async def run(config: ProxyConfig, ready_fd: int | None = None, ready_file: str 
     # Lazily, as in build_options().
     from harness.proxy.addon import InspectionAddon
     from harness.proxy.login import PolicyLogin
+    from harness.proxy.product import ProductAddon
 
     if config.keylog:
         install_keylog(config.keylog)
@@ -182,7 +184,8 @@ async def run(config: ProxyConfig, ready_fd: int | None = None, ready_file: str 
     addon = InspectionAddon(config, announce=announce)
     # Before the inspection addon: a CONNECT without the login is answered 407 before anything else.
     master.addons.add(PolicyLogin(config.proxy_login, listener_of=addon._listener, record_of=addon._record))
-    master.addons.add(addon)
+    # After the inspection addon: it decides and journals, the product adds what the vendor adds.
+    master.addons.add(addon, ProductAddon(addon))
     if config.chains_dir:
         from harness.proxy.chains import ChainRecorder
 

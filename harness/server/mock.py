@@ -7,7 +7,8 @@
   ``/beam/v1/agents/<id>/heartbeat``.
 * ``screenmeet.com`` – ``GET /`` answers who it is (so do the others).
 
-The server listens on one TLS port per *lane* (see :mod:`harness.net.journal`) and
+Every TLS port offers ``h2`` and ``http/1.1`` by ALPN (:mod:`harness.server.h2serve`:
+the same routes over HTTP/2, except the WebSockets).  The server listens on one TLS port per *lane* (see :mod:`harness.net.journal`) and
 journals every request and WebSocket message (their keys are declared by
 :data:`harness.model.records.ServerRecord`); the credentials it receives (the
 session code, the agent's Authorization) are masked by
@@ -35,9 +36,10 @@ from typing import cast
 from aiohttp import WSMsgType, web
 
 from harness.model.records import ServerRequest
-from harness.model.secrets import mask_value
+from harness.model.secrets import mask_value, redact_headers
 from harness.net.addresses import parse_ports, resolve_bind
 from harness.net.journal import Journal, announce_ready, start_admin
+from harness.server.h2serve import ALPN, H2Protocol, alpn_switch
 
 API_HOST = "api.screenmeet.com"
 BEAM_HOST = "beam.screenmeet.com"
@@ -77,6 +79,7 @@ class MockScreenMeet:
             # A proxy login meant for the proxy alone reached the server: journal it, so tests can
             # show it never does (redacted unless the server shows secrets).
             fields["proxy_authorization"] = self._secret(proxy_login)
+        headers = {k.lower(): v for k, v in request.headers.items()}
         record = self.journal.add(
             {
                 "kind": "http",
@@ -86,10 +89,24 @@ class MockScreenMeet:
                 "path": request.path,
                 "client": f"{peer[0]}:{peer[1]}" if peer else None,
                 "status": status,
+                # As received, so what a proxy added toward the server is on record.
+                "headers": headers if self.show_secrets else redact_headers(headers),
+                "protocol": "HTTP/2" if request.version.major == 2 else f"HTTP/{request.version.major}.{request.version.minor}",
                 **fields,
             }
         )
         return cast(ServerRequest, record)  # the journal stores plain dicts (they leave as JSON)
+
+    async def h2_dispatch(self, request) -> web.Response:
+        """An HTTP/2 request (:class:`harness.server.h2serve.H2Request`) to the handler of its route;
+        unknown routes answer 404 and are journaled, as over HTTP/1.1."""
+        routes = {("GET", "/"): self.index, ("POST", "/api/v1/sessions/join"): self.join,
+                  ("POST", "/beam/v1/agents/register"): self.register}
+        handler = routes.get((request.method, request.path))
+        if handler is None:
+            self._record(request, status=404)
+            return web.json_response({"error": "not found (WebSockets are served over HTTP/1.1)"}, status=404)
+        return await handler(request)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY)
@@ -191,7 +208,7 @@ def tls_context(cert: str, key: str, *, weak: bool = False) -> ssl.SSLContext:
     if weak:
         ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
     ctx.load_cert_chain(cert, key)
-    ctx.set_alpn_protocols(["http/1.1"])
+    ctx.set_alpn_protocols(ALPN)  # h2 and http/1.1: the client's offer decides
     return ctx
 
 
@@ -200,12 +217,17 @@ async def serve(args: argparse.Namespace) -> None:
                             journal_first_seq=args.journal_first_seq)
     runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
     await runner.setup()
+    loop = asyncio.get_running_loop()
+    # aiohttp serves HTTP/1.1; a connection that negotiated h2 goes to harness.server.h2serve.
+    factory = alpn_switch(runner.server, lambda: H2Protocol(server.h2_dispatch, MAX_BODY))
+    listeners: list[asyncio.Server] = []
+
     async def listen(ctx: ssl.SSLContext, wanted: list[int]) -> list[int]:
         ports = []
         for lane, port in enumerate(wanted):
-            site = web.TCPSite(runner, args.host, port, ssl_context=ctx, reuse_address=True)
-            await site.start()
-            actual = site._server.sockets[0].getsockname()[1]
+            listener = await loop.create_server(factory, args.host, port, ssl=ctx, reuse_address=True)
+            listeners.append(listener)
+            actual = listener.sockets[0].getsockname()[1]
             server.lane_of_port[actual] = lane
             ports.append(actual)
         return ports
@@ -220,10 +242,11 @@ async def serve(args: argparse.Namespace) -> None:
                    args.ready_fd, args.ready_file)
 
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    for listener in listeners:
+        listener.close()
     await admin_runner.close()
     await runner.cleanup()
 

@@ -265,10 +265,10 @@ KEYS = {
     "client": ["policy", "url", "command", "proxy", "direct", "env", "exit_codes", "warning", "answer", "expect",
                "timeout", "description"],
     "scenario": ["name", "network", "expect", "policy", "trust", "attended_on_warning", "tags", "urls",
-                 "client_args", "expect_by_action"],
+                 "client_args", "expect_by_action", "expect_by_matching"],
     "policy": ["mode", "exceptions", "upstream", "forge", "untrusted_upstream", "leaf_key", "tls_min", "tls_max"],
     "vendor": ["issuer_cn", "issuer_o", "root_cn", "chain", "key", "leaf_key", "leaf_validity", "untrusted_upstream",
-               "block_status", "block_page", "source"],
+               "block_status", "block_page", "exception_match", "connect_ports", "request_headers", "source"],
 }
 
 

@@ -240,7 +240,7 @@ def test_cli_mismatch_exits_1_with_failure_in_junit(tmp_path):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["--client", "wget"], "unknown client 'wget'; choose one of: attended, attended-cli, beam, curl-pinned"),
+    (["--client", "wget"], "unknown client 'wget'; choose one of: attended, attended-cli, beam, curl-http2, curl-pinned"),
     (["--client-file", "/nonexistent/clients.toml"], "does not exist"),
     (["--client-file", "README.md"], "is not valid TOML"),
 ])

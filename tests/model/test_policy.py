@@ -595,3 +595,34 @@ def test_shipped_login_policies():
     assert policies["inspect-login"].auth == "basic" and policies["inspect-login"].decide("api.screenmeet.com") == "intercepted"
     assert policies["exception-wildcard-login"].decide("api.screenmeet.com") == "passed-through"
     assert not policies["inspect"].auth
+# -- exception matching by name or destination (issue 13) ---------------------------------------------
+
+def test_an_ip_exception_matches_the_destination_only_when_given():
+    from harness.model.policy import match_subjects
+
+    p = Policy("ip", exceptions=(HostPattern.parse("127.0.0.1"), HostPattern.parse("*.scrn.mt")))
+    # sni: the name the client asks for decides; the address it goes to is not consulted.
+    host, destination = match_subjects("sni", "api.screenmeet.com", "127.0.0.1")
+    assert destination is None and p.decide(host, destination) == INTERCEPT
+    # destination: the address matches the IP exception whatever the name.
+    host, destination = match_subjects("destination", "api.screenmeet.com", "127.0.0.1")
+    assert destination == "127.0.0.1" and p.decide(host, destination) == PASS_THROUGH
+    assert p.exception_for(host, destination).text == "127.0.0.1"
+    # Another address does not; a name pattern never matches an address; names still match.
+    assert p.decide("api.screenmeet.com", "127.0.0.2") == INTERCEPT
+    assert p.decide("api.scrn.mt", "10.0.0.1") == PASS_THROUGH
+    assert Policy("w", exceptions=(HostPattern.parse("*.screenmeet.com"),)).decide("x.example", "127.0.0.1") == INTERCEPT
+    # An IP literal asked for by name is matched in both modes.
+    assert p.decide(*match_subjects("sni", "127.0.0.1", None)) == PASS_THROUGH
+    # A tunnel never decrypts.
+    assert Policy("t", "tunnel").decide("api.screenmeet.com", "127.0.0.1") == PASS_THROUGH
+
+
+def test_match_subjects_keeps_only_address_destinations_and_knows_its_modes():
+    from harness.model.policy import match_subjects
+
+    assert match_subjects("destination", "a.example", "a.example") == ("a.example", None)
+    assert match_subjects("destination", "a.example", "[::1]") == ("a.example", "::1")
+    assert match_subjects("destination", None, None) == (None, None)
+    with pytest.raises(ValueError, match="exception matching 'address' is not one of sni, destination"):
+        match_subjects("address", "a.example", "127.0.0.1")

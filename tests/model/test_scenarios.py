@@ -360,3 +360,35 @@ def test_shipped_login_rows():
     assert set(rows) == {"login-inspected", "login-inspected-no-login", "login-exception", "login-exception-no-login"}
     assert [n for n, s in rows.items() if not s.proxy_login] == ["login-inspected-no-login", "login-exception-no-login"]
     assert all(s.expect == {"attended": "network-error", "beam": "network-error"} for s in rows.values() if not s.proxy_login)
+
+
+# -- expect_by_matching (issue 13) ----------------------------------------------------------------------
+
+def test_expect_by_matching_follows_the_vendors_exception_matching(tmp_path):
+    from harness.model.vendors import load_vendors
+
+    path = write(tmp_path, GOOD_SCENARIO + 'expect_by_matching.destination = { attended = "connected" }\n')
+    (s,) = load_scenarios(path)
+    vendors = load_vendors()
+    assert s.for_vendor(vendors["palo-alto"]).expect == {"attended": "connected", "beam": "refused"}
+    assert s.for_vendor(vendors["zscaler"]).expect == {"attended": "declined", "beam": "refused"}
+    assert s.for_vendor(None).expect == s.expect
+
+
+def test_the_shipped_ip_exception_row_follows_the_vendor():
+    from harness.model.vendors import load_vendors
+
+    row = {s.name: s for s in load_scenarios()}["exception-ip"]
+    vendors = load_vendors()
+    assert row.for_vendor(vendors["fortinet"]).expect == {"attended": "connected", "beam": "connected"}
+    assert row.for_vendor(vendors["netskope"]).expect == {"attended": "declined", "beam": "refused"}
+
+
+@pytest.mark.parametrize("extra, sentence", [
+    ('expect_by_matching.address = { beam = "refused" }', "'expect_by_matching' names mode 'address'; known modes: sni, destination"),
+    ('expect_by_matching.destination = { beam = "fine" }', "(in expect_by_matching.destination)"),
+])
+def test_bad_expect_by_matching_is_one_sentence(tmp_path, extra, sentence):
+    with pytest.raises(BadFileError) as info:
+        load_scenarios(write(tmp_path, GOOD_SCENARIO + extra + "\n"))
+    assert sentence in str(info.value)

@@ -56,6 +56,9 @@ def test_mask_value_keeps_only_the_scheme():
     ("API_KEY=abcd1234 ./client", "abcd1234"),
     ("proxy https://bob:pa55@proxy.corp:3128 refused", "pa55"),
     ("the run's secret lab-secret-77 leaked", "lab-secret-77"),
+    # curl -v over HTTP/2 (older and newer curl): headers in brackets, not on lines of their own.
+    ("* h2h3 [x-api-key: apikey-7d2e90]\n* h2h3 [accept: */*]", "apikey-7d2e90"),
+    ("* [HTTP/2] [1] [cookie: sid=cookie-c3d4e5]", "cookie-c3d4e5"),
 ])
 def test_mask_text_hides_credentials(text, secret):
     masked = mask_text(text, {"lab-secret-77"})
@@ -65,7 +68,9 @@ def test_mask_text_hides_credentials(text, secret):
 def test_mask_text_leaves_ordinary_text_alone():
     for text in ("Basic connectivity is fine: HTTP 200", "Content-Type: application/json",
                  "WARNING: The connection to the support server may not be secure",
-                 "GET /api/v1/sessions/abc/ws", "exit=0 status=ok", "credentials reached the proxy: authorization"):
+                 "GET /api/v1/sessions/abc/ws", "exit=0 status=ok", "credentials reached the proxy: authorization",
+                 "* h2h3 [:authority: api.screenmeet.com]", "* [HTTP/2] [1] [user-agent: curl/7.88.1]",
+                 "connected to [2001:db8::1]:443"):
         assert mask_text(text) == text
 
 

@@ -139,3 +139,19 @@ def _written(config: ProxyConfig, **changes):
     path.write(json.dumps(as_json(config) | changes))
     path.close()
     return path.name
+# -- IP literals (issue 13) ---------------------------------------------------------------------------
+
+def test_the_lab_address_on_443_reaches_the_lanes_server_like_a_name():
+    from tests.proxy.addonhelpers import make_config
+
+    config = make_config()
+    assert config.upstream_for("127.0.0.1", 443, 1) == ("127.0.0.1", 7002)
+    assert config.upstream_for("[127.0.0.1]", 443, 0) == ("127.0.0.1", 7001)
+    # Other ports of that address (the journals' admin endpoints) and other addresses stay refused.
+    assert config.upstream_for("127.0.0.1", 8080, 1) is None
+    assert config.upstream_for("127.0.0.2", 443, 1) is None
+    assert config.upstream_for("10.0.0.1", 443, 1) is None
+    # Compose: names resolve by DNS, there is no lab address.
+    from dataclasses import replace
+
+    assert replace(config, upstream_host=None).upstream_for("127.0.0.1", 443, 1) is None
