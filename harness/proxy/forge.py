@@ -102,6 +102,9 @@ class Forger:
         # Sent along: the signer itself when it is an intermediate (the client holds only the root).
         self.chain = [] if certs[0].issuer == certs[0].subject else [certs[0]]
         self.untrusted = CA.load(pki_dir / "untrusted-ca.pem", pki_dir / "untrusted-ca.key")
+        # The attacker's public CA (certmitm's valid certificates for other names, harness.pki.hostile).
+        inter = pki_dir / "public-intermediate.pem"
+        self.public = (CA.load(inter, inter.with_suffix(".key")), ) if inter.exists() else ()
         sub = pki_dir / "org-sub-ca.pem"
         self.sub_ca = CA.load(sub, pki_dir / "org-sub-ca.key") if sub.exists() else None
         self._keys: dict[str, object] = {}
@@ -126,8 +129,10 @@ class Forger:
     def _make_leaf(self, p: Plan, hostnames: tuple[str, ...], upstream):
         key = self._key(p.leaf_key)
         if p.case:
+            public = (self.public[0], [self.public[0].cert]) if self.public else None
             return hostile.issue(p.case, hostnames, issuer=self.signer, chain=self.chain,
-                                 untrusted=self.untrusted, sub_ca=self.sub_ca, key=key)
+                                 untrusted=self.untrusted, sub_ca=self.sub_ca, key=key,
+                                 public=public, original=upstream)
         not_before, not_after = _validity(p.validity, upstream)
         leaf = self.signer.issue_cert(*hostnames, private_key=key, not_before=not_before, not_after=not_after)
         return leaf.cert, key, list(self.chain)
@@ -136,7 +141,7 @@ class Forger:
         """A server-side pyOpenSSL connection presenting ``leaf`` (``None``: no certificate, so
         the handshake fails) with ``app_data`` (mitmproxy's ALPN bookkeeping) carried over."""
         cert, key, chain = leaf if leaf is not None else (None, None, [])
-        weak = cert is not None and (p.case == "sha1" or _is_weak_key(key))
+        weak = cert is not None and (p.case in hostile.WEAK or _is_weak_key(key))
         conn = SSL.Connection(self._context(p.tls_min, p.tls_max, weak, tuple(chain)))
         if cert is not None:
             conn.use_certificate(cert)
