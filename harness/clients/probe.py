@@ -290,7 +290,8 @@ def _connect_to(text: str | None) -> tuple[str, int] | None:
 def _public_roots(path: str | None) -> list[x509.Certificate] | None:
     """The public bundle: ``path``, else the system store's file (None when there is none to read)."""
     if path:
-        return load_certificates(path)  # one clear sentence if missing or corrupt
+        # One clear sentence if missing or corrupt.
+        return load_certificates(path, hint="pass --public-trust a PEM bundle of publicly trusted root CAs")
     paths = ssl.get_default_verify_paths()
     for cafile in (paths.cafile, paths.openssl_cafile):
         try:
