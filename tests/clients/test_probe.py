@@ -353,6 +353,7 @@ def test_probe_sends_no_application_byte(tls_lab, lab_journal, capsys):
     (["beam.screenmeet.com", "--pins", "/nonexistent/pins.txt"], "does not exist"),
     (["beam.screenmeet.com", "--proxy", "socks5://x:1"], "proxy URL 'socks5://x:1' is malformed"),
     (["beam.screenmeet.com", "--connect-to", "nowhere"], "--connect-to 'nowhere' is malformed"),
+    (["beam.screenmeet.com", "--public-trust", "/nonexistent/roots.pem"], "pass --public-trust a PEM bundle"),
 ])
 def test_bad_input_is_one_sentence(capsys, args, needle):
     assert main(["probe", *args]) == 2
