@@ -213,3 +213,41 @@ def test_every_added_name_lies_inside_the_lab_constraints():
     from harness.pki.constraints import LAB_DOMAINS
     names = [hostile.OTHER_DOMAIN, hostile.LEAF_CA_HOST, "san999.lab.test", hostile.WRONG_HOST]
     assert all(any(n == d or n.endswith("." + d) for d in LAB_DOMAINS) for n in names)
+
+
+# -- through the real lab: what mitmproxy's upstream verification and the clients really did -----------------
+
+# Why the proxy gave up on each invalid upstream, as its journal records it (mitmproxy / OpenSSL wording).
+UPSTREAM_REASONS = {
+    "replaced-key": "certificate signature failure",
+    "other-domain": "hostname mismatch",
+    "leaf-as-ca": "invalid ca certificate",
+    "rsa-512": "connection closed",  # the server aborts TLS 1.3: it cannot sign with 512 bits
+    "root-agency": "self-signed certificate in certificate chain",
+}
+
+
+@pytest.mark.parametrize("case", list(UPSTREAM_REASONS))
+def test_the_proxy_refuses_each_invalid_upstream_for_its_reason(run_scenario, case):
+    cell = run_scenario(f"hostile-{case}-inspected", "beam")
+    errors = [str(r["upstream_error"]).lower() for r in cell.proxy_records
+              if r["kind"] == "connection" and r["upstream_error"]]
+    assert errors and any(UPSTREAM_REASONS[case] in e for e in errors), errors
+    assert cell.verdict.passed
+
+
+@pytest.mark.parametrize("case", hostile.VALID_SHAPES)
+def test_the_proxy_accepts_each_valid_shape_upstream(run_scenario, tls_lab, case):
+    cell = run_scenario(f"hostile-{case}-inspected", "beam")
+    conns = [r for r in cell.proxy_records if r["kind"] == "connection"]
+    assert conns and not any(r["upstream_error"] or r["blocked"] for r in conns)
+    assert {r["forged_issuer"] for r in conns} == {tls_lab.org_issuer_cn} and cell.verdict.passed
+
+
+@pytest.mark.parametrize("case", ["replaced-key", "other-domain", "leaf-as-ca", "root-agency"])
+def test_forged_rows_present_the_case_to_the_client(run_scenario, case):
+    # The journal names the case the proxy forged; the client failed in the handshake and sent nothing.
+    cell = run_scenario(f"hostile-{case}-forged", "attended")
+    conns = [r for r in cell.proxy_records if r["kind"] == "connection"]
+    assert conns and {r["forged_case"] for r in conns} == {case}
+    assert all(r["client_tls"] != "established" and r["requests"] == [] for r in conns) and cell.verdict.passed
