@@ -28,6 +28,7 @@ network error (also: the proxy wants a login); 2 for bad input.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import secrets
 import ssl
@@ -302,6 +303,14 @@ def _public_roots(path: str | None) -> list[x509.Certificate] | None:
     return None
 
 
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _block_status(conn, host: str) -> int | None:
     """One credential-free ``HEAD /`` on a decrypted connection: the status if the proxy answered with a block page."""
     try:
@@ -358,7 +367,8 @@ def probe(target: str, *, proxy: str | None = None, no_proxy: bool = False, pins
     finally:
         conn.close()
     forges = None
-    if not trusted and not (pin and pin.matched):
+    # An IP literal has no domain to make a name up under (and no SNI): nothing more to tell.
+    if not trusted and not (pin and pin.matched) and not _is_ip(host):
         name = probe_name(host)
         try:
             other = connect(look, sni=name)
