@@ -164,15 +164,20 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--p12-password", metavar="TEXT", default=None,
                         help="password of the .p12 (default $HARNESS_P12_PASSWORD, else none)")
 
-    probe = command("probe", "connect to HOST as the clients do and diagnose TLS inspection (no application bytes)",
+    probe = command("probe", "connect to HOST as the clients do and diagnose TLS inspection (no application bytes unless it is decrypted)",
                     "Connect to HOST as the reference clients do (same proxy handling, trust store and pin check; "
-                    "no application byte is sent) and say whether, and by whom, TLS is inspected, and the fix.")
+                    "no application byte, except one credential-free HEAD / where the connection is found decrypted, "
+                    "to spot a proxy's block page) and say whether, and by whom, TLS is inspected, and the fix.")
     probe.add_argument("host", metavar="HOST", help="host name, HOST:PORT or https:// URL, e.g. beam.screenmeet.com")
     probe.add_argument("--proxy", help="explicit HTTP proxy, http://HOST:PORT (default: $HTTPS_PROXY)")
     probe.add_argument("--no-proxy", action="store_true", help="ignore $HTTPS_PROXY and connect directly")
     probe.add_argument("--pins", metavar="FILE", help="pins file (sha256/<base64> per line): tells inspection from the real server")
     probe.add_argument("--trust", metavar="PEM", help="CA bundle to validate against (default: the system store)")
     probe.add_argument("--connect-to", metavar="HOST:PORT", help="connect here instead (SNI and checks keep HOST)")
+    probe.add_argument("--public-trust", metavar="PEM", help="the public CA bundle: without --pins, an issuer outside it "
+                       "means inspection is likely (default: the system store)")
+    probe.add_argument("--handshake-only", action="store_true", help="never write an application byte (no HEAD / to "
+                       "spot a proxy's block page on a decrypted connection)")
     probe.add_argument("--timeout", type=positive_seconds, default=10.0, help="seconds for each network step (default 10)")
     probe.add_argument("--json", action="store_true", help="print one JSON object")
 

@@ -10,6 +10,7 @@ from harness.clients.probe import probe, render_text
 
 def cmd_probe(args: argparse.Namespace) -> int:
     result = probe(args.host, proxy=args.proxy, no_proxy=args.no_proxy, pins_file=args.pins, trust=args.trust,
-                   connect_to=args.connect_to, timeout=args.timeout)
+                   connect_to=args.connect_to, timeout=args.timeout,
+                   public_trust=args.public_trust, handshake_only=args.handshake_only)
     print(json.dumps(result.to_dict(), indent=2) if args.json else render_text(result))
     return result.exit_code

@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 from typing import TextIO
 
+from harness.clients.blockpage import block_page_message, is_block_page
 from harness.clients.common import (
     ArgumentParser,
     Events,
@@ -73,6 +74,8 @@ def _body(args, events: Events, stdin: TextIO) -> int:
         raise session.lost(e, "the session join") from None
     finally:
         first.conn.close()
+    if is_block_page(resp.status, resp.headers.get("content-type"), decrypted=not secure):
+        raise ProtocolError(block_page_message(resp.status))  # the proxy's answer, not the server's
     if resp.status != 200:
         raise ProtocolError(f"the server refused to join the session: HTTP {resp.status}")
     joined = resp.json()

@@ -39,6 +39,16 @@ HOSTILE_CASES = {
     "incomplete-chain": "the issuing intermediate is not sent (badssl.com: incomplete-chain)",
     "sha1": "signed with SHA-1 (badssl.com: sha1-intermediate, sha1-2016)",
     "rsa-1024": "a 1024-bit RSA key (OpenSSL's security level 2 refuses RSA under 2048 bits)",
+    # Issue 13: certmitm's client tests, and more of badssl.com's catalogue.
+    "replaced-key": "the server's own certificate with its key replaced, so its signature fails (certmitm: replaced_key)",
+    "other-domain": "a valid certificate from a public CA for another domain (certmitm: real_cert)",
+    "leaf-as-ca": "a valid leaf (CA:FALSE) used as a CA to sign the target (certmitm: real_cert_CA)",
+    "no-common-name": "valid, its names only in the SAN, no CN in the subject (badssl.com: no-common-name)",
+    "no-subject": "valid, an empty subject and a critical SAN (badssl.com: no-subject)",
+    "1000-sans": "valid, with 1000 names in the SAN (badssl.com: 1000-sans)",
+    "rsa-512": "a 512-bit RSA key (badssl.com: rsa512); OpenSSL refuses it from security level 1 on",
+    "root-agency": "issued by a 512-bit RSA, MD5-signed root named 'Root Agency', sent in the chain "
+                   "(badssl.com: root-agency, after Microsoft's old test root)",
 }
 
 

@@ -173,7 +173,8 @@ class LabPKI:
         ]
         try:
             if hostile_sites:
-                for case, (chain, key) in server_sites(inter, server_hostnames, hostile_sites).items():
+                for case, (chain, key) in server_sites(inter, server_hostnames, hostile_sites,
+                                                          server_key=server.private_key).items():
                     files.insert(0, (pki.sites_dir / f"{case}.key", key, True))
                     files.insert(0, (pki.sites_dir / f"{case}.pem", chain, False))
             for d in (pki.public_root.parent, pki.mitmproxy_confdir, *([pki.sites_dir] if hostile_sites else [])):

@@ -106,6 +106,9 @@ class Forger:
         # client holds only the root, which stays out: Zscaler and Umbrella captures show none).
         self.chain = [c for c in certs if c.issuer != c.subject]
         self.untrusted = CA.load(pki_dir / "untrusted-ca.pem", pki_dir / "untrusted-ca.key")
+        # The attacker's public CA (certmitm's valid certificates for other names, harness.pki.hostile).
+        inter = pki_dir / "public-intermediate.pem"
+        self.public = (CA.load(inter, inter.with_suffix(".key")), ) if inter.exists() else ()
         sub = pki_dir / "org-sub-ca.pem"
         self.sub_ca = CA.load(sub, pki_dir / "org-sub-ca.key") if sub.exists() else None
         self._keys: dict[str, object] = {}
@@ -130,8 +133,10 @@ class Forger:
     def _make_leaf(self, p: Plan, hostnames: tuple[str, ...], upstream):
         key = self._key(leaf_key_spec(p.leaf_key, upstream.public_key() if upstream is not None else None))
         if p.case:
+            public = (self.public[0], [self.public[0].cert]) if self.public else None
             return hostile.issue(p.case, hostnames, issuer=self.signer, chain=self.chain,
-                                 untrusted=self.untrusted, sub_ca=self.sub_ca, key=key)
+                                 untrusted=self.untrusted, sub_ca=self.sub_ca, key=key,
+                                 public=public, original=upstream)
         # Never past the signer's own end, whatever the profile's days or the copied dates.
         dates = validity(LEAF_LIFETIME, *_validity(p.validity, upstream), self.signer.cert)
         cert = forge_leaf(p.shape, issuer_cert=self.signer.cert, issuer_key=self.signer.private_key,
@@ -143,7 +148,7 @@ class Forger:
         """A server-side pyOpenSSL connection presenting ``leaf`` (``None``: no certificate, so
         the handshake fails) with ``app_data`` (mitmproxy's ALPN bookkeeping) carried over."""
         cert, key, chain = leaf if leaf is not None else (None, None, [])
-        weak = cert is not None and (p.case == "sha1" or _is_weak_key(key))
+        weak = cert is not None and (p.case in hostile.WEAK or _is_weak_key(key))
         conn = SSL.Connection(self._context(p.tls_min, p.tls_max, weak, tuple(chain)))
         if cert is not None:
             conn.use_certificate(cert)

@@ -43,3 +43,19 @@ def test_an_explicit_abort_says_only_not_continuing(tls_lab):
          "abort", "--trust", tls_lab.pki["trust_public_org"], "--pins", tls_lab.pki["pins_file"]],
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
     assert proc.returncode == ExitCode.DECLINED and proc.stdout.splitlines()[1] == "Not continuing."
+
+
+def test_a_block_page_is_named_as_the_proxys_answer(tls_lab, lab_journal):
+    """Behind an untrusted upstream the proxy answers the join itself (mitmproxy's 502 page): the client
+    says the proxy answered, not the server; the journals show the blocked request and nothing at the server."""
+    lane = 1
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "attended", "--proxy", tls_lab.proxies["untrusted-block-page"][lane],
+         "--on-warning", "continue", "--trust", tls_lab.pki["trust_public_org"], "--pins", tls_lab.pki["pins_file"]],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == ExitCode.NETWORK, proc.stdout + proc.stderr
+    assert "the proxy answered with a block page: HTTP 502" in proc.stdout + proc.stderr
+    assert "the server refused" not in proc.stdout + proc.stderr
+    blocked = [r for r in lab_journal.proxy_records(lane=lane) if r["kind"] == "connection" and r["blocked"]]
+    assert blocked and blocked[-1]["requests"]
+    assert [r for r in lab_journal.server_records(lane=lane) if r["kind"] == "http"] == []

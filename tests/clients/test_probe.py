@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from harness.cli.main import main
-from harness.clients.probe import Facts, assess, exception_pattern, parse_target
+from harness.clients.probe import (
+    Facts,
+    assess,
+    decrypted,
+    exception_pattern,
+    leads_to,
+    parse_target,
+    probe_name,
+    proxy_status,
+    rule_block_page,
+    rule_proxy_login,
+    rule_unpinned,
+    rule_untrusted,
+)
 from harness.errors import UsageError
 from harness.proxy.roaming import reset_lane
 
@@ -49,6 +67,70 @@ def test_no_pins_cannot_tell_and_network_errors():
     assert assess(facts(pins_checked=False, pin_matched=None)).verdict == "trusted-unpinned"
     r = assess(facts(network_error="cannot connect to 127.0.0.1:3128 (Connection refused)"))
     assert (r.verdict, r.exit_code) == ("network-error", 6) and "through the proxy http://127.0.0.1:3128" in r.message
+
+
+def test_a_407_says_the_proxy_wants_a_login():
+    f = facts(network_error="the proxy refused CONNECT beam.screenmeet.com:443: 407 Proxy Authentication Required",
+              proxy_status=407)
+    r = rule_proxy_login(f)
+    assert (r.verdict, r.exit_code) == ("proxy-login", 6) and assess(f) == r
+    assert r.message.startswith("The proxy http://127.0.0.1:3128 wants a login (HTTP 407")
+    assert "proxy login" in r.fix
+    assert rule_proxy_login(facts(network_error="x", proxy_status=403)) is None
+    assert assess(facts(network_error="x", proxy_status=403)).verdict == "network-error"
+    assert proxy_status("the proxy refused CONNECT a.b:443: 407 Proxy Authentication Required") == 407
+    assert proxy_status("cannot connect to 127.0.0.1:1 (Connection refused)") is None
+
+
+def test_an_untrusted_server_chain_through_a_tunnel_is_not_inspection():
+    f = facts(trusted=False, trust_error="unable to get local issuer certificate", forges=False)
+    r = rule_untrusted(f)
+    assert (r.verdict, r.exit_code) == ("untrusted", 4)
+    assert "the server's own chain, untrusted, and the proxy is not decrypting" in r.message
+    assert "inspects" not in r.message and "inspection proxy" not in r.message
+    assert "exception changes nothing" in r.fix
+    # Direct (no proxy): nothing on the path re-signs it.
+    assert "nothing on the path re-signs it" in rule_untrusted(replace(f, proxy=None)).message
+    # A proxy that forged for the made-up name is re-signing: the old advice stands.
+    forged = rule_untrusted(replace(f, forges=True))
+    assert "inspection proxy whose CA is not deployed" in forged.message and "*.screenmeet.com" in forged.fix
+
+
+def test_a_block_page_behind_an_untrusted_upstream():
+    r = rule_block_page(facts(block_status=502))
+    assert (r.verdict, r.exit_code) == ("blocked", 5) and assess(facts(block_status=502)) == r
+    assert "the proxy answered with a block page: HTTP 502" in r.message
+    assert "An inspection exception alone will not help" in r.message
+    assert r.fix.startswith("find out why the proxy rejects beam.screenmeet.com's certificate")
+    # Only on a decrypted connection: the real server's (pinned) answer is never a block page.
+    assert rule_block_page(facts(block_status=502, pin_matched=True)) is None
+    assert rule_block_page(facts(block_status=None)) is None
+
+
+def test_without_pins_a_non_public_issuer_is_inspection_likely():
+    f = facts(pins_checked=False, pin_matched=None, public_issuer=False)
+    r = rule_unpinned(f)
+    assert (r.verdict, r.exit_code) == ("inspection-likely", 5) and assess(f) == r
+    assert r.message.startswith("Inspection likely: beam.screenmeet.com presented a certificate issued by "
+                                "CN=Contoso Inspection CA")
+    assert decrypted(f) and not decrypted(replace(f, public_issuer=True)) and not decrypted(replace(f, public_issuer=None))
+    assert assess(replace(f, public_issuer=True)).verdict == "trusted-unpinned"
+    assert assess(replace(f, public_issuer=None)).verdict == "trusted-unpinned"  # no bundle: cannot tell
+
+
+def test_leads_to_checks_the_signature_not_only_the_name():
+    from harness.pki.ca import CA
+    root = CA(common_name="Public Root", key_type="ec")
+    inter = root.create_child_ca(common_name="Public Inter", key_type="ec")
+    impostor = CA(common_name="Public Root", key_type="ec")  # same name, other key
+    leaf = inter.issue_cert("beam.screenmeet.com").cert
+    assert leads_to([leaf, inter.cert], [root.cert]) and leads_to([root.cert], [root.cert])
+    assert not leads_to([leaf, inter.cert], [impostor.cert]) and not leads_to([leaf], [root.cert])
+
+
+def test_probe_name_is_made_up_under_the_domain():
+    a, b = probe_name("beam.screenmeet.com"), probe_name("beam.screenmeet.com")
+    assert a != b and a.endswith(".screenmeet.com") and a.startswith("tls-lab-probe-")
 
 
 def test_exception_pattern_and_targets():
@@ -168,10 +250,77 @@ def test_genuine_server_with_a_trust_store_lacking_the_public_ca(tls_lab, capsys
     assert code == 4 and doc["pins"]["matched"] is True and "lacks the public CA" in doc["message"]
 
 
-def test_without_pins_it_cannot_tell(tls_lab, capsys):
-    code, doc = probe(capsys, "beam.screenmeet.com", "--proxy", tls_lab.proxy_url("inspect"),
+def test_without_pins_the_verdict_is_only_as_good_as_the_public_bundle(tls_lab, capsys):
+    # A public bundle without the lab's public root: the real server's chain then looks no more public than a forged one.
+    code, doc = probe(capsys, "beam.screenmeet.com", "--proxy", tls_lab.proxy_url("tunnel"),
+                      "--public-trust", tls_lab.pki["org_ca"], *lab_args(tls_lab, pins=False))
+    assert code == 5 and doc["verdict"] == "inspection-likely" and doc["pins"]["checked"] is False
+
+
+def test_without_pins_a_non_public_issuer_reports_inspection_likely(tls_lab, capsys):
+    public = ["--public-trust", tls_lab.trust_bundle("public")]
+    code, doc = probe(capsys, "beam.screenmeet.com", "--proxy", tls_lab.proxy_url("inspect"), *public,
                       *lab_args(tls_lab, pins=False))
-    assert code == 0 and doc["verdict"] == "trusted-unpinned" and doc["pins"]["checked"] is False
+    assert (code, doc["verdict"], doc["public_issuer"]) == (5, "inspection-likely", False)
+    assert f"issued by CN={tls_lab.org_issuer_cn}" in doc["message"] and doc["issuer"] == tls_lab.org_issuer_cn
+    code, doc = probe(capsys, "beam.screenmeet.com", "--proxy", tls_lab.proxy_url("tunnel"), *public,
+                      *lab_args(tls_lab, pins=False))
+    assert (code, doc["verdict"], doc["public_issuer"]) == (0, "trusted-unpinned", True)
+
+
+def test_an_untrusted_server_through_a_tunnel_is_not_called_inspection(tls_lab, lab_journal, capsys):
+    """The server's own untrusted chain relayed by a tunnel: the probe says the proxy is not decrypting, and the
+    journal agrees (every probe connection passed through, none forged)."""
+    lane = 2
+    code, doc = probe(capsys, "beam.screenmeet.com", "--proxy", tls_lab.proxies["tunnel-untrusted-root"][lane],
+                      *lab_args(tls_lab))
+    assert (code, doc["verdict"], doc["forges"]) == (4, "untrusted", False)
+    assert "the proxy is not decrypting" in doc["message"] and "inspection proxy" not in doc["message"]
+    records = [r for r in lab_journal.proxy_records(lane=lane) if r["kind"] == "connection"]
+    assert len(records) == 3 and {r["action"] for r in records} == {"passed-through"}
+    # The same untrusted server behind inspection with the CA not deployed: the proxy forges for the made-up name.
+    code, doc = probe(capsys, "beam.screenmeet.com", "--proxy", tls_lab.proxies["inspect"][lane],
+                      *lab_args(tls_lab, trust="public"))
+    assert (code, doc["verdict"], doc["forges"]) == (4, "untrusted", True)
+    assert "inspection proxy whose CA is not deployed" in doc["message"]
+
+
+def test_behind_an_untrusted_upstream_block_page(tls_lab, lab_journal, capsys):
+    """The proxy answers the probe's credential-free HEAD / itself (mitmproxy's 502): the probe says so, and that an
+    exception alone will not help; the journal shows the blocked request, and the server saw nothing."""
+    lane = 3
+    code, doc = probe(capsys, "beam.screenmeet.com", "--proxy", tls_lab.proxies["untrusted-block-page"][lane],
+                      *lab_args(tls_lab))
+    assert (code, doc["verdict"], doc["block_status"]) == (5, "blocked", 502)
+    assert "the proxy answered with a block page: HTTP 502" in doc["message"]
+    assert "exception alone will not help" in doc["message"]
+    blocked = [r for r in lab_journal.proxy_records(lane=lane) if r["kind"] == "connection" and r["blocked"]]
+    assert blocked and [q["method"] for q in blocked[-1]["requests"]] == ["HEAD"]
+    assert [r for r in lab_journal.server_records(lane=lane) if r["kind"] == "http"] == []
+    # Plain inspection answers from the server: inspected, not blocked.
+    code, doc = probe(capsys, "beam.screenmeet.com", "--proxy", tls_lab.proxies["inspect"][lane], *lab_args(tls_lab))
+    assert (code, doc["verdict"], doc["block_status"]) == (5, "inspected", None)
+
+
+def test_a_proxy_that_wants_a_login(tmp_path, capsys):
+    """A real mitmdump with --proxyauth answers CONNECT with 407: the probe says the proxy wants a login."""
+    from harness.net.addresses import reserve_ports
+    port = reserve_ports("127.0.0.1", 1)[0]
+    mitmdump = str(Path(sys.executable).with_name("mitmdump"))
+    proc = subprocess.Popen([mitmdump, "--listen-host", "127.0.0.1", "--listen-port", str(port), "--set", "proxyauth=probe:secret", "--set", f"confdir={tmp_path}", "-q"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            code, doc = probe(capsys, "beam.screenmeet.com", "--proxy", f"http://127.0.0.1:{port}", "--timeout", "20")
+            if doc["verdict"] != "network-error" or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)  # still starting
+        assert (code, doc["verdict"], doc["proxy_status"]) == (6, "proxy-login", 407), doc
+        assert "wants a login (HTTP 407" in doc["message"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def test_network_errors(tls_lab, capsys):
@@ -190,9 +339,11 @@ def test_honours_https_proxy_like_the_clients(tls_lab, capsys, monkeypatch):
 
 
 def test_probe_sends_no_application_byte(tls_lab, lab_journal, capsys):
-    """Ground truth: the proxy finished a handshake with the probe and decrypted nothing; the server got no request."""
+    """Ground truth: with --handshake-only the proxy finished a handshake with the probe and decrypted nothing;
+    the server got no request."""
     for policy in ("inspect", "exception-wildcard"):
-        probe(capsys, "beam.screenmeet.com", "--proxy", tls_lab.proxy_url(policy), *lab_args(tls_lab))
+        probe(capsys, "beam.screenmeet.com", "--proxy", tls_lab.proxy_url(policy), "--handshake-only",
+              *lab_args(tls_lab))
     records = [r for r in lab_journal.proxy_records(lane=0) if r["kind"] == "connection"]
     assert {r["action"] for r in records} == {"intercepted", "passed-through"}
     assert all(r["requests"] == [] and r["websocket"] == [] for r in records)
@@ -205,6 +356,7 @@ def test_probe_sends_no_application_byte(tls_lab, lab_journal, capsys):
     (["beam.screenmeet.com", "--pins", "/nonexistent/pins.txt"], "does not exist"),
     (["beam.screenmeet.com", "--proxy", "socks5://x:1"], "proxy URL 'socks5://x:1' is malformed"),
     (["beam.screenmeet.com", "--connect-to", "nowhere"], "--connect-to 'nowhere' is malformed"),
+    (["beam.screenmeet.com", "--public-trust", "/nonexistent/roots.pem"], "pass --public-trust a PEM bundle"),
 ])
 def test_bad_input_is_one_sentence(capsys, args, needle):
     assert main(["probe", *args]) == 2
@@ -213,10 +365,10 @@ def test_bad_input_is_one_sentence(capsys, args, needle):
 
 
 def test_the_407_rule_is_a_login_verdict():
-    from harness.clients.probe import login_verdict, render_text
+    from harness.clients.probe import render_text, rule_proxy_login
 
     problem = "the proxy at http://127.0.0.1:3128 requires a login (407 Proxy Authentication Required); give it ..."
-    r = login_verdict(facts(network_error=problem, trusted=None), problem)
+    r = rule_proxy_login(facts(network_error=problem, trusted=None, proxy_status=407))
     assert (r.verdict, r.exit_code) == ("proxy-login", 6)
     assert "requires a login" in r.message and "http://USER:PASSWORD@HOST:PORT" in r.fix
     assert "verdict   PROXY LOGIN:" in render_text(r) and r.to_dict()["verdict"] == "proxy-login"
@@ -232,3 +384,17 @@ def test_probe_through_a_login_proxy(tls_lab, capsys):
     out = capsys.readouterr().out
     assert json.loads(out)["verdict"] == "inspected"
     assert tls_lab.proxy_logins["inspect-login"].split(":", 1)[1] not in out  # the proxy is shown without its login
+
+
+def test_by_default_only_a_bare_head_on_a_decrypted_connection(tls_lab, lab_journal, capsys):
+    """Without --handshake-only: where the pins show decryption, one HEAD / without credentials; where the pins
+    match (passed through), not a byte."""
+    lane = 0
+    for policy in ("inspect", "exception-wildcard"):
+        probe(capsys, "beam.screenmeet.com", "--proxy", tls_lab.proxies[policy][lane], *lab_args(tls_lab))
+    records = [r for r in lab_journal.proxy_records(lane=lane) if r["kind"] == "connection"]
+    seen = [q for r in records for q in r["requests"]]
+    assert [(q["method"], q["path"]) for q in seen] == [("HEAD", "/")]
+    assert not seen[0]["credentials"] and "authorization" not in seen[0]["headers"]
+    assert [(r["method"], r["path"]) for r in lab_journal.server_records(lane=lane) if r["kind"] == "http"] == [
+        ("HEAD", "/")]
