@@ -35,7 +35,7 @@ from harness.model.clientdefs import define_client
 from harness.model.policy import Policy
 from harness.model.scenarios import load_scenarios
 from harness.net.journal import JournalReader
-from harness.pki.ca import CA
+from harness.pki.ca import CA, certificate_pem, load_certificates
 from harness.plugin import describe_cell
 from harness.reports.document import to_json
 from harness.reports.publish import write_reports
@@ -127,13 +127,19 @@ def pki_dirs(tmp_path_factory):
     return out
 
 
-def org_signer(pki: Path) -> CA:
-    """The CA that signs forged leaves (mitmproxy's), with its chain up to the deployed org root."""
-    signer = CA.load(pki / "mitmproxy" / "mitmproxy-ca.pem")
-    root = CA.load(pki / "org-ca.pem", pki / "org-ca.key")
-    if signer.cert != root.cert:
-        signer.parent = root  # the vendor's intermediate: its leaves carry it in their chain
-    return signer
+class org_signer:
+    """The CA that signs forged leaves (mitmproxy's), whose leaves carry the vendor's intermediates
+    (the signer and, for Zscaler, the one above it) up to the deployed org root, as the proxy sends them."""
+
+    def __init__(self, pki: Path) -> None:
+        bundle = pki / "mitmproxy" / "mitmproxy-ca.pem"
+        self.signer = CA.load(bundle)
+        self.intermediates = [c for c in load_certificates(bundle) if c.issuer != c.subject]
+
+    def issue_cert(self, *names: str):
+        leaf = self.signer.issue_cert(*names)
+        leaf.cert_chain_pems = [leaf.cert_chain_pems[0], *(certificate_pem(c) for c in self.intermediates)]
+        return leaf
 
 
 CLIENTS = {"python-ssl": python_client_accepts,
