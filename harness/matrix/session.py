@@ -105,7 +105,9 @@ def run_matrix(options: LabOptions, scenarios: list[Scenario], clients: "list[st
         return _run_one(lab_options, scenarios, clients, policies, in_process=in_process, progress=report,
                         proxy_child=proxy_child if index == 0 else None)
 
-    with ThreadPoolExecutor(max_workers=min(PARALLEL_LABS, len(plans))) as pool:
+    # Compose labs one after another: an engine holds one compose lab (fixed subnets, one project).
+    side_by_side = 1 if options.backend == "compose" else PARALLEL_LABS
+    with ThreadPoolExecutor(max_workers=min(side_by_side, len(plans))) as pool:
         futures = [pool.submit(one, i, v, o) for i, (v, o) in enumerate(plans)]
         runs = [f.result() for f in futures]
     results = [cell for _, cells, _ in runs for cell in cells]

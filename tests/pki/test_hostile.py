@@ -9,6 +9,7 @@ import ssl
 import pytest
 
 from harness.clients.transport import trust_context
+from harness.errors import UnknownNameError
 from harness.pki import hostile
 from harness.pki.ca import CA, key_pem
 from harness.pki.lab import LabPKI
@@ -114,3 +115,11 @@ def test_unknown_case():
 
     with pytest.raises(UnknownNameError, match="unknown hostile certificate case 'revoked'"):
         hostile.issue("revoked", (HOST,), issuer=None, chain=[], untrusted=None)
+
+
+def test_parse_cases_names_hostile_sites_in_order_once():
+    assert hostile.parse_cases("sha1, expired,sha1") == ("sha1", "expired")
+    assert hostile.parse_cases("") == hostile.parse_cases(None) == ()
+    # Negative: a name that is no case is one sentence suggesting the closest.
+    with pytest.raises(UnknownNameError, match="unknown hostile certificate case 'expird' \\(did you mean 'expired'"):
+        hostile.parse_cases("expired,expird")
