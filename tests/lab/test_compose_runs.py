@@ -41,7 +41,7 @@ def test_a_vendor_run_on_compose_forges_as_the_profile_says(own_compose_labs, tm
                    "--state-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     doc = json.loads(proc.stdout)
-    assert doc["failed"] == 0 and doc["passed"] > 0 and doc["lab"]["vendor"] == vendor.name
+    assert doc["failed"] == 0 and doc["passed"] > 0 and doc["lab"]["vendors"][vendor.name]["vendor"] == vendor.name
     issuers = {r["forged_issuer"] for c in doc["cells"] for r in c["proxy_records"]
                if r.get("kind", "connection") == "connection" and r.get("action") == "intercepted"}
     # Negative: the org CA's name (the default lab's issuer) appears nowhere.
