@@ -256,8 +256,9 @@ def compose_benchmarks(cold: bool) -> dict:
 MATRICES = {"extended": ["--tag", "extended"], "vendors": ["--all-vendors"]}
 
 
-def timed_run(backend: str, args: list[str], state_dir: Path) -> dict:
-    """Wall time of one whole ``harness run ARGS --lab BACKEND --json`` (start-up and stop included)."""
+def timed_run(backend: str, args: list[str], state_dir: Path, document: Path) -> dict:
+    """Wall time of one whole ``harness run ARGS --lab BACKEND --json`` (start-up and stop included);
+    its result document goes to ``document`` (``python -m harness.reports.parity`` compares two)."""
     start = time.perf_counter()
     proc = subprocess.run([PY, "-m", "harness", "run", *args, "--lab", backend, "--json", "--state-dir", str(state_dir)],
                           capture_output=True, text=True, cwd=ROOT, stdin=subprocess.DEVNULL)
@@ -265,16 +266,20 @@ def timed_run(backend: str, args: list[str], state_dir: Path) -> dict:
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"harness run {' '.join(args)} --lab {backend} failed ({proc.returncode}): {proc.stderr[-500:]}")
     doc = json.loads(proc.stdout)
+    document.parent.mkdir(parents=True, exist_ok=True)
+    document.write_text(proc.stdout)
     return {"seconds": elapsed, "cells": len(doc["cells"]), "failed": doc["failed"], "not_run": len(doc["not_run"])}
 
 
-def matrix_benchmarks(tmp: Path) -> dict:
-    """``--matrices``: the extended matrix and the vendor matrix, each on the local and the compose lab."""
+def matrix_benchmarks(tmp: Path, out: Path) -> dict:
+    """``--matrices``: the extended matrix and the vendor matrix, each on the local and the compose lab;
+    the result documents go beside ``out`` (run-NAME-BACKEND.json)."""
     result: dict = {}
     for name, args in MATRICES.items():
         for backend in ("local", "compose"):
             log(f"{name} matrix on the {backend} lab")
-            result[f"{name}/{backend}"] = timed_run(backend, args, tmp / f"{name}-{backend}")
+            result[f"{name}/{backend}"] = timed_run(backend, args, tmp / f"{name}-{backend}",
+                                                    out.parent / f"run-{name}-{backend}.json")
     return result
 
 
@@ -306,7 +311,7 @@ def main() -> int:
     if args.matrices == "only":
         tmp = Path(tempfile.mkdtemp(prefix="tls-lab-bench-"))
         try:
-            matrices = matrix_benchmarks(tmp)
+            matrices = matrix_benchmarks(tmp, args.out)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -337,7 +342,7 @@ def main() -> int:
         if args.compose == "yes" or (args.compose == "auto" and shutil.which("docker")
                                      and subprocess.run(["docker", "info"], capture_output=True).returncode == 0):
             compose = compose_benchmarks(args.cold)
-        matrices = matrix_benchmarks(tmp) if args.matrices == "yes" else None
+        matrices = matrix_benchmarks(tmp, args.out) if args.matrices == "yes" else None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
