@@ -8,6 +8,14 @@ inside the client containers.  Clients run with ``docker exec`` in the
 ``attended`` / ``beam`` containers (corp network) or ``home`` (outside, for
 the direct scenario), so the runner and verdicts are the same as locally.
 
+Everything else the local lab takes works here too: the ``screenmeet``
+container serves the hostile sites the policies name (``LAB_SITES``; ports 9443
+up, one per case and lane, ``LabInfo.sites``), a vendor profile
+(``LAB_VENDOR``) makes the ``pki`` service write its chain and the proxy forge
+as it says, and ``name_constraints=False`` reaches the ``pki`` service.  The
+image's proxy serves every policy of ``fixtures/policies.toml``, a superset of
+any subset asked for.
+
 Transparent (gateway) inspection is always there: ``attended-gw`` / ``beam-gw``
 on the ``corp-gw`` network route via the proxy, whose ``gateway`` service
 REDIRECTs the gateway addresses (``LabInfo.transparent.gateways``) to its
