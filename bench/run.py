@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark the lab against a bare mitmdump, measured in the same run.
 
-    ./lab bench [--repeat 3] [--handshakes 300] [--concurrency 8] [--compose auto|yes|no]
+    ./lab bench [--repeat 3] [--handshakes 300] [--concurrency 8] [--compose auto|yes|no] [--matrices no|yes|only]
 
 Prints a table and writes JSON to bench/results/latest.json.  Every figure is a
 ratio against something measured here, now, on this machine, so the targets
@@ -252,6 +252,48 @@ def compose_benchmarks(cold: bool) -> dict:
     return result
 
 
+# -- the extended and vendor matrices, compose against local ----------------------------------
+MATRICES = {"extended": ["--tag", "extended"], "vendors": ["--all-vendors"]}
+
+
+def timed_run(backend: str, args: list[str], state_dir: Path, document: Path) -> dict:
+    """Wall time of one whole ``harness run ARGS --lab BACKEND --json`` (start-up and stop included);
+    its result document goes to ``document`` (``python -m harness.reports.parity`` compares two)."""
+    start = time.perf_counter()
+    proc = subprocess.run([PY, "-m", "harness", "run", *args, "--lab", backend, "--json", "--state-dir", str(state_dir)],
+                          capture_output=True, text=True, cwd=ROOT, stdin=subprocess.DEVNULL)
+    elapsed = time.perf_counter() - start
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"harness run {' '.join(args)} --lab {backend} failed ({proc.returncode}): {proc.stderr[-500:]}")
+    doc = json.loads(proc.stdout)
+    document.parent.mkdir(parents=True, exist_ok=True)
+    document.write_text(proc.stdout)
+    return {"seconds": elapsed, "cells": len(doc["cells"]), "failed": doc["failed"], "not_run": len(doc["not_run"])}
+
+
+def matrix_benchmarks(tmp: Path, out: Path) -> dict:
+    """``--matrices``: the extended matrix and the vendor matrix, each on the local and the compose lab;
+    the result documents go beside ``out`` (run-NAME-BACKEND.json)."""
+    result: dict = {}
+    for name, args in MATRICES.items():
+        for backend in ("local", "compose"):
+            log(f"{name} matrix on the {backend} lab")
+            result[f"{name}/{backend}"] = timed_run(backend, args, tmp / f"{name}-{backend}",
+                                                    out.parent / f"run-{name}-{backend}.json")
+    return result
+
+
+def matrix_rows(matrices: dict) -> list[tuple[str, str, str]]:
+    rows = []
+    for name in MATRICES:
+        local, compose = matrices[f"{name}/local"], matrices[f"{name}/compose"]
+        for backend, r in (("local", local), ("compose", compose)):
+            rows.append((f"{name} matrix on {backend} (harness run, start-up incl.)", f"{r['seconds']:.1f} s",
+                         f"{r['cells']} cells, {r['failed']} failed, {r['not_run']} not run"
+                         + (f"; {compose['seconds'] / local['seconds']:.1f}x local" if backend == "compose" else "")))
+    return rows
+
+
 # -- report ----------------------------------------------------------------------------
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -262,7 +304,22 @@ def main() -> int:
     p.add_argument("--compose", choices=("auto", "yes", "no"), default="auto",
                    help="measure the compose lab too (auto: when a Docker engine answers)")
     p.add_argument("--cold", action="store_true", help="compose: also rebuild the offline base image")
+    p.add_argument("--matrices", choices=("no", "yes", "only"), default="no",
+                   help="also time the extended and the vendor matrix on the local and the compose lab "
+                        "(only: just those; needs a Docker engine and the image)")
     args = p.parse_args()
+    if args.matrices == "only":
+        tmp = Path(tempfile.mkdtemp(prefix="tls-lab-bench-"))
+        try:
+            matrices = matrix_benchmarks(tmp, args.out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"matrices": matrices}, indent=2))
+        for row in matrix_rows(matrices):
+            print(f"{row[0]:55}  {row[1]:>8}  {row[2]}")
+        print(f"JSON: {args.out}")
+        return 0 if all(r["failed"] == 0 for r in matrices.values()) else 1
 
     tmp = Path(tempfile.mkdtemp(prefix="tls-lab-bench-"))
     try:
@@ -285,6 +342,7 @@ def main() -> int:
         if args.compose == "yes" or (args.compose == "auto" and shutil.which("docker")
                                      and subprocess.run(["docker", "info"], capture_output=True).returncode == 0):
             compose = compose_benchmarks(args.cold)
+        matrices = matrix_benchmarks(tmp, args.out) if args.matrices == "yes" else None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -304,6 +362,7 @@ def main() -> int:
                           "all_passed": doc["failed"] == 0},
         "handshakes": hs,
         "compose": compose,
+        "matrices": matrices,
         "ratios": ratios,
         "targets_met": met,
     }
@@ -328,6 +387,8 @@ def main() -> int:
              f"{compose['matrix_s'] / compose['local_matrix_s']:.1f}x the local matrix ({compose['local_matrix_s']:.2f} s)"
              + ("" if compose["matrix_all_passed"] else "; FAILURES")),
         ]
+    if matrices:
+        rows += matrix_rows(matrices)
     w0 = max(len(r[0]) for r in rows)
     w1 = max(len(r[1]) for r in rows)
     for r in rows:

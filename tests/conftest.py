@@ -20,7 +20,7 @@ def pytest_collection_modifyitems(config, items):
     """Local-only modules are skipped on the compose lab: 'pytest --lab=compose' runs the shared suite.
     (Tests marked ``compose`` are deselected on the local lab by the plugin, harness.plugin.)"""
     backend = config.getoption("--lab") or "local"
-    shared = {"test_matrix.py", "test_secrets.py", "test_compose.py"}
+    shared = {"test_matrix.py", "test_secrets.py", "test_compose.py", "test_compose_runs.py"}
     for item in items:
         name = item.path.name
         if backend == "compose" and name not in shared:

@@ -147,7 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"organisation of the inspection CA (default {DEFAULT_ORG_O!r})")
     pki.add_argument("--no-name-constraints", action="store_true",
                      help="do not name-constrain the lab CAs to the lab's domains (only to inspect other apps)")
+    pki.add_argument("--name-constraints", choices=("on", "off"), default="on",
+                     help="'off' is --no-name-constraints (compose.yaml passes the one value it is given)")
     pki.add_argument("--vendor", metavar="NAME", help="the CA names and chain of a vendor profile")
+    pki.add_argument("--sites", metavar="A,B", default="",
+                     help="also issue these hostile sites' certificates (pki/sites/<case>.pem; see harness.pki.hostile)")
     pki.add_argument("--check", action="store_true",
                      help="check the existing lab PKI (every file parses, every key matches) instead of generating one")
     # 'harness pki export DIR' (issue 14): the org CA in every install format.

@@ -11,6 +11,7 @@ from harness.lab.statedir import default_state_dir, prepare_state_dir, writable_
 from harness.model.vendors import get_vendor
 from harness.pki.ca import load_certificate
 from harness.pki.export import export_ca
+from harness.pki.hostile import parse_cases
 from harness.pki.lab import LabPKI
 
 P12_PASSWORD_ENV = "HARNESS_P12_PASSWORD"
@@ -26,8 +27,9 @@ def cmd_pki(args: argparse.Namespace) -> int:
         print(f"The lab PKI in {pki.state_dir} is complete: every file parses and every key matches its certificate.")
         return 0
     vendor = get_vendor(args.vendor) if args.vendor else None
+    constrained = not args.no_name_constraints and args.name_constraints == "on"
     pki = LabPKI.generate(prepare_state_dir(state_dir), org_common_name=args.org_cn, org_organization=args.org_o,
-                          name_constraints=not args.no_name_constraints, vendor=vendor)
+                          name_constraints=constrained, vendor=vendor, hostile_sites=parse_cases(args.sites))
     for name, path in pki.describe().items():
         print(f"{name:20} {path}")
     return 0

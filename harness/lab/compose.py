@@ -8,6 +8,14 @@ inside the client containers.  Clients run with ``docker exec`` in the
 ``attended`` / ``beam`` containers (corp network) or ``home`` (outside, for
 the direct scenario), so the runner and verdicts are the same as locally.
 
+Everything else the local lab takes works here too: the ``screenmeet``
+container serves the hostile sites the policies name (``LAB_SITES``; ports 9443
+up, one per case and lane, ``LabInfo.sites``), a vendor profile
+(``LAB_VENDOR``) makes the ``pki`` service write its chain and the proxy forge
+as it says, and ``name_constraints=False`` reaches the ``pki`` service.  The
+image's proxy serves every policy of ``fixtures/policies.toml``, a superset of
+any subset asked for.
+
 Transparent (gateway) inspection is always there: ``attended-gw`` / ``beam-gw``
 on the ``corp-gw`` network route via the proxy, whose ``gateway`` service
 REDIRECTs the gateway addresses (``LabInfo.transparent.gateways``) to its
@@ -105,6 +113,12 @@ class ComposeLab:
         self.lanes = options.lanes
         self.env = {"LAB_LANES": str(self.lanes), "LAB_ORG_CN": options.org_common_name,
                     "LAB_ORG_O": options.org_organization, "LAB_SHOW_SECRETS": "1" if options.show_secrets else "0"}
+        # The PKI and the proxy as the local lab makes them: hostile sites the policies name, a vendor's
+        # CAs and forging, name constraints on or off (compose.yaml passes each to pki, screenmeet, proxy).
+        self.sites = sorted({p.upstream for p in policies.values() if p.upstream})
+        self.vendor = options.vendor
+        self.env |= {"LAB_SITES": ",".join(self.sites), "LAB_VENDOR": self.vendor.name if self.vendor else "",
+                     "LAB_NAME_CONSTRAINTS": "on" if options.name_constraints else "off"}
         # The gateway is part of compose.yaml (``transparent`` cannot turn it off); these policies get it.
         if options.transparent_policies:
             self.env["LAB_GW_POLICIES"] = ",".join(options.transparent_policies)
@@ -154,6 +168,7 @@ class ComposeLab:
     def _describe(self) -> LabInfo:
         server_cid, proxy_cid = self.compose.container("screenmeet"), self.compose.container("proxy")
         proxy_ready = json.loads(_exec(proxy_cid, "cat", "/tmp/lab-ready"))["ready"]
+        server_ready = json.loads(_exec(server_cid, "cat", "/tmp/lab-ready"))["ready"]
         server_ip = _network_ip(_inspect(server_cid), "internet")
         org_ca = x509.load_pem_x509_certificate(_exec(proxy_cid, "cat", f"{PKI_DIR}/org-ca.pem").encode())
         cn = display_name(org_ca.subject)
@@ -185,6 +200,8 @@ class ComposeLab:
             # The proxy made up the login (harness.proxy.run.ensure_login) and reported it.
             proxy_logins={name: proxy_ready["proxy_login"] for name, p in self.policies.items()
                           if p.auth and proxy_ready.get("proxy_login")},
+            vendor=self.vendor.name if self.vendor is not None else None,
+            sites={case: [f"screenmeet:{p}" for p in ports] for case, ports in server_ready.get("sites", {}).items()},
         )
 
     def stop(self) -> None:

@@ -73,13 +73,8 @@ class LabOptions:
         if self.backend == "compose":
             if self.base_port is not None:
                 raise UsageError("--base-port applies to the local lab only; compose.yaml fixes the compose ports.")
-            if self.vendor is not None:
-                raise UsageError("vendor profiles run on the local lab; drop --lab compose or --vendor.")
             if self.listen != LOOPBACK:
-                raise UsageError("--listen applies to the local lab; compose.yaml publishes the compose ports.")
-            if not self.name_constraints:
-                raise EnvironmentProblem(
-                    "the compose lab always name-constrains its CAs; use --lab local for --no-name-constraints.")
+                raise UsageError("--listen applies to the local lab; the compose lab's proxy is only on its Docker networks (drop --lab compose or --listen).")
         self._check_evidence()
         if self.vendor is not None and (self.org_common_name, self.org_organization) != (DEFAULT_ORG_CN, DEFAULT_ORG_O):
             raise UsageError(f"--vendor {self.vendor.name} names the inspection CA itself; drop --org-cn/--org-o.")

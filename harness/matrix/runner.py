@@ -57,7 +57,7 @@ def unavailable(scenario: Scenario, lab: LabInfo, policies: dict[str, Policy] | 
             policies = load_policies()
         site = getattr(policies.get(scenario.policy), "upstream", "")
         if site and site not in lab.sites:
-            return f"the {lab.backend} lab serves no hostile site {site!r} (the local lab does)."
+            return f"the {lab.backend} lab serves no hostile site {site!r} (start it with the policy {scenario.policy!r})."
     return None
 
 

@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from harness.errors import UsageError
 from harness.lab.gateway import policies_for
 from harness.lab.open import start_lab
 from harness.lab.options import LabOptions
@@ -31,7 +32,7 @@ from harness.lab.statedir import run_state_dir
 from harness.matrix.cell import CellResult
 from harness.matrix.runner import MatrixRunner
 from harness.model.clientdefs import ClientDef
-from harness.model.policy import Policy
+from harness.model.policy import Policy, load_policies
 from harness.model.scenarios import Scenario, policies_used
 from harness.model.vendors import VendorProfile
 
@@ -96,6 +97,9 @@ def run_matrix(options: LabOptions, scenarios: list[Scenario], clients: "list[st
     ``proxy_child`` is a proxy started early in the first lab's state directory
     (:func:`harness.lab.statedir.run_state_dir`) for it to adopt.
     """
+    if options.backend == "compose" and policies != load_policies():
+        raise UsageError("the compose image serves fixtures/policies.toml only, so a scenario file with its own "
+                         "policies.toml runs on the local lab; drop --lab compose.")
     start = time.perf_counter()
     plans = [(v, options_for(options, scenarios, vendor=v, state_dir=run_state_dir(options.state_dir, v.name if v else None)))
              for v in (vendors or [None])]
@@ -105,7 +109,9 @@ def run_matrix(options: LabOptions, scenarios: list[Scenario], clients: "list[st
         return _run_one(lab_options, scenarios, clients, policies, in_process=in_process, progress=report,
                         proxy_child=proxy_child if index == 0 else None)
 
-    with ThreadPoolExecutor(max_workers=min(PARALLEL_LABS, len(plans))) as pool:
+    # Compose labs one after another: an engine holds one compose lab (fixed subnets, one project).
+    side_by_side = 1 if options.backend == "compose" else PARALLEL_LABS
+    with ThreadPoolExecutor(max_workers=min(side_by_side, len(plans))) as pool:
         futures = [pool.submit(one, i, v, o) for i, (v, o) in enumerate(plans)]
         runs = [f.result() for f in futures]
     results = [cell for _, cells, _ in runs for cell in cells]

@@ -70,6 +70,19 @@ def _check(case: str) -> None:
         raise UnknownNameError("hostile certificate case", case, list(CASES))
 
 
+def parse_cases(text: str | None) -> tuple[str, ...]:
+    """``"expired,sha1"`` -> the hostile cases it names, in order, each once ("" or None: none).
+
+    The one spelling of a list of hostile sites on a command line (``harness pki
+    --sites``, the mock server's and the proxy's ``--site-cases``, ``LAB_SITES`` in
+    compose.yaml).  Raises :class:`UnknownNameError` for a name that is no case.
+    """
+    cases = tuple(dict.fromkeys(c.strip() for c in (text or "").split(",") if c.strip()))
+    for case in cases:
+        _check(case)
+    return cases
+
+
 def self_signed_leaf(hostnames: tuple[str, ...], key, *, hash_algorithm=None) -> x509.Certificate:
     """A leaf (CA:FALSE) whose issuer is itself, for ``hostnames`` (SHA-256 unless ``hash_algorithm``)."""
     hash_algorithm = hash_algorithm or hashes.SHA256

@@ -33,9 +33,11 @@ from harness.errors import LabError
 from harness.model.policy import load_policies
 from harness.model.proxylogin import ProxyLogin, new_login
 from harness.model.values import listen_port, positive_int
+from harness.model.vendors import get_vendor
 from harness.net.addresses import lane_layout, parse_ports, reserve_ports
 from harness.net.journal import announce_ready
 from harness.pki.ca import CA
+from harness.pki.hostile import parse_cases
 from harness.proxy.config import ProxyConfig, gateway_addresses, transparent_policy_names
 
 
@@ -211,6 +213,9 @@ def config_from_args(args) -> ProxyConfig:
             ports=lane_layout(args.base_port, policies, args.lanes), upstream_host=args.upstream_host,
             upstream_ports=parse_ports(args.upstream_ports) if args.upstream_ports else [],
             admin=args.admin, confdir=args.confdir, upstream_trust=args.upstream_trust,
+            # The mock server's hostile sites, laid out as its own --site-cases/--site-base-port.
+            sites=lane_layout(args.site_base_port, parse_cases(args.site_cases), args.lanes),
+            vendor=get_vendor(args.vendor).to_dict() if args.vendor else None,
         )
         if args.gateways:
             # Transparent (gateway) listeners for --transparent-policies (default all): gateway
@@ -239,6 +244,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--transparent-base-port", type=listen_port, default=8300, help="first transparent listener port")
     p.add_argument("--transparent-policies", metavar="A,B", help="with --gateways: only these policies (default all)")
     p.add_argument("--admin", default="127.0.0.1:0", help="journal endpoint: HOST:PORT or via:NAME:PORT")
+    p.add_argument("--site-cases", metavar="A,B", default="", help="with --policies: the hostile sites the "
+                   "mock server serves (its --site-cases), for the policies whose `upstream` names one")
+    p.add_argument("--site-base-port", type=listen_port, default=9443,
+                   help="with --site-cases: the first site's lane-0 port (the mock server's --site-base-port)")
+    p.add_argument("--vendor", metavar="NAME", default="", help="with --policies: the vendor profile to emulate "
+                   "(forging and untrusted-upstream action; the PKI must be that vendor's, 'harness pki --vendor')")
     p.add_argument("--confdir", help="with --policies: mitmproxy confdir holding mitmproxy-ca.pem (the org CA)")
     p.add_argument("--upstream-trust", help="with --policies: CA bundle the proxy trusts for upstream servers")
     p.add_argument("--ready-fd", type=int, help="write the ready report to this file descriptor instead of stdout")

@@ -6,4 +6,5 @@
 * :mod:`harness.reports.junit`    – JUnit XML, from the document
 * :mod:`harness.reports.html`     – the HTML page, from the document
 * :mod:`harness.reports.publish`  – what ``harness run`` prints and the report files it writes
+* :mod:`harness.reports.parity`   – two run documents (local, compose) compared cell by cell
 """

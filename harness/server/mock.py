@@ -35,10 +35,12 @@ from typing import cast
 
 from aiohttp import WSMsgType, web
 
+from harness.errors import UsageError
 from harness.model.records import ServerRequest
 from harness.model.secrets import mask_value, redact_headers
-from harness.net.addresses import parse_ports, resolve_bind
+from harness.net.addresses import lane_layout, parse_ports, resolve_bind
 from harness.net.journal import Journal, announce_ready, start_admin
+from harness.pki.hostile import parse_cases
 from harness.server.h2serve import ALPN, H2Protocol, alpn_switch
 
 API_HOST = "api.screenmeet.com"
@@ -235,7 +237,7 @@ async def serve(args: argparse.Namespace) -> None:
     ports = await listen(tls_context(args.cert, args.key), args.ports)
     # Hostile sites: the same service behind a bad certificate, one port per lane (harness.pki.hostile).
     sites = {name: await listen(tls_context(s["cert"], s["key"], weak=True), [int(p) for p in s["ports"]])
-             for name, s in _read_sites(args.sites).items()}
+             for name, s in (_read_sites(args.sites) | _flag_sites(args)).items()}
     admin_host, admin_port = resolve_bind(args.admin)
     admin_runner, admin_url = await start_admin(server.journal, admin_host, admin_port, name="server")
     announce_ready({"ready": {"ports": ports, "sites": sites, "host": args.host, "admin": admin_url}},
@@ -259,6 +261,24 @@ def _read_sites(path: str | None) -> dict:
         return json.load(f)
 
 
+def _flag_sites(args: argparse.Namespace) -> dict:
+    """``--site-cases A,B --sites-dir DIR --site-base-port N`` (compose, where ports are fixed): the
+    sites ``--sites`` would describe, each case's certificate at DIR/<case>.pem and its key at
+    DIR/<case>.key, one port per lane laid out as the proxy's ``--site-base-port`` lays them out."""
+    cases = parse_cases(args.site_cases)
+    layout = lane_layout(args.site_base_port, cases, len(args.ports))
+    return {case: {"cert": f"{args.sites_dir}/{case}.pem", "key": f"{args.sites_dir}/{case}.key",
+                   "ports": layout[case]} for case in cases}
+
+
+def _cases_arg(text: str) -> str:
+    try:
+        parse_cases(text)
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
 def _ports_arg(text: str) -> list[int]:
     try:
         return parse_ports(text)
@@ -273,6 +293,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1", help="address the TLS ports bind to")
     p.add_argument("--ports", type=_ports_arg, default=[0], help="one TLS port per lane: 8443,8444 or 8443+2 (0 = free port)")
     p.add_argument("--sites", help="JSON file of hostile sites: {name: {cert, key, ports}} (see harness.pki.hostile)")
+    p.add_argument("--site-cases", type=_cases_arg, default="", metavar="A,B",
+                   help="hostile sites to serve (compose): certificates from --sites-dir, ports from --site-base-port")
+    p.add_argument("--sites-dir", default="/lab/pki/sites", help="with --site-cases: the <case>.pem/.key directory")
+    p.add_argument("--site-base-port", type=int, default=9443, help="with --site-cases: the first site's lane-0 port")
     p.add_argument("--admin", default="127.0.0.1:0", help="HOST:PORT of the journal endpoint (keep it loopback)")
     p.add_argument("--ready-fd", type=int, help="write the ready report to this file descriptor instead of stdout")
     p.add_argument("--ready-file", help="also write the ready report to this file (for container healthchecks)")

@@ -93,3 +93,26 @@ def test_pki_export_of_a_vendor_lab_from_the_default_state_dir(tmp_path):
     signer = x509.load_pem_x509_certificates((pki / "mitmproxy" / "mitmproxy-ca.pem").read_bytes())[0]
     exported = x509.load_der_x509_certificate((tmp_path / "out" / "org-ca.cer").read_bytes())
     assert exported == root and exported != signer and signer.issuer == root.subject
+
+
+def test_pki_issues_the_hostile_sites_and_unconstrained_cas_compose_asks_for(tmp_path):
+    """compose.yaml's pki service: --sites and --name-constraints off (issue 16)."""
+    from cryptography import x509
+
+    proc = harness("pki", "--state-dir", str(tmp_path), "--sites", "expired,rsa-1024", "--name-constraints", "off")
+    assert proc.returncode == 0, proc.stderr
+    sites = tmp_path / "pki" / "sites"
+    assert sorted(p.name for p in sites.iterdir()) == ["expired.key", "expired.pem", "rsa-1024.key", "rsa-1024.pem"]
+    org = x509.load_pem_x509_certificate((tmp_path / "pki" / "org-ca.pem").read_bytes())
+    assert x509.NameConstraints not in [e.value.__class__ for e in org.extensions]
+    # Negative: the default constrains the org CA and issues no site.
+    proc = harness("pki", "--state-dir", str(tmp_path / "d"), "--sites", "")
+    assert proc.returncode == 0 and not (tmp_path / "d" / "pki" / "sites").exists()
+    org = x509.load_pem_x509_certificate((tmp_path / "d" / "pki" / "org-ca.pem").read_bytes())
+    assert org.extensions.get_extension_for_class(x509.NameConstraints)
+
+
+def test_pki_unknown_site_is_one_sentence(tmp_path):
+    proc = harness("pki", "--state-dir", str(tmp_path), "--sites", "expird")
+    assert_one_sentence_error(proc, 2)
+    assert "unknown hostile certificate case 'expird'" in proc.stderr

@@ -130,3 +130,33 @@ def test_transparent_exception_passes_through_and_the_journal_says_so(compose_la
     inspected = run_scenario("transparent-inspected-decline", "beam")
     assert {r["action"] for r in inspected.proxy_records if r["kind"] == "connection"} == {"intercepted"}
     assert not inspected.server_records
+
+
+# -- hostile sites on the internet network (issue 16) -----------------------------------------
+
+
+def _curl_home(lab, url):
+    cmd = [*lab.machines.home, "curl", "-sS", "-o", "/dev/null", "--max-time", "20",
+           "--cacert", lab.pki["trust_public"], url]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+
+def test_the_server_container_serves_each_hostile_site_the_policies_name(compose_lab):
+    from harness.model.policy import load_policies
+
+    assert set(compose_lab.sites) == {p.upstream for p in load_policies().values() if p.upstream}
+    assert all(len(hosts) == compose_lab.lanes for hosts in compose_lab.sites.values())
+    port = compose_lab.sites["expired"][0].rsplit(":", 1)[1]
+    expired = _curl_home(compose_lab, f"https://api.screenmeet.com:{port}/")
+    assert expired.returncode == 60 and "certificate has expired" in expired.stderr, expired.stderr
+    wrong = _curl_home(compose_lab, f"https://api.screenmeet.com:{compose_lab.sites['wrong-host'][0].rsplit(':', 1)[1]}/")
+    assert wrong.returncode == 60 and "subject name" in wrong.stderr, wrong.stderr
+    # Negative: the same name on the lane's own port presents the good certificate.
+    good = _curl_home(compose_lab, f"https://api.screenmeet.com:{compose_lab.server_connect[0].rsplit(':', 1)[1]}/")
+    assert good.returncode == 0, good.stderr
+
+
+def test_corp_clients_cannot_reach_a_hostile_site_directly(compose_lab):
+    port = int(compose_lab.sites["expired"][0].rsplit(":", 1)[1])
+    out = in_container(compose_lab, "beam", CONNECT.format(host="screenmeet.com", port=port))
+    assert "failed" in out.stdout, out.stdout + out.stderr

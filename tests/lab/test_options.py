@@ -32,8 +32,6 @@ def test_keyword_only_frozen_and_readable():
     ({"lanes": True}, EnvironmentProblem, "at least one lane"),
     ({"backend": "k8s"}, UnknownNameError, "unknown lab backend 'k8s'"),
     ({"backend": "compose", "base_port": 9000}, UsageError, "--base-port applies to the local lab only"),
-    ({"backend": "compose", "name_constraints": False}, EnvironmentProblem, "always name-constrains"),
-    ({"backend": "compose", "vendor": "zscaler"}, UsageError, "vendor profiles run on the local lab"),
     ({"vendor": "zscaler", "org_common_name": "Mine"}, UsageError, "names the inspection CA itself"),
     ({"backend": "compose", "listen": "192.168.1.20"}, UsageError, "--listen applies to the local lab"),
 ])
@@ -48,6 +46,8 @@ def test_good_combinations_pass():
     LabOptions(vendor=get_vendor("zscaler"))
     LabOptions(backend="compose", transparent=None, transparent_policies=("inspect",))
     LabOptions(base_port=20000, lanes=1)
+    # Both backends: a vendor profile, unconstrained CAs (issue 16).
+    LabOptions(backend="compose", vendor=get_vendor("zscaler"), name_constraints=False)
 
 
 # -- live upstream and evidence --------------------------------------------------------------

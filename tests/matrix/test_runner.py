@@ -25,7 +25,8 @@ def test_a_transparent_row_needs_the_gateway():
 
 def test_a_hostile_upstream_row_needs_its_site():
     row = Scenario(name="h", network="proxy", expect={"beam": "tls-error"}, policy="tunnel-expired")
-    assert unavailable(row, lab()) == "the compose lab serves no hostile site 'expired' (the local lab does)."
+    assert unavailable(row, lab()) == (
+        "the compose lab serves no hostile site 'expired' (start it with the policy 'tunnel-expired').")
     assert unavailable(row, lab(sites={"expired": ["127.0.0.1:9300"]})) is None
     assert unavailable(Scenario(name="d", network="direct", expect={"beam": "connected"}), lab()) is None
 

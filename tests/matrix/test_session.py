@@ -2,6 +2,9 @@
 
 from pathlib import Path
 
+import pytest
+
+from harness.errors import UsageError
 from harness.lab.options import LabOptions
 from harness.lab.statedir import run_state_dir
 from harness.matrix.session import options_for, run_matrix
@@ -44,3 +47,15 @@ def test_a_vendor_run_uses_the_scenario_files_own_policies(tmp_path):
     assert list(lab["proxies"]) == ["corp-inspect"] and lab["vendor"] == "zscaler"
     [record] = [r for r in run.results[0].proxy_records if r.get("kind", "connection") == "connection"]
     assert record["action"] == "intercepted" and record["forged_issuer"] == get_vendor("zscaler").issuing_cn
+
+
+def test_compose_refuses_a_scenario_files_own_policies_in_one_sentence(tmp_path):
+    """The compose image carries fixtures/policies.toml: other policies are refused before any container starts."""
+    (tmp_path / "policies.toml").write_text('[policy.corp-inspect]\nmode = "inspect"\n')
+    (tmp_path / "scenarios.toml").write_text(
+        '[[scenario]]\nname = "mine"\nnetwork = "proxy"\npolicy = "corp-inspect"\ntrust = "public+org"\n'
+        'expect = { beam = "refused" }\n')
+    policies = load_policies(tmp_path / "policies.toml")
+    scenarios = load_scenarios(tmp_path / "scenarios.toml", policies=policies)
+    with pytest.raises(UsageError, match="a scenario file with its own policies.toml runs on the local lab"):
+        run_matrix(LabOptions(backend="compose", state_dir=tmp_path / "s"), scenarios, policies=policies)

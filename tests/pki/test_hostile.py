@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 
 from harness.clients.transport import trust_context
+from harness.errors import UnknownNameError
 from harness.pki import hostile
 from harness.pki.ca import CA, key_pem
 from harness.pki.lab import LabPKI
@@ -251,3 +252,11 @@ def test_forged_rows_present_the_case_to_the_client(run_scenario, case):
     conns = [r for r in cell.proxy_records if r["kind"] == "connection"]
     assert conns and {r["forged_case"] for r in conns} == {case}
     assert all(r["client_tls"] != "established" and r["requests"] == [] for r in conns) and cell.verdict.passed
+
+
+def test_parse_cases_names_hostile_sites_in_order_once():
+    assert hostile.parse_cases("sha1, expired,sha1") == ("sha1", "expired")
+    assert hostile.parse_cases("") == hostile.parse_cases(None) == ()
+    # Negative: a name that is no case is one sentence suggesting the closest.
+    with pytest.raises(UnknownNameError, match="unknown hostile certificate case 'expird' \\(did you mean 'expired'"):
+        hostile.parse_cases("expired,expird")

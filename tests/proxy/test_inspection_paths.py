@@ -191,6 +191,7 @@ def test_rows_needing_a_hostile_site_are_skipped_where_the_lab_has_none(tls_lab,
     row = lab_scenarios["hostile-expired-tunnel"]
     assert unavailable(row, tls_lab) is None and "expired" in tls_lab.sites
     compose_like = replace(tls_lab, backend="compose", sites={})
-    assert unavailable(row, compose_like) == "the compose lab serves no hostile site 'expired' (the local lab does)."
+    assert unavailable(row, compose_like) == (
+        f"the compose lab serves no hostile site 'expired' (start it with the policy {row.policy!r}).")
     # Negative: rows without a hostile upstream run anywhere.
     assert unavailable(lab_scenarios["hostile-expired-forged"], compose_like) is None

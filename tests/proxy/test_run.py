@@ -7,6 +7,7 @@ import json
 import pytest
 
 from harness.model.policy import Policy
+from harness.model.vendors import get_vendor
 from harness.proxy import run
 from harness.proxy.config import ProxyConfig
 
@@ -114,3 +115,28 @@ def test_keylog_uses_mitmproxys_logger_and_is_private(tmp_path, monkeypatch):
     run.install_keylog(str(path))
     assert isinstance(tls.log_master_secret, tls.MasterSecretLogger)
     assert (path.stat().st_mode & 0o777) == 0o600
+
+
+def test_compose_flags_lay_out_hostile_sites_and_name_the_vendor(tmp_path):
+    """compose.yaml gives the proxy the mock server's site layout and the vendor by flags (issue 16)."""
+    policies = tmp_path / "policies.toml"
+    policies.write_text('[policy.inspect]\nmode = "inspect"\n')
+    base = ["--policies", str(policies), "--lanes", "2", "--confdir", "/lab/pki/mitmproxy"]
+    config = run.config_from_args(run._parser().parse_args(
+        [*base, "--site-cases", "expired,sha1", "--site-base-port", "9443", "--vendor", "zscaler"]))
+    assert config.sites == {"expired": [9443, 9444], "sha1": [9445, 9446]}
+    assert config.vendor == get_vendor("zscaler").to_dict()
+    # compose.yaml passes "" when the lab has neither: no site, plain mitmproxy forging.
+    config = run.config_from_args(run._parser().parse_args([*base, "--site-cases", "", "--vendor", ""]))
+    assert (config.sites, config.vendor) == ({}, None)
+
+
+@pytest.mark.parametrize("flag,value,says", [
+    ("--site-cases", "expird", "unknown hostile certificate case 'expird'"),
+    ("--vendor", "bluecoat", "unknown vendor 'bluecoat'"),
+])
+def test_bad_compose_flags_are_one_sentence(tmp_path, flag, value, says, capsys):
+    policies = tmp_path / "policies.toml"
+    policies.write_text('[policy.inspect]\nmode = "inspect"\n')
+    code = run.main(["--policies", str(policies), "--confdir", str(tmp_path), flag, value])
+    assert code == 2 and says in capsys.readouterr().err

@@ -110,3 +110,21 @@ def test_journal_masks_credentials_unless_show_secrets():
     assert "tok-4e1d" not in str(masked) and "c-73a0" not in str(masked)
     shown = _journal_of_credentials(True)
     assert shown[0]["authorization"] == "Bearer tok-4e1d" and shown[1]["code"] == "c-73a0"
+
+
+def test_site_flags_describe_the_sites_as_the_proxy_lays_them_out():
+    """compose: --site-cases/--sites-dir/--site-base-port, one port per lane as the proxy's flags (issue 16)."""
+    import argparse
+
+    from harness.net.addresses import lane_layout
+    from harness.server import mock
+
+    args = argparse.Namespace(site_cases="expired,sha1", sites_dir="/lab/pki/sites", site_base_port=9443,
+                              ports=[8443, 8444])
+    sites = mock._flag_sites(args)
+    assert sites["sha1"] == {"cert": "/lab/pki/sites/sha1.pem", "key": "/lab/pki/sites/sha1.key", "ports": [9445, 9446]}
+    assert {c: s["ports"] for c, s in sites.items()} == lane_layout(9443, ["expired", "sha1"], 2)
+    assert mock._flag_sites(argparse.Namespace(**{**vars(args), "site_cases": ""})) == {}
+    # Negative: an unknown case is refused by the argument's type, before anything listens.
+    with pytest.raises(argparse.ArgumentTypeError, match="unknown hostile certificate case 'expird'"):
+        mock._cases_arg("expird")
