@@ -92,7 +92,7 @@ def test_pki_export_of_a_vendor_lab_from_the_default_state_dir(tmp_path):
     root = x509.load_pem_x509_certificate((pki / "org-ca.pem").read_bytes())
     signer = x509.load_pem_x509_certificates((pki / "mitmproxy" / "mitmproxy-ca.pem").read_bytes())[0]
     exported = x509.load_der_x509_certificate((tmp_path / "out" / "org-ca.cer").read_bytes())
-    assert exported == root and exported != signer and signer.issuer == root.subject
+    assert exported == root and exported != signer and root.issuer == root.subject  # the self-signed root
 
 
 def test_pki_issues_the_hostile_sites_and_unconstrained_cas_compose_asks_for(tmp_path):
