@@ -1,4 +1,5 @@
-"""The files a lab's evidence options name, checked before anything starts.
+"""A local lab's evidence outputs (:class:`EvidenceOutputs`) and the files its options name,
+checked before anything starts.
 
 ``harness up --save-flows/--har/--keylog/--pcap FILE`` and ``--upstream-trust
 FILE``: a person gave each path, so each gets one sentence if it cannot work
@@ -12,6 +13,7 @@ keeps the mode).
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import stat
 from pathlib import Path
@@ -19,8 +21,12 @@ from pathlib import Path
 from cryptography import x509
 
 from harness.errors import BadFileError, EnvironmentProblem, UsageError
-from harness.lab.options import LabOptions
+from harness.lab.capture import Capture, capture_plan
+from harness.lab.info import Evidence
+from harness.lab.options import LOOPBACK, LabOptions
 from harness.model.files import read_bounded
+from harness.net.addresses import reserve_ports
+from harness.proxy.config import ProxyConfig
 from harness.proxy.upstream import system_trust_bundle
 
 FLAGS = {"save_flows": "--save-flows", "har": "--har", "keylog": "--keylog", "pcap": "--pcap"}
@@ -79,3 +85,50 @@ def upstream_trust(options: LabOptions) -> str | None:
         raise BadFileError(f"--upstream-trust {path} holds no PEM certificate; give the CA bundle "
                            f"(-----BEGIN CERTIFICATE-----) your servers chain to.") from None
     return str(path)
+
+
+class EvidenceOutputs:
+    """A local lab's live upstream and evidence: the files its options name (checked and created
+    0600 before anything starts), mitmweb's port and token, the forged/real chains directory, and
+    the packet capture, started once the lab's ports are known and stopped first."""
+
+    def __init__(self, options: LabOptions, state_dir: Path) -> None:
+        self.options = options
+        self.chains_dir = Path(state_dir) / "evidence" / "chains"
+        self.outputs: dict[str, str] = {}  # option -> absolute path, checked by prepare()
+        self.upstream_trust: str | None = None
+        self.web_port: int | None = None
+        self.web_token = secrets.token_urlsafe(16)
+        self.capture: Capture | None = None
+
+    def prepare(self) -> None:
+        """Before the proxy starts: check the files the options name and pick mitmweb's port."""
+        self.outputs = prepare_outputs(self.options)  # each created empty, 0600
+        self.upstream_trust = upstream_trust(self.options)
+        self.web_port = reserve_ports(LOOPBACK, 1)[0] if self.options.web else None
+        shutil.rmtree(self.chains_dir, ignore_errors=True)  # a previous lab's chains are not this one's
+
+    def configure(self, config: ProxyConfig) -> None:
+        """The proxy's upstream mode and evidence outputs, from the options checked by prepare()."""
+        config.upstream_mode = self.options.upstream
+        if self.upstream_trust is not None:
+            config.upstream_trust = self.upstream_trust
+        config.web_port, config.web_token = self.web_port, self.web_token
+        # "+": mitmproxy appends, so a restarted proxy adds to the file instead of replacing it.
+        config.save_flows = "+" + self.outputs["save_flows"] if "save_flows" in self.outputs else None
+        config.har, config.keylog = self.outputs.get("har"), self.outputs.get("keylog")
+        config.chains_dir = str(self.chains_dir)
+
+    def ready(self, proxy: dict, ports: list[int], addresses: list[str], *, log: Path,
+              env: dict[str, str] | None) -> Evidence:
+        """Once the lab is up: start the packet capture on ``ports`` (known now) and say where everything is."""
+        if "pcap" in self.outputs:
+            plan = capture_plan(addresses, ports, live=self.options.upstream == "live")
+            self.capture = Capture(plan, self.outputs["pcap"], log=str(log), env=env)
+        return Evidence(upstream=self.options.upstream, upstream_trust=self.upstream_trust, web=proxy.get("web"),
+                        chains_dir=str(self.chains_dir), **self.outputs)
+
+    def stop(self) -> None:
+        if self.capture is not None:
+            capture, self.capture = self.capture, None
+            capture.stop()

@@ -29,18 +29,15 @@ without it, ``LabInfo.transparent_unavailable`` says why in one sentence.
 from __future__ import annotations
 
 import json
-import secrets
-import shutil
 import urllib.parse
 from pathlib import Path
 
 from harness.errors import LabError, UnknownNameError, UsageError
 from harness.lab import gateway as transparent_gateway
-from harness.lab.capture import Capture, capture_plan
 from harness.lab.early import PROXY, PROXY_CONFIG, proxy_command
-from harness.lab.evidence import prepare_outputs, upstream_trust
+from harness.lab.evidence import EvidenceOutputs
 from harness.lab.identity import lab_environment, state_marker
-from harness.lab.info import Evidence, LabInfo, Transparent
+from harness.lab.info import LabInfo, Transparent
 from harness.lab.lock import LabLock, acquire
 from harness.lab.options import LOOPBACK, LabOptions
 from harness.lab.pac import PacServer, proxy_address
@@ -49,7 +46,7 @@ from harness.lab.process import Child, kill, spawn, stop, wait_ready
 from harness.model.policy import Policy
 from harness.model.proxylogin import new_login
 from harness.model.vocab import CLIENTS
-from harness.net.addresses import check_local_address, reserve_ports, url_host
+from harness.net.addresses import check_local_address, url_host
 from harness.pki.ca import CA, Blob
 from harness.pki.export import write_onboarding
 from harness.pki.lab import LabPKI
@@ -121,14 +118,8 @@ class LocalLab:
         self.listen = options.listen
         self._pac: PacServer | None = None
         self._pac_port = 0
-
-
         # Live upstream and evidence (harness up --upstream live, --web, --save-flows, --har, --keylog, --pcap).
-        self._outputs: dict[str, str] = {}  # option -> absolute path, checked at start
-        self._upstream_trust: str | None = None
-        self._web_port: int | None = None
-        self._web_token = secrets.token_urlsafe(16)
-        self.capture: Capture | None = None
+        self.evidence = EvidenceOutputs(options, self.state_dir)
 
     def __repr__(self) -> str:
         return f"LocalLab(state_dir={str(self.state_dir)!r}, lanes={self.lanes}, policies={list(self.policies)})"
@@ -169,46 +160,13 @@ class LocalLab:
             confdir=str(self.pki.mitmproxy_confdir), upstream_trust=str(self.pki.trust_public),
             pki_dir=str(self.pki.public_root.parent), proxy_login=self.proxy_login,
         )
-        self._evidence_config(config)
+        self.evidence.configure(config)
         if self.gateway is not None:
             config.gateways, config.transparent_host = self.gateway.gateways, self.gateway.host_address
             config.transparent_ports = self._transparent_ports
         path = self.state_dir / PROXY_CONFIG
         path.write_text(json.dumps(config.to_dict(), indent=2))
         return proxy_command(path, self.python)
-
-    def _evidence_config(self, config: ProxyConfig) -> None:
-        """The proxy's upstream mode and evidence outputs, from the options checked at start."""
-        config.upstream_mode = self.options.upstream
-        if self._upstream_trust is not None:
-            config.upstream_trust = self._upstream_trust
-        config.web_port, config.web_token = self._web_port, self._web_token
-        # "+": mitmproxy appends, so a restarted proxy adds to the file instead of replacing it.
-        config.save_flows = "+" + self._outputs["save_flows"] if "save_flows" in self._outputs else None
-        config.har, config.keylog = self._outputs.get("har"), self._outputs.get("keylog")
-        config.chains_dir = str(self._chains_dir)
-
-    @property
-    def _chains_dir(self) -> Path:
-        return self.state_dir / "evidence" / "chains"
-
-    def _start_evidence(self) -> None:
-        """Before the proxy starts: check the files the options name and pick mitmweb's port."""
-        self._outputs = prepare_outputs(self.options)  # each created empty, 0600
-        self._upstream_trust = upstream_trust(self.options)
-        self._web_port = reserve_ports(LOOPBACK, 1)[0] if self.options.web else None
-        shutil.rmtree(self._chains_dir, ignore_errors=True)  # a previous lab's chains are not this one's
-
-    def _evidence_ready(self, proxy: dict) -> Evidence:
-        """Once the lab is up: start the packet capture (its ports are known now) and say where
-        everything is."""
-        if "pcap" in self._outputs:
-            ports = [p for ports in self._proxy_ports.values() for p in ports] + self._server_ports
-            ports += [p for ports in self._sites.values() for p in ports]
-            plan = capture_plan(sorted({LOOPBACK, self.listen}), ports, live=self.options.upstream == "live")
-            self.capture = Capture(plan, self._outputs["pcap"], log=str(self._logs / "tcpdump.log"), env=self._env)
-        return Evidence(upstream=self.options.upstream, upstream_trust=self._upstream_trust, web=proxy.get("web"),
-                        chains_dir=str(self._chains_dir), **self._outputs)
 
     def _spawn_or_adopt_proxy(self) -> Child:
         argv = self._proxy_argv()
@@ -242,7 +200,7 @@ class LocalLab:
             self._proxy_admin, self._server_admin = plan.proxy_admin, plan.server_admin
             self._pac_port = plan.pac
             self._logs.mkdir(exist_ok=True)
-            self._start_evidence()
+            self.evidence.prepare()
             self._open_gateway()
             # Interpreter and mitmproxy start-up (most of the time) overlap with key generation.
             self.children = [
@@ -291,7 +249,10 @@ class LocalLab:
             proxy_logins={name: self.proxy_login for name, p in self.policies.items() if p.auth},
         )
         try:
-            self.info.evidence = self._evidence_ready(proxy)
+            ports = [p for ports in self._proxy_ports.values() for p in ports] + self._server_ports
+            ports += [p for ports in self._sites.values() for p in ports]
+            self.info.evidence = self.evidence.ready(proxy, ports, sorted({LOOPBACK, self.listen}),
+                                                     log=self._logs / "tcpdump.log", env=self._env)
         except BaseException:
             self.stop()
             raise
@@ -358,9 +319,7 @@ class LocalLab:
             pac.close()
 
 
-        if self.capture is not None:  # first: its file is complete before anything else goes
-            capture, self.capture = self.capture, None
-            capture.stop()
+        self.evidence.stop()  # first: the capture file is complete before anything else goes
         stop(self.children)
         self.children = []
         if self.gateway is not None:
