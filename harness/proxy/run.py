@@ -29,7 +29,7 @@ import signal
 import sys
 from pathlib import Path
 
-from harness.errors import LabError
+from harness.errors import LabError, UsageError
 from harness.model.policy import load_policies
 from harness.model.proxylogin import ProxyLogin, new_login
 from harness.model.values import listen_port, positive_int
@@ -224,9 +224,24 @@ def config_from_args(args) -> ProxyConfig:
             config.gateways = gateway_addresses(args.gateways, names, args.lanes)
             config.transparent_host = args.listen_host
             config.transparent_ports = lane_layout(args.transparent_base_port, names, args.lanes)
+        check_layout(config.ports, config.transparent_ports)
     if os.environ.get("LAB_SHOW_SECRETS") == "1":
         config.show_secrets = True
     return config
+
+
+def check_layout(*layouts: dict[str, list[int]]) -> None:
+    """One sentence when two listeners of the flag-given layout share a port (``--base-port`` and
+    ``--transparent-base-port`` too close for the policies times lanes), instead of mitmproxy's
+    "Cannot spawn multiple servers" after start."""
+    seen: dict[int, str] = {}
+    for layout in layouts:
+        for policy, ports in layout.items():
+            for lane, port in enumerate(ports):
+                if port in seen:
+                    raise UsageError(f"port {port} would serve both {seen[port]} and {policy} (lane {lane}); move "
+                                     "--transparent-base-port or --base-port apart (policies x lanes ports each).")
+                seen[port] = f"{policy} (lane {lane})"
 
 
 def _parser() -> argparse.ArgumentParser:

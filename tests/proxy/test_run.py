@@ -3,6 +3,8 @@
 
 import asyncio
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -140,3 +142,24 @@ def test_bad_compose_flags_are_one_sentence(tmp_path, flag, value, says, capsys)
     policies.write_text('[policy.inspect]\nmode = "inspect"\n')
     code = run.main(["--policies", str(policies), "--confdir", str(tmp_path), flag, value])
     assert code == 2 and says in capsys.readouterr().err
+
+
+def test_listener_layouts_that_share_a_port_are_one_sentence():
+    """63 policies x 4 lanes from 8100 reach 8300: compose's transparent listeners once started there."""
+    from harness.errors import UsageError
+
+    run.check_layout({"a": [8100, 8101]}, {"b": [8102, 8103]})  # apart: fine
+    with pytest.raises(UsageError, match=r"port 8101 would serve both a \(lane 1\) and b \(lane 0\)"):
+        run.check_layout({"a": [8100, 8101]}, {"b": [8101, 8102]})
+
+
+def test_compose_layout_leaves_room_for_every_shipped_policy():
+    """compose.yaml's proxy: --base-port 8100 for every policy, transparent listeners from its
+    --transparent-base-port, sites from 9443; none may overlap at compose's default 4 lanes."""
+    from harness.model.policy import load_policies
+
+    text = (Path(__file__).resolve().parents[2] / "compose.yaml").read_text()
+    transparent = int(re.search(r'"--transparent-base-port", "(\d+)"', text).group(1))
+    policies = load_policies()
+    run.check_layout(run.lane_layout(8100, policies, 4), run.lane_layout(transparent, list(policies), 4))
+    assert 8100 + 4 * len(policies) < transparent

@@ -103,7 +103,8 @@ def test_compose_flags_lay_out_gateways_and_ports(tmp_path):
     args = argparse.Namespace(config=None, policies=str(policies), lanes=2, listen_host="0.0.0.0", base_port=8100,
                               upstream_host=None, upstream_ports="8443+2", admin="127.0.0.1:0",
                               gateways="198.51.100.10", transparent_base_port=8300, transparent_policies=None,
-                              confdir="/lab/pki/mitmproxy", upstream_trust="/lab/pki/trust-public.pem")
+                              confdir="/lab/pki/mitmproxy", upstream_trust="/lab/pki/trust-public.pem",
+                              site_base_port=9443, site_cases="", vendor=None)
     config = run.config_from_args(args)
     assert config.gateways == {"tunnel": ["198.51.100.10:443", "198.51.100.11:443"],
                                "inspect": ["198.51.100.12:443", "198.51.100.13:443"]}
