@@ -20,6 +20,7 @@ import secrets
 import socket
 import ssl
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -96,7 +97,9 @@ def insecure_context(version: ssl.TLSVersion | None = None) -> ssl.SSLContext:
     ctx.set_ciphers("ALL:@SECLEVEL=0")
     ctx.set_alpn_protocols(["http/1.1"])
     if version is not None:
-        ctx.minimum_version = ctx.maximum_version = version
+        with warnings.catch_warnings():  # TLS 1.0 and 1.1 are deprecated: offering them is the test
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = ctx.maximum_version = version
     else:
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     return ctx

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ssl
+
 import pytest
 
+from harness.audit.drive import _VERSIONS, insecure_context
 from harness.audit.verdict import (
     BLOCKED,
     DANGEROUS,
@@ -24,6 +27,8 @@ from harness.audit.verdict import (
     judge,
     key_reuse,
 )
+from harness.pki.ca import CA
+from tests.tlshelpers import handshake
 
 
 @pytest.mark.parametrize("seen, outcome", [
@@ -92,3 +97,18 @@ def test_grade_b_for_a_shared_key_or_an_over_blocked_valid_site():
     assert grade(GOOD, revocation="revoked", reused_key=True).letter == "B"
     g = grade(GOOD | {"no-subject": OVER_BLOCKED}, revocation="revoked")
     assert (g.letter, g.reasons) == ("B", ["blocks valid sites: no-subject"])
+
+
+# -- the client's side of the version check: it really offers each version (in memory) ----------
+
+@pytest.mark.parametrize("version", ["TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3"])
+def test_the_audit_client_can_offer_each_version(version, tmp_path):
+    """A server that accepts every version completes a handshake with the client offering only
+    ``version``: so "not accepted" in a report is the proxy's refusal, not this client's."""
+    leaf = CA(key_type="ec").issue_cert("v.sites.lab.test")
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.set_ciphers("ALL:@SECLEVEL=0")
+    server.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    leaf.configure_cert(server)
+    shown = {"TLS 1.0": "TLSv1", "TLS 1.1": "TLSv1.1", "TLS 1.2": "TLSv1.2", "TLS 1.3": "TLSv1.3"}
+    assert handshake(server, insecure_context(_VERSIONS[version]), "v.sites.lab.test").version() == shown[version]
