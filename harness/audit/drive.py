@@ -82,15 +82,18 @@ class AuditResult:
     grade: str
     reasons: list[str]
     seconds: float = 0.0
-    hosts: list[str] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)  # /etc/hosts lines naming every site (for an appliance)
+    public_root: str = ""         # the root the proxy must trust for upstream servers
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def insecure_context(version: ssl.TLSVersion | None = None) -> ssl.SSLContext:
+def insecure_context(version: ssl.TLSVersion | None = None, *,
+                     maximum: ssl.TLSVersion | None = None) -> ssl.SSLContext:
     """A client context that accepts any certificate and, at security level 0, any key or
-    signature (to see what is shown); ``version`` pins the protocol version offered."""
+    signature (to see what is shown); ``version`` pins the protocol version offered (else TLS 1.2
+    up to ``maximum``)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
@@ -102,6 +105,8 @@ def insecure_context(version: ssl.TLSVersion | None = None) -> ssl.SSLContext:
             ctx.minimum_version = ctx.maximum_version = version
     else:
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if maximum is not None:
+            ctx.maximum_version = maximum
     return ctx
 
 
@@ -150,7 +155,12 @@ def look(site: Site, proxy: ProxyURL, marker: str, *, trust_bundle: str | None,
     """Visit ``site`` through ``proxy``: what the client saw (``reached`` is filled in later, from
     the journal) and the leaf it was shown.  A 407 raises :class:`ProxyLoginRequired`."""
     try:
-        tls = _tls(proxy, site, insecure_context(), timeout)
+        try:
+            tls = _tls(proxy, site, insecure_context(), timeout)
+        except ssl.SSLError:
+            # Once more offering TLS 1.2 at most: a 512-bit RSA key cannot sign TLS 1.3's RSA-PSS, so a
+            # tunnel to such a site fails over 1.3 for want of a key, not because the proxy blocked it.
+            tls = _tls(proxy, site, insecure_context(maximum=ssl.TLSVersion.TLSv1_2), timeout)
     except ProxyLoginRequired:
         raise
     except (NetworkError, ssl.SSLError, OSError) as e:
@@ -201,11 +211,16 @@ def check_proxy(proxy: ProxyURL, timeout: float) -> None:
                          "and that it runs.") from None
 
 
-def _control_problem(proxy: ProxyURL, site: Site, listen: str, why: str) -> UsageError:
-    return UsageError(
-        f"the proxy {proxy} did not reach the lab's control site {site.host}:{site.port} ({why}); it is not an "
-        f"HTTP proxy, or it cannot resolve *.sites.lab.test to {listen} (see the README, 'Auditing a real "
-        "inspection proxy').")
+def _control_problem(proxy: ProxyURL, site: Site, listen: str, why: str, public_root: Path) -> UsageError:
+    """The one sentence when the control site (a valid certificate) did not come through: nothing
+    else can be judged then."""
+    if why.startswith("answered") or why.startswith("re-signed"):
+        fix = (f"make the proxy trust the lab's public root {public_root} for upstream servers, "
+               "and give --trust the CA it forges with")
+    else:
+        fix = f"it is not an HTTP proxy, or it cannot resolve *.sites.lab.test to {listen}"
+    return UsageError(f"the proxy {proxy} did not deliver the lab's valid control site {site.host}:{site.port} "
+                      f"({why}); {fix} (see the README, 'Auditing a real inspection proxy').")
 
 
 def trust_bundle_file(public_root: Path, trust: str, out: Path) -> str:
@@ -238,8 +253,9 @@ def run_audit(proxy_url: str, *, trust: str | None, state_dir: Path, listen: str
             seen, reference = visit(control, None)
         except ProxyLoginRequired as e:
             raise UsageError(f"{e}; give the login in the proxy URL (http://USER:PASSWORD@HOST:PORT).") from None
+        public_root = LabPKI.at(state_dir).public_root
         if seen.refused is not None:
-            raise _control_problem(proxy, control, listen, seen.refused)
+            raise _control_problem(proxy, control, listen, seen.refused, public_root)
         if not seen.site_leaf and bundle is None:
             seen = replace(seen, trusted=True)  # the control's forger is the reference itself
         others = [s for c, s in sites.sites.items() if c != CONTROL] + sites.screenmeet
@@ -253,8 +269,13 @@ def run_audit(proxy_url: str, *, trust: str | None, state_dir: Path, listen: str
                 raise UsageError(f"{e}; give the login in the proxy URL.") from None
         reached = sites.reached()
         judged = {c: replace(s, reached=f"{c}-{token}" in reached) for c, (s, _) in looks.items()}
-        if classify(judged[CONTROL]) not in (PASSED, RESIGNED_TRUSTED, RESIGNED_UNTRUSTED):
-            raise _control_problem(proxy, control, listen, f"answered {judged[CONTROL].status}, not the site")
+        # The control must get through (passed, or re-signed as trusted), else nothing can be judged.
+        if (outcome := classify(judged[CONTROL])) == RESIGNED_UNTRUSTED:
+            raise _control_problem(proxy, control, listen, "re-signed with a CA the client does not trust: "
+                                   f"{judged[CONTROL].verify_error}", public_root)
+        if outcome not in (PASSED, RESIGNED_TRUSTED):
+            raise _control_problem(proxy, control, listen, f"answered {judged[CONTROL].status or 'nothing'}, "
+                                   "not the site", public_root)
         cases = []
         for case in sites.sites:
             outcome = classify(judged[case])
@@ -272,4 +293,4 @@ def run_audit(proxy_url: str, *, trust: str | None, state_dir: Path, listen: str
             forged_keys=len({k for k in forged if k}), reused_key=key_reuse(forged),
             exception=exception_state(screenmeet), screenmeet=screenmeet,
             crl_fetches=len(sites.crl.fetches) if sites.crl else 0, grade=g.letter, reasons=g.reasons,
-            seconds=round(time.monotonic() - started, 1), hosts=sites.hosts_lines())
+            seconds=round(time.monotonic() - started, 1), hosts=sites.hosts_lines(), public_root=str(public_root))

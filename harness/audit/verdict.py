@@ -5,12 +5,12 @@ handshake succeed, was the leaf the site's own, did a client that trusts the
 organisation's CA accept it, did the request reach the site: the site's journal
 says).  :func:`classify` turns that into one of :data:`OUTCOMES`:
 
-* ``blocked``: no tunnel, no handshake, or the request never reached the site
-  (a block page or an error answered instead);
+* ``blocked``: no tunnel, no handshake, or a certificate the client trusts but
+  the request never reached the site (a block page or an error answered instead);
 * ``passed-through``: the client was shown the site's own certificate, so a
   verifying client still sees what is wrong with it;
 * ``re-signed-untrusted``: a forged certificate the client does not trust
-  (the product's "untrusted" CA): the client still gets an error;
+  (the product's "untrusted" CA, a self-signed one): the client still gets an error;
 * ``re-signed-trusted``: a forged certificate the client trusts, and the request
   went through: for a bad site the client can no longer tell (the dangerous case).
 
@@ -56,9 +56,9 @@ def classify(seen: Seen) -> str:
         return BLOCKED
     if seen.site_leaf:
         return PASSED  # whatever came next, the client was shown the real (bad) certificate
-    if not seen.reached:
-        return BLOCKED
-    return RESIGNED_TRUSTED if seen.trusted else RESIGNED_UNTRUSTED
+    if not seen.trusted:
+        return RESIGNED_UNTRUSTED  # a verifying client stops here, whatever the proxy would do next
+    return RESIGNED_TRUSTED if seen.reached else BLOCKED
 
 
 def judge(outcome: str, *, bad: bool) -> str:

@@ -32,6 +32,7 @@ def _facts(doc: dict) -> list[tuple[str, str]]:
     sm = ", ".join(f"{h}: {o or 'not judged'}" for h, o in doc["screenmeet"].items())
     return [
         ("proxy", doc["proxy"]),
+        ("proxy trusts upstream", f"the lab's public root {doc['public_root']}"),
         ("client trusts", f"the lab's public root + {doc['trust']}" if doc["trust"]
          else "the lab's public root + the CA that signed the control site's forged certificate"),
         ("TLS from clients", ", ".join(versions) or "none"),

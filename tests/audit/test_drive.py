@@ -17,20 +17,18 @@ import socket
 import subprocess
 import sys
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from threading import Thread
 
 import pytest
 
 from harness.audit.drive import run_audit
 from harness.audit.sites import CASES, CONTROL, CRL_HOST, SCREENMEET_HOSTS, is_bad, site_host
 from harness.lab.process import spawn, stop, wait_ready
-from harness.model.policy import load_policies
+from harness.model.policy import Policy, load_policies
 from harness.net.addresses import reserve_ports
 from harness.pki.hostile import REVOKED
 from harness.pki.lab import LabPKI
 from harness.proxy.config import ProxyConfig
-from tests.clihelpers import assert_one_sentence_error, harness
+from tests.clihelpers import harness
 
 BAD = [c for c in CASES if is_bad(c)]
 
@@ -155,43 +153,44 @@ def test_an_insecure_mitmdump_re_signs_bad_certificates_as_trusted(state, insecu
           f"{elapsed:.1f} s for the whole command")
 
 
-# -- bad input: one sentence, exit 2, nothing left running ----------------------------------------
-
-def test_an_unreachable_proxy(state):
-    (port,) = reserve_ports("127.0.0.1", 1)
-    proc = harness("audit", "--proxy", f"http://127.0.0.1:{port}", "--state-dir", str(state))
-    assert_one_sentence_error(proc, 2)
-    assert "nothing answers at the proxy" in proc.stderr
-
-
-def test_a_proxy_that_is_not_a_proxy(state):
-    class Plain(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Plain)
-    Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        proc = harness("audit", "--proxy", f"http://127.0.0.1:{server.server_address[1]}", "--state-dir", str(state))
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert_one_sentence_error(proc, 2)
-    assert "did not reach the lab's control site" in proc.stderr and "not an HTTP proxy" in proc.stderr
-    assert "501" in proc.stderr
-    # The sites server it started for the audit is gone.
-    out = subprocess.run(["pgrep", "-f", f"{state}/audit/sites.json"], capture_output=True, text=True)
-    assert out.stdout.strip() == ""
+# What a product does with an upstream it does not trust (the lab proxy's vendor actions, harness.proxy.forge),
+# as the audit sees it: every bad site but the revoked one (no CRL is checked) and rsa-512 (the proxy's own
+# upstream handshake fails on it, whatever the action).
+ACTIONS = {"pass-through": ("passed-through", "C"), "re-sign-untrusted": ("re-signed-untrusted", "C"),
+           "self-signed": ("re-signed-untrusted", "C"), "block-reset": ("blocked", "C"),
+           "allow": ("re-signed-trusted", "F")}
 
 
-def test_a_trust_file_that_is_not_a_ca(state, lab_proxy):
+@pytest.fixture(scope="module")
+def action_proxy(state):
+    """The lab's proxy with one listener per untrusted-upstream action, and a plain tunnel."""
     pki = LabPKI.load(state)
-    proc = harness("audit", "--proxy", lab_proxy["inspect"], "--trust", str(pki.server_chain), "--state-dir", str(state))
-    assert_one_sentence_error(proc, 2)
-    assert "holds a certificate that is no CA" in proc.stderr
-    proc = harness("audit", "--proxy", lab_proxy["inspect"], "--trust", str(state / "missing.pem"), "--state-dir", str(state))
-    assert_one_sentence_error(proc, 2)
+    policies = {"tunnel": Policy.from_dict("tunnel", {"mode": "tunnel"})}
+    policies |= {a: Policy.from_dict(a, {"mode": "inspect", "untrusted_upstream": a}) for a in ACTIONS}
+    config = ProxyConfig(policies=policies, ports={n: [0] for n in policies}, upstream_host="127.0.0.1",
+                         upstream_ports=[], confdir=str(pki.mitmproxy_confdir),
+                         upstream_trust=str(pki.public_root), pki_dir=str(pki.public_root.parent))
+    path = state / "actions.json"
+    path.write_text(json.dumps(config.to_dict()))
+    child = spawn("proxy", [sys.executable, "-m", "harness.proxy", "--config", str(path)], state / "actions.log")
+    try:
+        ready = wait_ready([child], 120)["proxy"]
+        yield {l["policy"]: f"http://127.0.0.1:{l['port']}" for l in ready["listeners"]}
+    finally:
+        stop([child])
+
+
+@pytest.mark.parametrize("action", list(ACTIONS))
+def test_each_untrusted_upstream_action_is_told_apart(state, action_proxy, action):
+    outcome, letter = ACTIONS[action]
+    result = run_audit(action_proxy[action], trust=str(LabPKI.load(state).org_ca), state_dir=state, timeout=30)
+    by = {c.case: c.outcome for c in result.cases}
+    assert {c: by[c] for c in BAD if c not in (REVOKED, "rsa-512")} == \
+        {c: outcome for c in BAD if c not in (REVOKED, "rsa-512")}
+    assert by[CONTROL] == "re-signed-trusted" and result.grade == letter
+
+
+def test_a_tunnel_passes_every_certificate_through(state, action_proxy):
+    result = run_audit(action_proxy["tunnel"], trust=None, state_dir=state, timeout=30)
+    assert {c.case: c.outcome for c in result.cases} == {c: "passed-through" for c in CASES}
+    assert (result.grade, result.forged_keys, result.exception) == ("A", 0, "in place")

@@ -37,7 +37,7 @@ from tests.tlshelpers import handshake
     (Seen(site_leaf=True, reached=True), PASSED),
     (Seen(site_leaf=True, reached=False), PASSED),  # shown the real certificate: the client can judge it
     (Seen(trusted=True, reached=False, status=502), BLOCKED),  # a block page over a forged certificate
-    (Seen(trusted=False, reached=False), BLOCKED),
+    (Seen(trusted=False, reached=False), RESIGNED_UNTRUSTED),  # e.g. a self-signed stand-in, then a 502
     (Seen(trusted=True, reached=True, status=200), RESIGNED_TRUSTED),
     (Seen(trusted=False, reached=True, status=200), RESIGNED_UNTRUSTED),
 ])

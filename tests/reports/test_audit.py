@@ -22,7 +22,7 @@ def doc(grade="F"):
         "forged_keys": 1, "reused_key": True, "exception": "missing",
         "screenmeet": {"api.screenmeet.com": "inspected", "beam.screenmeet.com": None},
         "crl_fetches": 0, "grade": grade, "reasons": ["re-signs bad certificates as trusted: expired"],
-        "seconds": 1.5, "hosts": ["127.0.0.1 good.sites.lab.test"],
+        "seconds": 1.5, "hosts": ["127.0.0.1 good.sites.lab.test"], "public_root": "/s/pki/public-root.pem",
     }
 
 
