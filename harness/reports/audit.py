@@ -25,6 +25,23 @@ GRADE_MEANING = {"A": "blocks or passes every bad certificate, forges each site 
                  "F": "dangerous: clients trust bad certificates it re-signs"}
 
 
+def what(case: dict) -> str:
+    """What the proxy did with one site, in words (a valid site re-signed as trusted is plain inspection)."""
+    if case["outcome"] == "re-signed-trusted" and not case["bad"]:
+        return "inspected (re-signed with the trusted CA)"
+    return WHAT[case["outcome"]]
+
+
+def why(case: dict) -> str:
+    """The detail behind a site's outcome: the refusal, the client's verify error, or the answer it got."""
+    seen = case["seen"]
+    if seen["refused"] or seen["verify_error"]:
+        return seen["refused"] or seen["verify_error"]
+    if case["outcome"] == "blocked" and seen["status"]:
+        return f"answered HTTP {seen['status']}, the site never saw the request"
+    return ""
+
+
 def _facts(doc: dict) -> list[tuple[str, str]]:
     versions = [v for v, ok in doc["versions"].items() if ok]
     keys = (f"{doc['forged_keys']} distinct key(s) among the forged leaves"
@@ -32,7 +49,7 @@ def _facts(doc: dict) -> list[tuple[str, str]]:
     sm = ", ".join(f"{h}: {o or 'not judged'}" for h, o in doc["screenmeet"].items())
     return [
         ("proxy", doc["proxy"]),
-        ("proxy trusts upstream", f"the lab's public root {doc['public_root']}"),
+        ("proxy must trust upstream", f"the lab's public root {doc['public_root']}"),
         ("client trusts", f"the lab's public root + {doc['trust']}" if doc["trust"]
          else "the lab's public root + the CA that signed the control site's forged certificate"),
         ("TLS from clients", ", ".join(versions) or "none"),
@@ -57,9 +74,9 @@ def to_text(doc: dict) -> str:
     lines.append(f"  {'site'.ljust(width)}  {'certificate':11}  {'verdict':12}  what the proxy did")
     for c in doc["cases"]:
         mark = "!!" if c["verdict"] == DANGEROUS else " -" if c["verdict"] == OVER_BLOCKED else "  "
-        why = c["seen"]["refused"] or c["seen"]["verify_error"] or ""
+        detail = why(c) if c["outcome"] != "re-signed-trusted" else ""
         lines.append(f"{mark}{c['case'].ljust(width)}  {'bad' if c['bad'] else 'valid':11}  {c['verdict']:12}  "
-                     f"{WHAT[c['outcome']]}" + (f" [{why}]" if why and c["outcome"] == "blocked" else ""))
+                     f"{what(c)}" + (f" [{detail}]" if detail else ""))
     return "\n".join(lines)
 
 
@@ -78,10 +95,10 @@ def to_html(doc: dict) -> str:
     facts = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in _facts(doc))
     rows = "".join(
         f"<tr class='{escape(c['verdict'])}'><td>{escape(c['case'])}<div class='note'>{escape(c['description'])}"
-        f"</div></td><td>{'bad' if c['bad'] else 'valid'}</td><td>{escape(WHAT[c['outcome']])}</td>"
+        f"</div></td><td>{'bad' if c['bad'] else 'valid'}</td><td>{escape(what(c))}</td>"
         f"<td class='verdict'>{escape(c['verdict'])}</td>"
         f"<td class='fact'>{escape(c['seen']['issuer'] or '')}<br>"
-        f"{escape(c['seen']['refused'] or c['seen']['verify_error'] or '')}</td></tr>"
+        f"{escape(why(c))}</td></tr>"
         for c in doc["cases"])
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Inspection proxy audit: grade {escape(doc['grade'])}</title>
@@ -91,7 +108,7 @@ def to_html(doc: dict) -> str:
 {f'<ul class="reasons">{reasons}</ul>' if reasons else '<p class="ok">no finding</p>'}
 <dl class="facts">{facts}</dl>
 <h2>Sites</h2>
-<table class="list"><colgroup><col class="name"><col style="width:7%"><col><col style="width:11%"><col style="width:28%">
+<table class="list"><colgroup><col class="name"><col style="width:9%"><col><col style="width:11%"><col style="width:28%">
 </colgroup><thead><tr><th>site</th><th>certificate</th><th>what the proxy did</th><th>verdict</th>
 <th>issuer shown / why</th></tr></thead><tbody>{rows}</tbody></table>
 <p class="note">Blocked: no tunnel, no handshake, or the request never reached the site (the site's journal says).
