@@ -25,10 +25,11 @@ from harness.audit.sites import CASES, CONTROL, CRL_HOST, SCREENMEET_HOSTS, is_b
 from harness.lab.process import spawn, stop, wait_ready
 from harness.model.policy import Policy, load_policies
 from harness.net.addresses import reserve_ports
+from harness.net.journal import JournalReader
 from harness.pki.hostile import REVOKED
 from harness.pki.lab import LabPKI
 from harness.proxy.config import ProxyConfig
-from tests.clihelpers import harness
+from tests.clihelpers import assert_one_sentence_error, harness
 
 BAD = [c for c in CASES if is_bad(c)]
 
@@ -45,7 +46,7 @@ def lab_proxy(state):
     """The lab's proxy: {policy: its listener's URL}; lab names go to 127.0.0.1 on the port asked for."""
     pki = LabPKI.load(state)
     policies = load_policies()
-    names = ("inspect", "exception-wildcard")
+    names = ("inspect", "exception-wildcard", "inspect-login")
     config = ProxyConfig(policies={n: policies[n] for n in names}, ports={n: [0] for n in names},
                          upstream_host="127.0.0.1", upstream_ports=[], confdir=str(pki.mitmproxy_confdir),
                          upstream_trust=str(pki.public_root), pki_dir=str(pki.public_root.parent))
@@ -54,7 +55,8 @@ def lab_proxy(state):
     child = spawn("proxy", [sys.executable, "-m", "harness.proxy", "--config", str(path)], state / "proxy.log")
     try:
         ready = wait_ready([child], 120)["proxy"]
-        yield {l["policy"]: f"http://127.0.0.1:{l['port']}" for l in ready["listeners"]}
+        urls = {l["policy"]: f"http://127.0.0.1:{l['port']}" for l in ready["listeners"]}
+        yield urls | {"journal": JournalReader(ready["admin"]), "login": ready["proxy_login"]}
     finally:
         stop([child])
 
@@ -101,6 +103,7 @@ def insecure_mitmdump(state):
 
 def test_the_lab_inspection_proxy_blocks_every_bad_upstream(state, lab_proxy):
     pki = LabPKI.load(state)
+    after = lab_proxy["journal"].last_seq()
     result = run_audit(lab_proxy["inspect"], trust=str(pki.org_ca), state_dir=state, timeout=30)
     by = {c.case: c for c in result.cases}
     assert list(by) == list(CASES)
@@ -119,6 +122,24 @@ def test_the_lab_inspection_proxy_blocks_every_bad_upstream(state, lab_proxy):
     assert result.reused_key and result.forged_keys == 1  # mitmproxy's forged leaves share one key
     assert result.exception == "missing"
     assert result.screenmeet == {h: "inspected" for h in SCREENMEET_HOSTS}
+    # The proxy's own journal agrees: it intercepted each bad site, met its certificate upstream and
+    # failed there, and decrypted our request without sending it on (the sites' journal never saw it).
+    records = lab_proxy["journal"].read(after=after, settle=5)
+    for case in [c for c in BAD if c != REVOKED]:
+        mine = [r for r in records if (r.get("connect_host") or "").startswith(site_host(case) + ":")]
+        assert mine and all(r["action"] == "intercepted" for r in mine), case
+        assert any(r.get("upstream_error") for r in mine), (case, mine)
+
+
+def test_a_proxy_login_goes_in_the_url(state, lab_proxy):
+    """Issue 14's proxy login: without it one sentence, exit 2; with it the audit runs."""
+    url = lab_proxy["inspect-login"]
+    proc = harness("audit", "--proxy", url, "--state-dir", str(state))
+    assert_one_sentence_error(proc, 2)
+    assert "requires a login" in proc.stderr and "http://USER:PASSWORD@HOST:PORT" in proc.stderr
+    user, password = lab_proxy["login"].split(":", 1)
+    result = run_audit(url.replace("http://", f"http://{user}:{password}@"), trust=None, state_dir=state, timeout=30)
+    assert result.grade == "C" and result.proxy == url  # the login is never shown
 
 
 def test_the_exception_for_screenmeet_is_seen_in_place(state, lab_proxy):
