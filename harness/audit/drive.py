@@ -241,7 +241,7 @@ def run_audit(proxy_url: str, *, trust: str | None, state_dir: Path, listen: str
     with AuditSites(state_dir, listen) as sites:
         bundle = None
         if trust is not None:
-            bundle = trust_bundle_file(LabPKI.at(state_dir).public_root, trust, state_dir / "audit" / "trust.pem")
+            bundle = trust_bundle_file(LabPKI.at(state_dir).public_root, trust, sites.work / "trust.pem")
         token = secrets.token_hex(4)
 
         def visit(site: Site, reference):

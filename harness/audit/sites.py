@@ -13,13 +13,17 @@ log says whether the proxy ever asked for it.
 
 The proxy reaches a site by its name: the audit sends ``CONNECT
 <case>.sites.lab.test:PORT`` and the proxy resolves the name (DNS, a hosts
-file) to ``listen``.  Keys are written 0600 under ``<state>/audit/``.
+file) to ``listen``.  Each audit works in a directory of its own under
+``<state>/audit/`` (keys 0600), removed when the audit ends unless its sites
+server failed to start (its log is there).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import tempfile
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -140,7 +144,9 @@ class AuditSites:
         self.screenmeet: list[Site] = []
         self.crl: CrlServer | None = None
         self.journal: JournalReader | None = None
+        self.work: Path | None = None  # this audit's directory (certificates, keys, the server's log)
         self._child: Child | None = None
+        self._keep = False
 
     def __enter__(self) -> AuditSites:
         try:
@@ -155,7 +161,8 @@ class AuditSites:
 
     def start(self) -> None:
         pki = lab_pki(self.state_dir)
-        work = self.state_dir / "audit"
+        (self.state_dir / "audit").mkdir(mode=0o700, exist_ok=True)
+        work = self.work = Path(tempfile.mkdtemp(prefix="run-", dir=self.state_dir / "audit"))
         try:
             self.crl = CrlServer(self.listen)
         except OSError as e:
@@ -168,7 +175,11 @@ class AuditSites:
             sys.executable, "-m", "harness.server", "--cert", str(pki.server_chain), "--key", str(pki.server_key),
             "--host", self.listen, "--ports", "0", "--sites", str(sites_file), "--admin", "127.0.0.1:0"],
             work / "sites-server.log")
-        ready = wait_ready([self._child], self.timeout)["audit sites server"]
+        try:
+            ready = wait_ready([self._child], self.timeout)["audit sites server"]
+        except Exception:
+            self._keep = True  # the error names the log in work/
+            raise
         self.journal = JournalReader(ready["admin"])
         self.sites = {c: Site(c, site_host(c), int(ready["sites"][c][0]), leaves[c]) for c in CASES}
         screenmeet_leaf = load_certificates(pki.server_chain)[0].public_bytes(serialization.Encoding.DER)
@@ -181,6 +192,9 @@ class AuditSites:
         if self.crl is not None:
             self.crl.close()
             self.crl = None
+        if self.work is not None and not self._keep:
+            shutil.rmtree(self.work, ignore_errors=True)
+            self.work = None
 
     def reached(self) -> set[str]:
         """The audit markers (``X-Lab-Audit`` header) of every request that reached a site."""

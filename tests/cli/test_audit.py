@@ -47,8 +47,9 @@ def test_a_proxy_that_is_not_a_proxy(state):
     assert "did not deliver the lab's valid control site" in proc.stderr and "not an HTTP proxy" in proc.stderr
     assert "501" in proc.stderr
     # The sites server it started for the audit is gone.
-    out = subprocess.run(["pgrep", "-f", f"{state}/audit/sites.json"], capture_output=True, text=True)
+    out = subprocess.run(["pgrep", "-f", f"{state}/audit/"], capture_output=True, text=True)
     assert out.stdout.strip() == ""
+    assert list((state / "audit").iterdir()) == []  # its certificates and keys too
 
 
 def test_a_trust_file_that_is_not_a_ca(state):
