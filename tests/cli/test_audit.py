@@ -71,6 +71,16 @@ def test_a_trust_file_that_is_not_a_ca(state):
     (["--proxy", "http://127.0.0.1:8080", "--timeout", "0"], "seconds"),
 ])
 def test_malformed_arguments(state, args, words):
+    """Said before anything starts, whatever the proxy."""
     proc = harness("audit", *args, "--state-dir", str(state))
     assert_one_sentence_error(proc, 2)
     assert words in proc.stderr
+
+
+def test_a_report_directory_that_is_a_file(state, tmp_path):
+    """Said before the audit starts, in the words (and exit 1) of 'harness run --report'."""
+    (tmp_path / "file").write_text("x")
+    proc = harness("audit", "--proxy", "http://127.0.0.1:8080", "--report", str(tmp_path / "file"),
+                   "--state-dir", str(state))
+    assert_one_sentence_error(proc, 1)
+    assert f"the report directory {tmp_path / 'file'} is not writable" in proc.stderr
