@@ -281,7 +281,8 @@ def run_audit(proxy_url: str, *, trust: str | None, state_dir: Path, listen: str
             outcome = classify(judged[case])
             cases.append(CaseResult(case, DESCRIPTIONS[case], is_bad(case), sites.sites[case].host, judged[case],
                                     outcome, judge(outcome, bad=is_bad(case))))
-        forged = [r.seen.leaf_key for r in cases if r.outcome in (RESIGNED_TRUSTED, RESIGNED_UNTRUSTED)]
+        # Every leaf the proxy made up, whatever came next (a block page is served under one too).
+        forged = [r.seen.leaf_key for r in cases if r.seen.leaf_key and not r.seen.site_leaf]
         # Shown the lab's own ScreenMeet certificate: passed through; another one: inspected (whether or
         # not the request then got through); no handshake: not judged.
         screenmeet = {s.host: PASSED if judged[s.case].site_leaf else
