@@ -13,6 +13,7 @@ The packages, lowest first; a package imports only those above it in this list::
     lab/        bringing a lab up and down: LabOptions -> open_lab() -> LabInfo; local,
                 compose, the transparent gateway, images
     matrix/     running clients through scenarios on a lab and judging each cell
+    audit/      grading someone else's inspection proxy against the lab's hostile sites
     reports/    terminal table, JSON, JUnit XML, HTML
     cli/        the ``harness`` command;  plugin.py: the pytest plugin (``pytest11``)
 """

@@ -6,6 +6,7 @@
     harness down                 stop it, leaving no process behind
     harness run                  start a lab, run the scenario matrix, print the table, exit 1 on a mismatch
     harness probe HOST           connect as the clients do and say whether (and how) TLS is inspected
+    harness audit --proxy URL    grade someone else's inspection proxy against the lab's hostile sites
     harness pki                  generate a lab PKI into the state directory
     harness images build         build the lab image (offline Debian base + wheelhouse if no registry answers)
     harness attended | beam ...  the reference clients
@@ -42,6 +43,7 @@ COMMANDS = {
     "pki": ("harness.cli.pki", "cmd_pki"),
     "probe": ("harness.cli.probe", "cmd_probe"),
     "evidence": ("harness.cli.evidence", "cmd_evidence"),
+    "audit": ("harness.cli.audit", "cmd_audit"),
 }
 # Commands with their own argument parsers: argv goes to their main() untouched.
 PROGRAMS = {"images": "harness.lab.images", "attended": "harness.clients.attended", "beam": "harness.clients.beam"}

@@ -195,6 +195,26 @@ def build_parser() -> argparse.ArgumentParser:
     evidence.add_argument("dir", metavar="DIR", type=path_argument, help="a new (or empty) directory for the bundle")
     evidence.add_argument("--state-dir", type=path_argument, default=None, help="the lab's state directory (default .lab)")
 
+    audit = command("audit", "grade someone else's inspection proxy against the lab's hostile sites",
+                    "Drive the inspection proxy at --proxy (an appliance, a mitmproxy or squid: not the lab's) "
+                    "to the lab's hostile sites (<case>.sites.lab.test, served for the audit on --listen) and "
+                    "report per site whether it blocked the bad certificate, passed it through, or re-signed "
+                    "it as trusted (dangerous); whether its forged leaves share a key, which TLS versions it "
+                    "accepts from clients, whether *.screenmeet.com is excepted, and a grade A-F. Exit 1 on "
+                    "grade F, 2 on bad input.")
+    audit.add_argument("--proxy", required=True, metavar="URL", help="the proxy to audit: http://[USER:PASSWORD@]HOST:PORT")
+    audit.add_argument("--trust", metavar="PEM", help="the organisation's CA certificate the proxy forges with (what "
+                       "company machines trust); default: the CA that signs the control site's forged certificate")
+    audit.add_argument("--listen", type=listen_address, default=LOOPBACK, metavar="ADDRESS",
+                       help="serve the sites on this address of this machine (default 127.0.0.1); the proxy must "
+                            "resolve *.sites.lab.test (and api./beam.screenmeet.com) to it")
+    audit.add_argument("--state-dir", type=path_argument, default=None,
+                       help="the lab whose PKI the sites use (default .lab; generated if missing): the proxy "
+                            "must trust its public root upstream")
+    audit.add_argument("--report", type=path_argument, metavar="DIR", help="also write audit.html and audit.json to DIR")
+    audit.add_argument("--timeout", type=positive_seconds, default=10.0, help="seconds for each network step (default 10)")
+    audit.add_argument("--json", action="store_true", help="print the report as one JSON object")
+
     # These have parsers of their own (main() hands them argv untouched); listed here for --help.
     command("images", "build the compose lab's image (see 'harness images --help')",
             "Build the compose lab's image.", add_help=False)

@@ -30,7 +30,7 @@ import secrets
 from datetime import datetime, timedelta, timezone
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -275,3 +275,43 @@ def server_sites(public_intermediate, hostnames: tuple[str, ...], cases=None, *,
                                  key=server_key if case in VALID_SHAPES else None)
         sites[case] = (Blob(b"".join(certificate_pem(c).bytes() for c in [cert, *chain])), key_pem(key))
     return sites
+
+
+# Revocation is a case of its own, outside CASES: OpenSSL (the reference clients, mitmproxy) checks
+# no CRL unless told to, so a revoked certificate is no hard-fail row of the matrix; it is what
+# `harness audit` asks of a real inspection product, which should fetch the CRL the leaf names.
+REVOKED = "revoked"
+REVOKED_DESCRIPTION = "revoked by its CA: the CRL its distribution point names (served by the lab over HTTP) lists it"
+
+
+def revoked(issuer: CA, hostnames: tuple[str, ...], crl_url: str,
+            ) -> tuple[x509.Certificate, object, list[x509.Certificate], bytes]:
+    """A certificate for ``hostnames`` from ``issuer`` that ``issuer`` has revoked:
+    ``(leaf, its key, the chain to send after it, the CRL in DER)``.
+
+    The leaf's CRL distribution point is ``crl_url`` (plain HTTP, as public CAs
+    serve CRLs); the CRL, signed by ``issuer``, lists the leaf's serial as
+    key-compromised and is valid for a week.
+    """
+    key = new_key("ec", None)
+    issued = issuer.issue_cert(*hostnames, private_key=key).cert
+    b = (x509.CertificateBuilder().subject_name(issued.subject).issuer_name(issued.issuer)
+         .public_key(issued.public_key()).serial_number(issued.serial_number)
+         .not_valid_before(issued.not_valid_before_utc).not_valid_after(issued.not_valid_after_utc))
+    for ext in issued.extensions:
+        b = b.add_extension(ext.value, critical=ext.critical)
+    point = x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None, None)
+    leaf = b.add_extension(x509.CRLDistributionPoints([point]), critical=False).sign(
+        issuer.private_key, hashes.SHA256())
+    now = datetime.now(timezone.utc)
+    entry = (x509.RevokedCertificateBuilder().serial_number(leaf.serial_number)
+             .revocation_date(now - timedelta(hours=1))
+             .add_extension(x509.CRLReason(x509.ReasonFlags.key_compromise), critical=False).build())
+    crl = (x509.CertificateRevocationListBuilder().issuer_name(issuer.cert.subject)
+           .last_update(now - timedelta(hours=1)).next_update(now + timedelta(days=7))
+           .add_revoked_certificate(entry)
+           .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.private_key.public_key()),
+                          critical=False)
+           .add_extension(x509.CRLNumber(1), critical=False)
+           .sign(issuer.private_key, hashes.SHA256()))
+    return leaf, key, [issuer.cert], crl.public_bytes(serialization.Encoding.DER)

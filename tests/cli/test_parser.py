@@ -78,7 +78,7 @@ def every_parser() -> dict[str, argparse.ArgumentParser]:
 
 
 PROGS = ["harness", "harness up", "harness down", "harness run", "harness pki", "harness probe", "harness evidence",
-         "harness images",
+         "harness audit", "harness images",
          "harness images build", "harness attended", "harness beam"]
 
 
@@ -108,7 +108,7 @@ def test_every_command_has_a_description_and_every_option_help(parsers, prog):
 
 def test_the_top_help_lists_every_command_with_a_line(parsers):
     text = parsers["harness"].format_help()
-    for name in ("up", "down", "run", "pki", "probe", "images", "attended", "beam"):
+    for name in ("up", "down", "run", "pki", "probe", "audit", "images", "attended", "beam"):
         assert f"\n    {name} " in text
     assert "Run 'harness COMMAND --help'" in text
 
@@ -123,6 +123,8 @@ def test_the_top_help_lists_every_command_with_a_line(parsers):
     (["pki", "--bogus"], "harness pki"),
     (["probe"], "harness probe"),
     (["probe", "h", "--timeout", "-1"], "harness probe"),
+    (["audit"], "harness audit"),
+    (["audit", "--proxy", "http://127.0.0.1:1", "--listen", "nowhere"], "harness audit"),
     (["images"], "harness images"),
     (["images", "biuld"], "harness images"),
     (["images", "build", "--bogus"], "harness images build"),

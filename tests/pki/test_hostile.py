@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding
 from harness.clients.transport import trust_context
 from harness.errors import UnknownNameError
 from harness.pki import hostile
-from harness.pki.ca import CA, key_pem
+from harness.pki.ca import CA, certificate_pem, key_pem
 from harness.pki.lab import LabPKI
 from harness.server.mock import tls_context
 from tests.tlshelpers import handshake
@@ -260,3 +260,27 @@ def test_parse_cases_names_hostile_sites_in_order_once():
     # Negative: a name that is no case is one sentence suggesting the closest.
     with pytest.raises(UnknownNameError, match="unknown hostile certificate case 'expird' \\(did you mean 'expired'"):
         hostile.parse_cases("expired,expird")
+
+
+def test_revoked_names_its_crl_and_the_crl_lists_it(tmp_path):
+    """`revoked` (the audit's case): a valid leaf whose CRL distribution point is the URL given,
+    and a CRL signed by the issuer that lists its serial as key-compromised."""
+    issuer = CA(common_name="TLS-lab test intermediate", key_type="ec")
+    url = "http://crl.sites.lab.test:8080/lab-public.crl"
+    leaf, key, chain, der = hostile.revoked(issuer, ("revoked.sites.lab.test",), url)
+    assert chain == [issuer.cert] and leaf.public_key() == key.public_key()
+    points = leaf.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    assert [n.value for n in points[0].full_name] == [url]
+    crl = x509.load_der_x509_crl(der)
+    assert crl.is_signature_valid(issuer.cert.public_key()) and crl.issuer == issuer.cert.subject
+    entry = crl.get_revoked_certificate_by_serial_number(leaf.serial_number)
+    assert entry is not None
+    assert entry.extensions.get_extension_for_class(x509.CRLReason).value.reason == x509.ReasonFlags.key_compromise
+    # Otherwise valid: a client that checks no CRL accepts it (why it is no case of the matrix).
+    (tmp_path / "c.pem").write_bytes(b"".join(certificate_pem(c).bytes() for c in [leaf, *chain]))
+    key_pem(key).write_to_path(tmp_path / "k.pem", private=True)
+    server = tls_context(str(tmp_path / "c.pem"), str(tmp_path / "k.pem"))
+    client = trust_context(None)
+    client.load_verify_locations(cadata=issuer.cert_pem.bytes().decode())
+    assert handshake(server, client, "revoked.sites.lab.test")
+
