@@ -226,7 +226,8 @@ class LocalLab:
         self._gateway_ready()
         proxies: dict[str, list[str]] = {name: [f"http://{url_host(self.listen)}:{p}" for p in ports]
                                          for name, ports in self._proxy_ports.items()}
-        pac = self._serve_pac({name: urls[0] for name, urls in proxies.items()})
+        # No policy (a direct-only run): no proxy to point a device at, so no PAC server either.
+        pac = self._serve_pac({name: urls[0] for name, urls in proxies.items()}) if proxies else None
         self.info = LabInfo(
             backend=self.backend,
             state_dir=str(self.state_dir),
@@ -244,8 +245,8 @@ class LocalLab:
             transparent_unavailable=self._gateway_unavailable,
             listen=self.listen,
             device_proxies={name: proxy_address(urls[0]) for name, urls in proxies.items()},
-            pac={name: f"{pac}/pac/{name}/proxy.pac" for name in proxies},
-            pac_default=f"{pac}/proxy.pac", wpad=f"{pac}/wpad.dat",
+            pac={name: f"{pac}/pac/{name}/proxy.pac" for name in proxies} if pac else {},
+            pac_default=f"{pac}/proxy.pac" if pac else None, wpad=f"{pac}/wpad.dat" if pac else None,
             proxy_logins={name: self.proxy_login for name, p in self.policies.items() if p.auth},
         )
         try:

@@ -230,3 +230,13 @@ def test_a_device_follows_the_pac_to_the_policys_proxy(device_lab, tmp_path):
     base = info["pac_default"].removesuffix("/proxy.pac")
     missing = in_device(namespace, "curl", "-sS", "--max-time", "30", "-w", "%{http_code}", f"{base}/pac/nope/proxy.pac")
     assert missing.stdout.endswith("404") and "this lab serves no policy 'nope'" in missing.stdout
+
+
+def test_a_lab_without_policies_serves_no_pac(tmp_path):
+    """A direct-only run (`harness run --scenario direct`) has no proxy for a device: no PAC server,
+    and lab.json says so (it once failed with an IndexError choosing the default policy)."""
+    from harness.lab.local import LocalLab
+    from harness.lab.options import LabOptions
+
+    with LocalLab(LabOptions(state_dir=tmp_path / "s", lanes=1), policies={}) as info:
+        assert (info.pac, info.pac_default, info.wpad) == ({}, None, None)
