@@ -28,6 +28,7 @@ from cryptography import x509
 
 from harness.errors import LabError, LabStartError
 from harness.lab import docker, images
+from harness.lab.composeenv import compose_environment, project_name
 from harness.lab.info import LabInfo, Machines, Transparent
 from harness.lab.options import LabOptions
 from harness.lab.statedir import prepare_state_dir
@@ -45,17 +46,14 @@ def _progress(line: str) -> None:
     print(f"[compose] {line}", file=sys.stderr, flush=True)
 
 
-def project_name() -> str:
-    return os.environ.get("LAB_COMPOSE_PROJECT", "tlslab")
-
-
 class Compose:
     """Runs the detected compose command on ``compose.yaml`` for one project."""
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
         docker.require_docker()
         self.base = [*docker.compose_command(), "-f", str(COMPOSE_FILE), "-p", project_name()]
-        self.env = {**os.environ, **(env or {})}
+        # Checked here, so a bad LAB_IMAGE / LAB_SUBNET_* is one sentence before anything starts.
+        self.env = {**os.environ, **compose_environment(), **(env or {})}
 
     def run(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
         proc = subprocess.run([*self.base, *args], capture_output=True, text=True, env=self.env,
