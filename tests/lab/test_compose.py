@@ -130,3 +130,64 @@ def test_transparent_exception_passes_through_and_the_journal_says_so(compose_la
     inspected = run_scenario("transparent-inspected-decline", "beam")
     assert {r["action"] for r in inspected.proxy_records if r["kind"] == "connection"} == {"intercepted"}
     assert not inspected.server_records
+
+
+# -- the harness's side: the Docker API and the client workers --------------------------------
+
+def test_a_cell_runs_in_its_container_through_the_worker_not_a_docker_process(compose_lab, monkeypatch):
+    from harness.matrix import execute
+
+    monkeypatch.setattr(execute.subprocess, "Popen", lambda *a, **kw: pytest.fail("a process on the host"))
+    monkeypatch.setattr(execute.subprocess, "run", lambda *a, **kw: pytest.fail("a process on the host"))
+    prefix = compose_lab.machines.corp["beam"]
+    code, output = execute.run_foreign(["sh", "-c", "cat /etc/hostname; echo $K; id -un; cat"], {"K": "from env"},
+                                       "from stdin\n", 30, prefix)
+    assert code == 0, output
+    assert output.split("\n")[:4] == [prefix[-1][:12], "from env", "lab", "from stdin"]
+    gw = compose_lab.machines.gateway["beam"]  # a root container: the worker runs as lab
+    assert execute.run_foreign(["id", "-un"], {}, None, 30, gw) == (0, "lab\n")
+
+
+def test_a_client_past_its_timeout_is_killed_with_its_group_in_the_container(compose_lab):
+    from harness.matrix import execute
+
+    prefix = compose_lab.machines.corp["attended"]
+    code, output = execute.run_foreign(["sh", "-c", "sleep 77 & sleep 60"], {}, None, 1, prefix)
+    assert code == 124 and "its process group was killed" in output
+    ps = "import os; print([open(f'/proc/{p}/cmdline').read() for p in os.listdir('/proc') if p.isdigit()])"
+    code, output = execute.run_foreign(["python", "-c", ps], {}, None, 30, prefix)
+    assert code == 0 and "sleep\\x0077" not in output and "sleep\\x0060" not in output, output
+
+
+def test_a_worker_that_died_is_started_again(compose_lab):
+    from harness.lab import engine
+    from harness.matrix import execute, remote
+
+    target = engine.exec_target(compose_lab.machines.home)
+    first = remote.worker(target)
+    pid = first.request({"run": "hello"}, 30)["pid"]
+    engine.exec_output(target[0], ["kill", "-9", str(pid)])  # the worker, inside its container
+    with pytest.raises(Exception):  # the cell that was sent to the dead worker fails, saying so
+        first.request({"run": "hello"}, 30)
+    code, output = execute.run_foreign(["true"], {}, None, 30, compose_lab.machines.home)
+    assert code == 0 and remote.worker(target).request({"run": "hello"}, 30)["pid"] != pid
+
+
+def test_readiness_and_health_through_the_api(compose_lab):
+    import json
+    import time
+
+    from harness.lab import compose, engine
+
+    containers = engine.project_containers(compose.project_name())
+    proxy = containers["proxy"]["Id"]
+    assert json.loads(engine.read_file(proxy, compose.READY_FILE))["ready"]["admin"] == compose_lab.proxy_admin
+    assert engine.read_file(proxy, "/tmp/no-such-file") is None
+    assert containers["gateway"]["State"] == "exited" and engine.inspect(containers["gateway"]["Id"])["State"]["ExitCode"] == 0
+    for client in ("attended-gw", "beam-gw"):
+        assert any(compose.ROUTED in line for line in engine.logs_tail(containers[client]["Id"], 20))
+    # compose.yaml's healthchecks test the same ready files (for docker ps): both turn healthy.
+    deadline = time.monotonic() + 60
+    while {engine.inspect(containers[s]["Id"])["State"]["Health"]["Status"] for s in ("screenmeet", "proxy")} != {"healthy"}:
+        assert time.monotonic() < deadline, "the healthchecks did not turn healthy"
+        time.sleep(0.5)
