@@ -93,6 +93,10 @@ class Compose:
         self._containers = engine.project_containers(self.project)
         return self._containers
 
+    def listed(self) -> dict[str, dict]:
+        """The containers as last listed (no API call)."""
+        return dict(self._containers)
+
     def container(self, service: str) -> str:
         """The id of ``service``'s container (as last listed; listed anew if it was not there)."""
         found = self._containers.get(service) or self.containers().get(service)
@@ -278,7 +282,8 @@ class ComposeLab:
 
     def stop(self) -> None:
         if self.compose is not None:
-            execstream.close_sessions()  # this process's workers (they would end with their containers anyway)
+            for container in self.compose.listed().values():  # this lab's workers in this process
+                execstream.close_sessions(container["Id"])
             self.compose.run("down", "-v", "--remove-orphans", timeout=120, check=False)
             (self.state_dir / "lab.json").unlink(missing_ok=True)
 
