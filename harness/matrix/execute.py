@@ -86,7 +86,7 @@ def run_reference(client: ReferenceClient, argv: list[str], *, in_process: bool,
     if prefix and (target := exec_target(prefix)) is not None:
         from harness.matrix import remote  # the host's side only: the worker itself never needs it
 
-        return remote.run_reference(target, client.name, argv, REFERENCE_TIMEOUT)
+        return remote.run_reference(target, client.name, argv, REFERENCE_TIMEOUT, in_process=in_process)
     if prefix:
         proc = subprocess.run([*prefix, "harness", client.name, *argv], stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, timeout=REFERENCE_TIMEOUT)

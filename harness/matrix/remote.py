@@ -45,9 +45,12 @@ def _ask(target: tuple[str, str], message: dict, timeout: float) -> tuple[int, s
     return int(answer["code"]), str(answer["output"])
 
 
-def run_reference(target: tuple[str, str], client: str, argv: list[str], timeout: float) -> tuple[int, str]:
-    """Run the reference ``client`` with ``argv`` in ``target``'s worker: (exit code, output)."""
-    return _ask(target, {"run": "reference", "client": client, "argv": argv}, timeout)
+def run_reference(target: tuple[str, str], client: str, argv: list[str], timeout: float, *,
+                  in_process: bool = True) -> tuple[int, str]:
+    """Run the reference ``client`` with ``argv`` in ``target``'s worker: (exit code, output);
+    ``in_process=False``: as a process the worker starts (``harness run --subprocess``)."""
+    message = {"run": "reference", "client": client, "argv": argv, "in_process": in_process}
+    return _ask(target, message, timeout)
 
 
 def run_foreign(target: tuple[str, str], argv: list[str], env: dict[str, str], stdin: str | None,

@@ -8,12 +8,13 @@ Docker API exec stream (:mod:`harness.matrix.remote`), so a cell costs no
 ``docker exec`` process, no exec in the engine and no Python start-up::
 
     {"id": 1, "run": "hello"}                                -> {"id": 1, "ready": true, "version": ...}
-    {"id": 2, "run": "reference", "client": "beam", "argv": [...]}
+    {"id": 2, "run": "reference", "client": "beam", "argv": [...], "in_process": true}
     {"id": 3, "run": "foreign", "argv": [...], "env": {...}, "stdin": "...", "timeout": 20, "limit": 1048576}
                                                              -> {"id": N, "code": 0, "output": "..."}
 
 A reference client runs in this process, as the local lab runs it
-(:func:`harness.matrix.execute.run_reference`); a client under test runs as a
+(:func:`harness.matrix.execute.run_reference`; with ``"in_process": false`` as
+a process, for ``harness run --subprocess``); a client under test runs as a
 real process of this container with :func:`harness.matrix.execute.run_foreign`'s
 semantics (its own process group, killed at exit or timeout, output capped).
 A request that fails gets ``{"id": N, "error": "..."}``.  At the end of its
@@ -41,13 +42,22 @@ def handle(request: dict) -> dict:
         client = REFERENCE_CLIENTS.get(request.get("client", ""))
         if client is None:
             return {"error": f"unknown reference client {request.get('client')!r}"}
-        code, output = run_reference(client, list(request["argv"]), in_process=True)
+        code, output = run_reference(client, list(request["argv"]), in_process=request.get("in_process", True) is not False)
         return {"code": code, "output": output}
     if kind == "foreign":
         code, output = run_foreign(list(request["argv"]), dict(request.get("env") or {}), request.get("stdin"),
                                    float(request["timeout"]), limit=int(request.get("limit", OUTPUT_LIMIT)))
         return {"code": code, "output": output}
     return {"error": f"unknown request {kind!r}"}
+
+
+def exit_answer(code) -> dict:
+    """The answer for ``sys.exit(code)`` in a client, as its process would have ended."""
+    if code is None:
+        return {"code": 0, "output": ""}
+    if isinstance(code, int):
+        return {"code": code, "output": ""}
+    return {"code": 1, "output": f"{code}\n"}
 
 
 def serve(requests: TextIO, answers: TextIO) -> int:
@@ -64,7 +74,9 @@ def serve(requests: TextIO, answers: TextIO) -> int:
             request, rid = None, None
         try:
             answer = handle(request) if isinstance(request, dict) else {"error": "a request is one JSON object"}
-        except Exception as e:  # one bad request must not end the worker or its other requests
+        except SystemExit as e:  # a client that exits: what its process would have said
+            answer = exit_answer(e.code)
+        except BaseException as e:  # one bad request must neither end the worker nor go unanswered
             answer = {"error": f"{type(e).__name__}: {e}"}
         with lock:
             answers.write(json.dumps({**answer, "id": rid}) + "\n")

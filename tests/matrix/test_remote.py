@@ -78,7 +78,7 @@ def test_a_reference_client_runs_in_the_worker(workers, monkeypatch, tmp_path):
     monkeypatch.setattr(execute.subprocess, "run", lambda *a, **kw: pytest.fail("no process per cell"))
     argv = ["--url", "https://api.screenmeet.com/", "--pins", str(tmp_path / "none.txt"), "--json", "--once",
             "--token", "t", "--no-proxy", "--connect-to", "127.0.0.1:9"]
-    code, output = execute.run_reference(execute.REFERENCE_CLIENTS["beam"], argv, in_process=False,
+    code, output = execute.run_reference(execute.REFERENCE_CLIENTS["beam"], argv, in_process=True,
                                          prefix=["docker", "exec", "-i", "-u", "lab", CID])
     assert code == 2 and "none.txt" in output
     assert list(workers) == [(CID, "lab", remote.WORKER)]

@@ -40,6 +40,18 @@ def test_a_reference_client_runs_in_process_with_its_own_exit_code(tmp_path):
     assert "missing.txt" in answer["output"]
 
 
+def test_a_reference_client_runs_as_a_process_when_asked(tmp_path, monkeypatch):
+    """``harness run --subprocess``: the worker starts the console script instead (one process per cell)."""
+    started = []
+    real_run = subprocess.run
+    monkeypatch.setattr(subprocess, "run", lambda argv, **kw: started.append(argv) or real_run(argv, **kw))
+    argv = ["--url", "https://api.screenmeet.com/", "--pins", str(tmp_path / "missing.txt"), "--json", "--once",
+            "--token", "t", "--no-proxy", "--connect-to", "127.0.0.1:9"]
+    answer = ask({"id": 1, "run": "reference", "client": "beam", "argv": argv, "in_process": False})[1]
+    assert answer["code"] == 2 and "missing.txt" in answer["output"]
+    assert started == [[sys.executable, "-m", "harness", "beam", *argv]]
+
+
 def test_a_program_under_test_runs_as_a_process_with_env_and_stdin():
     code = "import os, sys; print(os.environ['LAB_X'], sys.stdin.read().strip()); sys.exit(3)"
     answer = ask({"id": 2, "run": "foreign", "argv": [sys.executable, "-c", code], "env": {"LAB_X": "from-env"},
@@ -81,6 +93,21 @@ def test_bad_requests_get_errors_and_do_not_stop_the_others():
     assert by_id[8]["error"] == "unknown request 'dance'"
     assert "unknown reference client 'nobody'" in by_id[9]["error"]
     assert by_id[10]["ready"] is True
+
+
+def test_a_client_that_exits_or_raises_still_gets_an_answer(monkeypatch):
+    def handle(request):
+        if request["run"] == "exit":
+            raise SystemExit(request["code"])
+        raise KeyboardInterrupt  # not an Exception: still answered, never left waiting
+
+    monkeypatch.setattr(worker, "handle", handle)
+    answers = ask({"id": 1, "run": "exit", "code": 3}, {"id": 2, "run": "exit", "code": "usage: x"},
+                  {"id": 3, "run": "other"})
+    assert answers[1] == {"id": 1, "code": 3, "output": ""}
+    assert answers[2] == {"id": 2, "code": 1, "output": "usage: x\n"}
+    assert answers[3] == {"id": 3, "error": "KeyboardInterrupt: "}
+    assert worker.exit_answer(None) == {"code": 0, "output": ""}
 
 
 def test_requests_run_concurrently():
