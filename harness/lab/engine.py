@@ -18,7 +18,6 @@ first use: the local lab never pays for it.
 from __future__ import annotations
 
 import io
-import tarfile
 import threading
 from collections.abc import Sequence
 
@@ -76,6 +75,8 @@ def inspect(container: str) -> dict:
 
 def read_file(container: str, path: str) -> bytes | None:
     """The bytes of the regular file ``path`` in ``container`` (running or not), or None if it has none."""
+    import tarfile
+
     import docker
 
     try:

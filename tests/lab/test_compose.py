@@ -1,12 +1,19 @@
-"""The compose lab's network shape: corp clients can only leave through the proxy.
+"""The compose lab's network shape: corp clients can only leave through the proxy; and how the
+harness drives it: the Docker API and the client workers (harness.lab.engine, harness.lab.execstream,
+harness.matrix.remote).
 
 Runs with ``pytest --lab=compose`` (CI does this whenever a Docker engine
 answers); with the local lab these tests are skipped with that reason.
 """
 
+import json
 import subprocess
+import time
 
 import pytest
+
+from harness.lab import compose, engine, execstream
+from harness.matrix import execute, remote
 
 pytestmark = pytest.mark.compose
 
@@ -135,8 +142,6 @@ def test_transparent_exception_passes_through_and_the_journal_says_so(compose_la
 # -- the harness's side: the Docker API and the client workers --------------------------------
 
 def test_a_cell_runs_in_its_container_through_the_worker_not_a_docker_process(compose_lab, monkeypatch):
-    from harness.matrix import execute
-
     monkeypatch.setattr(execute.subprocess, "Popen", lambda *a, **kw: pytest.fail("a process on the host"))
     monkeypatch.setattr(execute.subprocess, "run", lambda *a, **kw: pytest.fail("a process on the host"))
     prefix = compose_lab.machines.corp["beam"]
@@ -149,8 +154,6 @@ def test_a_cell_runs_in_its_container_through_the_worker_not_a_docker_process(co
 
 
 def test_a_client_past_its_timeout_is_killed_with_its_group_in_the_container(compose_lab):
-    from harness.matrix import execute
-
     prefix = compose_lab.machines.corp["attended"]
     code, output = execute.run_foreign(["sh", "-c", "sleep 77 & sleep 60"], {}, None, 1, prefix)
     assert code == 124 and "its process group was killed" in output
@@ -160,25 +163,17 @@ def test_a_client_past_its_timeout_is_killed_with_its_group_in_the_container(com
 
 
 def test_a_worker_that_died_is_started_again(compose_lab):
-    from harness.lab import engine
-    from harness.matrix import execute, remote
-
     target = engine.exec_target(compose_lab.machines.home)
     first = remote.worker(target)
     pid = first.request({"run": "hello"}, 30)["pid"]
     engine.exec_output(target[0], ["kill", "-9", str(pid)])  # the worker, inside its container
-    with pytest.raises(Exception):  # the cell that was sent to the dead worker fails, saying so
+    with pytest.raises(execstream.SessionClosed):  # what was sent to the dead worker fails, saying so
         first.request({"run": "hello"}, 30)
     code, output = execute.run_foreign(["true"], {}, None, 30, compose_lab.machines.home)
     assert code == 0 and remote.worker(target).request({"run": "hello"}, 30)["pid"] != pid
 
 
 def test_readiness_and_health_through_the_api(compose_lab):
-    import json
-    import time
-
-    from harness.lab import compose, engine
-
     containers = engine.project_containers(compose.project_name())
     proxy = containers["proxy"]["Id"]
     assert json.loads(engine.read_file(proxy, compose.READY_FILE))["ready"]["admin"] == compose_lab.proxy_admin
