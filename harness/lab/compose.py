@@ -73,11 +73,11 @@ class Compose:
     API, the project's containers."""
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
-        docker.require_docker()
+        # Checked first, so a bad LAB_COMPOSE_PROJECT / LAB_SUBNET_* is one sentence before anything starts.
         self.project = project_name()
-        self.base = [*docker.compose_command(), "-f", str(COMPOSE_FILE), "-p", self.project]
-        # Checked here, so a bad LAB_IMAGE / LAB_SUBNET_* is one sentence before anything starts.
         self.env = {**os.environ, **compose_environment(), **(env or {})}
+        docker.require_docker()
+        self.base = [*docker.compose_command(), "-f", str(COMPOSE_FILE), "-p", self.project]
         self._containers: dict[str, dict] = {}
 
     def run(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:

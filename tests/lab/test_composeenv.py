@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -78,3 +81,13 @@ def test_the_image_build_uses_lab_image(monkeypatch):
     assert images.main(["build"]) == 0
     assert images.main(["build", "--tag", "t:given"]) == 0
     assert [c[c.index("--tag") + 1] for c in commands] == ["tls-lab:elsewhere", "t:given"]
+
+
+def test_harness_up_refuses_a_bad_subnet_in_one_sentence_before_anything_starts(tmp_path):
+    env = {**os.environ, "LAB_SUBNET_CORP": "10.0.0.0/24", "LAB_COMPOSE_PROJECT": "tlsnever"}
+    out = subprocess.run([sys.executable, "-m", "harness", "up", "--lab", "compose", "--state-dir", str(tmp_path)],
+                         capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
+    assert out.returncode == 2, out.stderr
+    assert "LAB_SUBNET_CORP='10.0.0.0/24' is not a /24 inside 198.19.0.0/20" in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert not (tmp_path / "lab.json").exists()
