@@ -244,7 +244,8 @@ class ComposeLab:
                 problem = readiness_problem(kind, state)
                 if problem:
                     logs = engine.logs_tail(cid)
-                    raise LabStartError(f"the {service} container {problem}: {logs[-1] if logs else 'no log'}.")
+                    last = logs[-1].strip().rstrip(".") if logs else "no log"
+                    raise LabStartError(f"the {service} container {problem}: {last}.")
             if not pending:
                 return
             if time.monotonic() - started > self.start_timeout:

@@ -186,3 +186,27 @@ def test_readiness_and_health_through_the_api(compose_lab):
     while {engine.inspect(containers[s]["Id"])["State"]["Health"]["Status"] for s in ("screenmeet", "proxy")} != {"healthy"}:
         assert time.monotonic() < deadline, "the healthchecks did not turn healthy"
         time.sleep(0.5)
+
+
+def test_a_service_that_dies_at_start_is_named_and_nothing_is_left(compose_lab, tmp_path, monkeypatch):
+    """A second project beside the running lab (its own name and subnets), whose gateway is given a
+    policy that does not exist: the start fails naming the service with its last log line."""
+    from harness.errors import LabStartError
+    from harness.lab.open import open_lab
+    from harness.lab.options import LabOptions
+
+    running = compose.project_name()
+    project = f"{running}-fails"
+    monkeypatch.setenv("LAB_COMPOSE_PROJECT", project)
+    for variable, subnet in zip(("LAB_SUBNET_CORP", "LAB_SUBNET_INTERNET", "LAB_SUBNET_CORP_GW"),
+                                ("198.19.5.0/24", "198.19.6.0/24", "198.19.7.0/24")):
+        monkeypatch.setenv(variable, subnet)
+    monkeypatch.setenv("LAB_GW_POLICIES", "no-such-policy")
+    lab = open_lab(LabOptions(backend="compose", state_dir=tmp_path, lanes=1, build=False))
+    with pytest.raises(LabStartError, match=r"the gateway container exited with 2: gateway: "
+                                            r"--transparent-policies names 'no-such-policy'.*[^.]\.$"):
+        lab.start()
+    assert not engine.project_exists(project)
+    assert not (tmp_path / "lab.json").exists()
+    assert compose_lab.proxy_admin  # the session's lab is another project: still there
+    assert engine.read_file(engine.project_containers(running)["proxy"]["Id"], compose.READY_FILE)
