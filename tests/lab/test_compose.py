@@ -189,8 +189,8 @@ def test_readiness_and_health_through_the_api(compose_lab):
 
 
 def test_a_service_that_dies_at_start_is_named_and_nothing_is_left(compose_lab, tmp_path, monkeypatch):
-    """A second project beside the running lab (its own name and subnets), whose gateway is given a
-    policy that does not exist: the start fails naming the service with its last log line."""
+    """A second project beside the running lab (its own name and subnets), whose proxy and gateway are
+    given a policy that does not exist: the start fails naming the service with its last log line."""
     from harness.errors import LabStartError
     from harness.lab.open import open_lab
     from harness.lab.options import LabOptions
@@ -203,7 +203,8 @@ def test_a_service_that_dies_at_start_is_named_and_nothing_is_left(compose_lab, 
         monkeypatch.setenv(variable, subnet)
     monkeypatch.setenv("LAB_GW_POLICIES", "no-such-policy")
     lab = open_lab(LabOptions(backend="compose", state_dir=tmp_path, lanes=1, build=False))
-    with pytest.raises(LabStartError, match=r"the gateway container exited with 2: gateway: "
+    # Both the proxy and the gateway refuse it; whichever is seen first is named, with its own words.
+    with pytest.raises(LabStartError, match=r"the (proxy|gateway) container exited (\(2\)|with 2): \1: "
                                             r"--transparent-policies names 'no-such-policy'.*[^.]\.$"):
         lab.start()
     assert not engine.project_exists(project)
