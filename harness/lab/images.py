@@ -31,6 +31,7 @@ from pathlib import Path
 
 from harness.errors import ArgumentParser, EnvironmentProblem, LabError, UsageError
 from harness.lab.baseimage import BASE_TAG, ensure_base_image
+from harness.lab.composeenv import DEFAULT_IMAGE, image_tag
 from harness.lab.docker import (
     REPO_ROOT,
     Progress,
@@ -44,7 +45,7 @@ from harness.lab.docker import (
 from harness.lab.wheelhouse import build_wheelhouse
 
 ONLINE_BASE = "python:3.11-slim-bookworm"
-IMAGE_TAG = "tls-lab:latest"
+IMAGE_TAG = DEFAULT_IMAGE
 
 
 def docker_build_command(tag: str, base_image: str, *, offline: bool, buildkit: bool,
@@ -71,14 +72,16 @@ def _base_available(image: str, progress: Progress) -> bool:
     return pull_image(image)
 
 
-def build_image(tag: str = IMAGE_TAG, base_image: str | None = None, offline: bool | None = None,
+def build_image(tag: str | None = None, base_image: str | None = None, offline: bool | None = None,
                 progress: Progress = print) -> str:
     """Build the lab image ``tag`` and return it.
 
     ``offline=None`` uses the online base (``base_image`` or python:3.11-slim-bookworm)
     when it is local or can be pulled, and otherwise goes offline; ``offline=True``
     always installs from the wheelhouse onto ``base_image`` or the offline base.
+    ``tag=None`` is the image compose.yaml runs: ``$LAB_IMAGE`` or tls-lab:latest.
     """
+    tag = tag or image_tag()
     require_docker()
     if offline is None or offline is False:
         online_base = base_image or ONLINE_BASE
@@ -119,8 +122,8 @@ def build_parser(prog: str = "harness images") -> ArgumentParser:
                             "and a wheelhouse).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=ArgumentParser)
     build = sub.add_parser("build", help="build the lab image, offline if no registry answers",
-                           description="Build the lab image (tls-lab:latest), offline if no registry answers.")
-    build.add_argument("--tag", default=IMAGE_TAG, help=f"image tag (default {IMAGE_TAG})")
+                           description="Build the lab image ($LAB_IMAGE or tls-lab:latest), offline if no registry answers.")
+    build.add_argument("--tag", help=f"image tag (default $LAB_IMAGE, else {IMAGE_TAG}: the image compose.yaml runs)")
     build.add_argument("--base-image", help=f"base image (default {ONLINE_BASE}, else {BASE_TAG})")
     build.add_argument("--offline", action="store_true", default=None,
                        help="install from the host-built wheelhouse without trying a registry")

@@ -3,7 +3,10 @@
 Reference clients run in-process by default (same code as the console script,
 without paying interpreter start-up per cell) or as subprocesses; a prefix
 (``docker exec CONTAINER``, ``ip netns exec NS``) runs them on another machine
-of the lab.  Clients under test always run as subprocesses.
+of the lab.  Clients under test always run as subprocesses.  A ``docker exec``
+prefix is not run as a command: the cell goes to the container's client worker
+over the Docker API (:mod:`harness.matrix.remote`), which runs reference clients
+in its own Python and clients under test as processes of the container.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness.clients import attended, beam
+from harness.lab.engine import exec_target
 from harness.lab.info import Endpoint, LabInfo
 from harness.model.scenarios import Scenario
 from harness.model.vocab import REFERENCE_URLS
@@ -68,15 +72,24 @@ def parse_events(output: str) -> list[dict]:
     return events
 
 
+# A reference client gives up on its own after --timeout 10 per step; this bounds a hung one.
+REFERENCE_TIMEOUT = 120.0
+
+
 def run_reference(client: ReferenceClient, argv: list[str], *, in_process: bool,
                   prefix: list[str] | None = None) -> tuple[int, str]:
     """Run a reference client; returns (exit code, combined output).
 
-    ``prefix`` runs ``harness`` elsewhere (``docker exec CONTAINER`` in the compose lab).
+    ``prefix`` runs ``harness`` elsewhere: ``docker exec CONTAINER`` in the compose lab (its
+    client worker), ``ip netns exec NS ...`` behind the local lab's gateway.
     """
+    if prefix and (target := exec_target(prefix)) is not None:
+        from harness.matrix import remote  # the host's side only: the worker itself never needs it
+
+        return remote.run_reference(target, client.name, argv, REFERENCE_TIMEOUT, in_process=in_process)
     if prefix:
         proc = subprocess.run([*prefix, "harness", client.name, *argv], stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, timeout=REFERENCE_TIMEOUT)
         return proc.returncode, proc.stdout + proc.stderr
     if in_process:
         out, err = io.StringIO(), io.StringIO()
@@ -84,7 +97,7 @@ def run_reference(client: ReferenceClient, argv: list[str], *, in_process: bool,
         return code, out.getvalue() + err.getvalue()
     proc = subprocess.run(
         [sys.executable, "-m", "harness", client.name, *argv],
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=REFERENCE_TIMEOUT,
     )
     return proc.returncode, proc.stdout + proc.stderr
 
@@ -104,8 +117,13 @@ def run_foreign(argv: list[str], env: dict[str, str], stdin: str | None, timeout
     decoded leniently (a client may print anything) and kept up to ``limit`` bytes,
     with a note of how much was cut.  A missing program is exit 127 and a run
     past ``timeout`` exit 124 (as a shell and timeout(1) report them), each with a
-    sentence in the output.
+    sentence in the output.  With a ``docker exec`` prefix, the container's client worker runs
+    it the same way in the container.
     """
+    if prefix and (target := exec_target(prefix)) is not None:
+        from harness.matrix import remote
+
+        return remote.run_foreign(target, argv, env, stdin, timeout, limit)
     if prefix:
         argv = [*prefix, *(["env", *[f"{k}={v}" for k, v in env.items()]] if env else []), *argv]
         env = {}

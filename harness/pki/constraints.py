@@ -5,8 +5,8 @@ is limited to the names and addresses the lab itself puts in certificates:
 
 * DNS: :data:`LAB_DOMAINS` (and their subdomains);
 * IP: :data:`LAB_NETWORKS`: loopback (the local lab's forged leaves name the
-  mock server's address, 127.0.0.1), and in compose the lab's fixed networks
-  and gateway addresses: for a client that sends no SNI, mitmproxy names the
+  mock server's address, 127.0.0.1), and in compose the block the lab's
+  networks are taken from (:data:`COMPOSE_BLOCK`) and the gateway addresses: for a client that sends no SNI, mitmproxy names the
   address the client reached (the proxy's corp address, or a transparent
   connection's gateway address) next to the upstream's host name.  All of
   them lie in ranges reserved for testing, never routed on the internet.
@@ -43,16 +43,18 @@ from cryptography import x509
 # (RFC 6761's .test: hostile certificates' wrong.host.lab.test).
 LAB_DOMAINS = ("screenmeet.com", "scrn.mt", "lab.test")
 
-# compose.yaml pins these subnets (tests/pki/test_constraints.py checks it does): RFC 2544's
-# benchmarking range, which no real network routes.
+# compose.yaml's networks, by default (tests/pki/test_constraints.py checks the file): RFC 2544's
+# benchmarking range, which no real network routes.  LAB_SUBNET_* may move them (a second compose
+# project beside the first), but only to other /24s of COMPOSE_BLOCK (harness.lab.composeenv checks).
 COMPOSE_SUBNETS = {"corp": "198.19.1.0/24", "internet": "198.19.2.0/24", "corp-gw": "198.19.3.0/24"}
+COMPOSE_BLOCK = "198.19.0.0/20"
 # The compose gateway addresses (compose.yaml's LAB_GW_FIRST, 198.51.100.10 on): RFC 5737 TEST-NET-2.
 COMPOSE_GATEWAYS = "198.51.100.0/24"
 
 # Every address the lab's certificates may name.
 LAB_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
     "127.0.0.1/32", "::1/128",  # the local lab (IPv4 and IPv6 loopback)
-    *COMPOSE_SUBNETS.values(), COMPOSE_GATEWAYS,
+    COMPOSE_BLOCK, COMPOSE_GATEWAYS,
 ))
 
 # Where e-mail and URI names may point: nowhere real (see the module docstring).

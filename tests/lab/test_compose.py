@@ -1,12 +1,19 @@
-"""The compose lab's network shape: corp clients can only leave through the proxy.
+"""The compose lab's network shape: corp clients can only leave through the proxy; and how the
+harness drives it: the Docker API and the client workers (harness.lab.engine, harness.lab.execstream,
+harness.matrix.remote).
 
 Runs with ``pytest --lab=compose`` (CI does this whenever a Docker engine
 answers); with the local lab these tests are skipped with that reason.
 """
 
+import json
 import subprocess
+import time
 
 import pytest
+
+from harness.lab import compose, engine, execstream
+from harness.matrix import execute, remote
 
 pytestmark = pytest.mark.compose
 
@@ -160,3 +167,75 @@ def test_corp_clients_cannot_reach_a_hostile_site_directly(compose_lab):
     port = int(compose_lab.sites["expired"][0].rsplit(":", 1)[1])
     out = in_container(compose_lab, "beam", CONNECT.format(host="screenmeet.com", port=port))
     assert "failed" in out.stdout, out.stdout + out.stderr
+# -- the harness's side: the Docker API and the client workers --------------------------------
+
+def test_a_cell_runs_in_its_container_through_the_worker_not_a_docker_process(compose_lab, monkeypatch):
+    monkeypatch.setattr(execute.subprocess, "Popen", lambda *a, **kw: pytest.fail("a process on the host"))
+    monkeypatch.setattr(execute.subprocess, "run", lambda *a, **kw: pytest.fail("a process on the host"))
+    prefix = compose_lab.machines.corp["beam"]
+    code, output = execute.run_foreign(["sh", "-c", "cat /etc/hostname; echo $K; id -un; cat"], {"K": "from env"},
+                                       "from stdin\n", 30, prefix)
+    assert code == 0, output
+    assert output.split("\n")[:4] == [prefix[-1][:12], "from env", "lab", "from stdin"]
+    gw = compose_lab.machines.gateway["beam"]  # a root container: the worker runs as lab
+    assert execute.run_foreign(["id", "-un"], {}, None, 30, gw) == (0, "lab\n")
+
+
+def test_a_client_past_its_timeout_is_killed_with_its_group_in_the_container(compose_lab):
+    prefix = compose_lab.machines.corp["attended"]
+    code, output = execute.run_foreign(["sh", "-c", "sleep 77 & sleep 60"], {}, None, 1, prefix)
+    assert code == 124 and "its process group was killed" in output
+    ps = "import os; print([open(f'/proc/{p}/cmdline').read() for p in os.listdir('/proc') if p.isdigit()])"
+    code, output = execute.run_foreign(["python", "-c", ps], {}, None, 30, prefix)
+    assert code == 0 and "sleep\\x0077" not in output and "sleep\\x0060" not in output, output
+
+
+def test_a_worker_that_died_is_started_again(compose_lab):
+    target = engine.exec_target(compose_lab.machines.home)
+    first = remote.worker(target)
+    pid = first.request({"run": "hello"}, 30)["pid"]
+    engine.exec_output(target[0], ["kill", "-9", str(pid)])  # the worker, inside its container
+    with pytest.raises(execstream.SessionClosed):  # what was sent to the dead worker fails, saying so
+        first.request({"run": "hello"}, 30)
+    code, output = execute.run_foreign(["true"], {}, None, 30, compose_lab.machines.home)
+    assert code == 0 and remote.worker(target).request({"run": "hello"}, 30)["pid"] != pid
+
+
+def test_readiness_and_health_through_the_api(compose_lab):
+    containers = engine.project_containers(compose.project_name())
+    proxy = containers["proxy"]["Id"]
+    assert json.loads(engine.read_file(proxy, compose.READY_FILE))["ready"]["admin"] == compose_lab.proxy_admin
+    assert engine.read_file(proxy, "/tmp/no-such-file") is None
+    assert containers["gateway"]["State"] == "exited" and engine.inspect(containers["gateway"]["Id"])["State"]["ExitCode"] == 0
+    for client in ("attended-gw", "beam-gw"):
+        assert any(compose.ROUTED in line for line in engine.logs_tail(containers[client]["Id"], 20))
+    # compose.yaml's healthchecks test the same ready files (for docker ps): both turn healthy.
+    deadline = time.monotonic() + 60
+    while {engine.inspect(containers[s]["Id"])["State"]["Health"]["Status"] for s in ("screenmeet", "proxy")} != {"healthy"}:
+        assert time.monotonic() < deadline, "the healthchecks did not turn healthy"
+        time.sleep(0.5)
+
+
+def test_a_service_that_dies_at_start_is_named_and_nothing_is_left(compose_lab, tmp_path, monkeypatch):
+    """A second project beside the running lab (its own name and subnets), whose proxy and gateway are
+    given a policy that does not exist: the start fails naming the service with its last log line."""
+    from harness.errors import LabStartError
+    from harness.lab.open import open_lab
+    from harness.lab.options import LabOptions
+
+    running = compose.project_name()
+    project = f"{running}-fails"
+    monkeypatch.setenv("LAB_COMPOSE_PROJECT", project)
+    for variable, subnet in zip(("LAB_SUBNET_CORP", "LAB_SUBNET_INTERNET", "LAB_SUBNET_CORP_GW"),
+                                ("198.19.5.0/24", "198.19.6.0/24", "198.19.7.0/24")):
+        monkeypatch.setenv(variable, subnet)
+    monkeypatch.setenv("LAB_GW_POLICIES", "no-such-policy")
+    lab = open_lab(LabOptions(backend="compose", state_dir=tmp_path, lanes=1, build=False))
+    # Both the proxy and the gateway refuse it; whichever is seen first is named, with its own words.
+    with pytest.raises(LabStartError, match=r"the (proxy|gateway) container exited (\(2\)|with 2): \1: "
+                                            r"--transparent-policies names 'no-such-policy'.*[^.]\.$"):
+        lab.start()
+    assert not engine.project_exists(project)
+    assert not (tmp_path / "lab.json").exists()
+    assert compose_lab.proxy_admin  # the session's lab is another project: still there
+    assert engine.read_file(engine.project_containers(running)["proxy"]["Id"], compose.READY_FILE)

@@ -20,6 +20,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from harness.pki.ca import CA
 from harness.pki.constraints import (
+    COMPOSE_BLOCK,
     COMPOSE_GATEWAYS,
     COMPOSE_SUBNETS,
     LAB_DOMAINS,
@@ -33,9 +34,9 @@ OPENSSL = shutil.which("openssl")
 
 # Names the lab's certificates carry, and names no lab CA may sign for.
 ALLOWED = ["screenmeet.com", "api.screenmeet.com", "beam.scrn.mt", "wrong.host.lab.test", "127.0.0.1", "::1",
-           "198.19.1.2", "198.19.2.250", "198.19.3.10", "198.51.100.10"]
+           "198.19.1.2", "198.19.2.250", "198.19.3.10", "198.19.11.3", "198.19.15.254", "198.51.100.10"]
 FORBIDDEN = ["example.com", "screenmeet.com.example.com", "notscreenmeet.com", "192.168.1.1", "10.20.30.40",
-             "172.16.0.1", "127.0.0.2", "8.8.8.8", "198.18.1.10", "198.19.4.1", "169.254.1.1", "2001:db8::1", "fe80::1", "::ffff:127.0.0.1",
+             "172.16.0.1", "127.0.0.2", "8.8.8.8", "198.18.1.10", "198.19.16.1", "198.19.255.1", "169.254.1.1", "2001:db8::1", "fe80::1", "::ffff:127.0.0.1",
              "someone@example.com", "someone@screenmeet.com", "https://example.com/", "spiffe://screenmeet.com/x"]
 
 
@@ -45,8 +46,7 @@ def test_the_exact_constraint_set():
     assert nc.permitted_subtrees == [
         x509.DNSName("screenmeet.com"), x509.DNSName("scrn.mt"), x509.DNSName("lab.test"),
         x509.IPAddress(ipaddress.ip_network("127.0.0.1/32")), x509.IPAddress(ipaddress.ip_network("::1/128")),
-        *(x509.IPAddress(ipaddress.ip_network(n)) for n in ("198.19.1.0/24", "198.19.2.0/24", "198.19.3.0/24",
-                                                             "198.51.100.0/24")),
+        *(x509.IPAddress(ipaddress.ip_network(n)) for n in ("198.19.0.0/20", "198.51.100.0/24")),
         x509.RFC822Name(".invalid"), x509.UniformResourceIdentifier(".invalid"),
     ]
     # Every permitted network is reserved, never a private range someone's real network uses.
@@ -59,11 +59,13 @@ def test_the_exact_constraint_set():
 def test_compose_networks_have_the_subnets_the_cas_permit():
     text = (ROOT / "compose.yaml").read_text()
     networks = text[text.index("\nnetworks:\n"):]
-    found = dict(re.findall(r"^  ([\w-]+):\n(?:    .*\n)*?        - subnet: ([\d./]+)$", networks, re.M))
+    found = dict(re.findall(r"^  ([\w-]+):\n(?:    .*\n)*?        - subnet: \$\{LAB_SUBNET_[A-Z_]+:-([\d./]+)\}$",
+                            networks, re.M))
     assert found == COMPOSE_SUBNETS
     for subnet in found.values():
         net = ipaddress.ip_network(subnet)
-        assert net.prefixlen == 24 and net in LAB_NETWORKS, subnet
+        assert net.prefixlen == 24 and net.subnet_of(ipaddress.ip_network(COMPOSE_BLOCK)), subnet
+    assert ipaddress.ip_network(COMPOSE_BLOCK) in LAB_NETWORKS
     # The transparent gateway's addresses (LAB_GW_FIRST on) are permitted too.
     first = re.search(r"LAB_GW_FIRST:-([\d.]+)", text).group(1)
     assert text.count("LAB_GW_FIRST:-") == 2 and ipaddress.ip_address(first) in ipaddress.ip_network(COMPOSE_GATEWAYS)
