@@ -147,6 +147,34 @@ class ProxyRecord(Journaled):
     alpn_server: NotRequired[str | None]
 
 
+class Grade(TypedDict):
+    """The NDSS 2017 grade of a ClientHello (:func:`harness.model.tlsgrade.grade`)."""
+
+    letter: Literal["A", "B", "C", "F"]
+    reason: str
+
+
+class TlsSeen(TypedDict):
+    """A ClientHello as the mock server journals it (:meth:`harness.model.tlsfingerprint.Hello.summary`)."""
+
+    versions: list[str]
+    ciphers: list[str]  # 0x hex, wire order, GREASE left out
+    groups: list[str]
+    alpn: list[str]
+    sni: str | None
+    ja3: str
+    ja4: str
+    grade: Grade
+
+
+class Interception(TypedDict):
+    """The server's verdict on a request (:class:`harness.server.detect.Interception`)."""
+
+    suspected: bool
+    reasons: list[str]
+    product: str | None
+
+
 class ServerRequest(Journaled):
     """The server journal: one HTTP request the mock server received (``kind`` ``"http"``).
 
@@ -181,6 +209,10 @@ class ServerRequest(Journaled):
     proxy_authorization: NotRequired[str]
     headers: NotRequired[dict[str, str]]
     protocol: NotRequired[str]
+    # What the connection's ClientHello offered (TlsSeen; None: no ClientHello was read), and the
+    # server's suspicion (Interception): through inspection, this is the proxy's upstream hello.
+    tls: NotRequired[TlsSeen | None]
+    interception: NotRequired[Interception]
 
 
 class ServerMessage(Journaled):
