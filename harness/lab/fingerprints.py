@@ -34,9 +34,11 @@ from mitmproxy.proxy.layers.tls import get_client_hello
 from mitmproxy.tls import ClientHello
 
 from harness.clients.transport import trust_context
+from harness.clients.wire import USER_AGENT
 from harness.model.tlsfingerprint import Hello, ja4
+from harness.server.detect import client_family
 
-REFERENCE_FAMILY = "tls-lab-reference-client"  # the User-Agent harness.clients.wire sends
+REFERENCE_FAMILY = client_family(USER_AGENT)  # "tls-lab-reference-client"
 SNI = "api.screenmeet.com"
 VERSION_BOUNDS = ((None, None), (None, "1.2"), (None, "1.3"), ("1.2", None), ("1.3", None), ("1.2", "1.2"))
 CURL_VARIANTS = ((), ("--http2",), ("--http1.1",))

@@ -69,6 +69,10 @@ def server_lines(records: list[ServerRecord]) -> list[str]:
     for r in records:
         if r["kind"] == "http":
             extra = "".join(f" {k}={r[k]}" for k in ("authorization", "code") if r.get(k))
+            if tls := r.get("tls"):
+                extra += f" ja4={tls['ja4']} grade={tls['grade']['letter']}"
+            if (seen := r.get("interception")) and seen["suspected"]:
+                extra += " INTERCEPTION SUSPECTED: " + "; ".join(seen["reasons"])
             lines.append(f"#{r['seq']} {r['method']} {r['host']}{r['path']} -> {r['status']}{extra}")
         elif r["kind"] == "ws-message":
             lines.append(f"#{r['seq']} WebSocket message on {r['host']}{r['path']} ({r['length']} bytes)")

@@ -6,12 +6,14 @@ from harness.matrix.cell import CellResult
 from harness.reports.cells import cell_document
 from harness.reports.rerun import rerun_command
 
-COLUMNS = ("scenario", "client", "expected", "observed", "issuer seen", "verdict")
+COLUMNS = ("scenario", "client", "expected", "observed", "issuer seen", "server saw interception", "grade",
+           "verdict")
 
 
 def _row(r: CellResult) -> tuple[str, ...]:
     o = r.verdict.observation
-    return (r.scenario.name, r.client, r.verdict.expected, o.outcome, o.issuer_seen or "-", r.verdict.label)
+    return (r.scenario.name, r.client, r.verdict.expected, o.outcome, o.issuer_seen or "-",
+            r.server_saw_interception, r.server_grade, r.verdict.label)
 
 
 def table(results: list[CellResult], *, color: bool = False, show_secrets: bool = False) -> str:
