@@ -111,3 +111,38 @@ def test_pki_with_a_vendor(tmp_path):
 
     # The root's DN in the captured order: O first, then CN.
     assert dn_strings(load_certificate(pki.org_ca).subject) == ["O=Cisco", "CN=Cisco Umbrella Root CA"]
+
+
+def test_each_products_upstream_tls_is_graded_at_the_server(tmp_path):
+    """Through the real proxy: each profile's upstream ClientHello reaches the server as the profile
+    says (versions, first suite) and gets its NDSS grade — OpenSSL's defaults A, Forcepoint's CBC-first
+    B, and a test profile that also offers a NULL suite F; the server saw interception in every
+    inspected cell that reached it, and in no tunnelled one."""
+    fixtures = tmp_path / "fixtures"
+    fixtures.mkdir()
+    for name in ("policies.toml", "scenarios.toml"):
+        shutil.copy(ROOT / "fixtures" / name, fixtures / name)
+    blocks = {b.split("]", 1)[0]: "\n[vendor." + b for b in (ROOT / "fixtures" / "vendors.toml").read_text().split("\n[vendor.")[1:]}
+    weak = (blocks["generic"].replace("[vendor.generic]", "[vendor.weak]")
+            + 'upstream_tls_max = "1.2"\nupstream_ciphers = ["ECDHE-ECDSA-AES128-GCM-SHA256", "NULL-SHA256", "@SECLEVEL=0"]\n')
+    weak_source = (blocks["generic.source"].replace("[vendor.generic.source]", "[vendor.weak.source]")
+                   + 'upstream_tls_max = "lab: a test profile"\nupstream_ciphers = "lab: a test profile offering NULL"\n')
+    (fixtures / "vendors.toml").write_text("".join([blocks["generic"], blocks["generic.source"], blocks["forcepoint"],
+                                                    blocks["forcepoint.source"], weak, weak_source]))
+    proc = harness("run", "--all-vendors", "--scenario", "inspected-continue", "--scenario", "tunnel-only", "--json",
+                   "--state-dir", str(tmp_path / "s"), env={"HARNESS_FIXTURES": str(fixtures)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    cells = {(c["scenario"], c["client"]): c for c in json.loads(proc.stdout)["cells"]}
+    for vendor, grade, first, versions in (("generic", "A", None, "TLSv1.3"), ("forcepoint", "B", "0xc023", "TLSv1.2"),
+                                           ("weak", "F", "0xc02b", "TLSv1.2")):
+        inspected = cells[(f"{vendor}/inspected-continue", "attended")]
+        assert inspected["server_saw_interception"] == "yes" and inspected["server_grade"] == grade, (vendor, inspected["server_grade"])
+        hellos = [r["tls"] for r in inspected["server_records"] if r["kind"] == "http"]
+        assert hellos and all(h["versions"][0] == versions for h in hellos), (vendor, hellos[0]["versions"])
+        if first:
+            assert all(h["ciphers"][0] == first for h in hellos), (vendor, hellos[0]["ciphers"][:3])
+        if vendor == "weak":
+            assert "0x003b" in hellos[0]["ciphers"] and "NULL" in hellos[0]["grade"]["reason"]
+        tunnelled = cells[(f"{vendor}/tunnel-only", "attended")]
+        # Tunnelled: the client's own ClientHello reached the server, unsuspected, whatever the product.
+        assert tunnelled["server_saw_interception"] == "no" and tunnelled["server_grade"] == "A"
