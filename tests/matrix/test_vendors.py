@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace as replace_obs
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,19 @@ def test_each_products_upstream_tls_is_graded_at_the_server(tmp_path):
         tunnelled = cells[(f"{vendor}/tunnel-only", "attended")]
         # Tunnelled: the client's own ClientHello reached the server, unsuspected, whatever the product.
         assert tunnelled["server_saw_interception"] == "no" and tunnelled["server_grade"] == "A"
+
+
+def test_the_server_must_notice_the_product():
+    """A vendor cell whose requests reached the server through inspection unsuspected fails, and so does
+    one the server suspected where nothing was intercepted."""
+    def with_server(suspected, intercepted):
+        c = cell(outcome="warned-continued")
+        o = replace_obs(c.verdict.observation, server_requests=1, intercepted=intercepted)
+        r = {"kind": "http", "interception": {"suspected": suspected, "reasons": ["r"], "product": None}, "tls": None}
+        return CellResult(c.scenario, c.client, Verdict(c.verdict.expected, o, ()), 0, 0.1, c.output,
+                          c.proxy_records, [r])
+    assert judge_vendor(with_server(True, 1), ZSCALER).passed
+    failed = judge_vendor(with_server(False, 1), ZSCALER)
+    assert not failed.passed and any("did not notice" in r for r in failed.verdict.reasons)
+    wrong = judge_vendor(with_server(True, 0), ZSCALER)
+    assert any("did not intercept" in r for r in wrong.verdict.reasons)
