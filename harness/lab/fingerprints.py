@@ -15,13 +15,14 @@ starts, from the clients' own TLS stacks on this machine:
   ClientHello and hangs up, with and without ``--http2``.
 
 Each ClientHello is parsed as the server parses it (:mod:`harness.server.peek`)
-and fingerprinted by :func:`harness.model.tlsfingerprint.ja4`.  Learning takes a
-few tens of milliseconds; a missing curl is skipped (its requests are then not
-judged by fingerprint).
+and fingerprinted by :func:`harness.model.tlsfingerprint.ja4`.  Learning takes about
+0.15 s (three curl runs), once per process; a missing curl is skipped (its
+requests are then not judged by fingerprint).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import socket
@@ -107,8 +108,10 @@ def curl_hellos(curl: str | None = None) -> list[ClientHello]:
     return hellos
 
 
+@functools.cache
 def learn() -> dict[str, list[str]]:
-    """``{client family: [JA4, ...]}`` for the reference clients and curl, from this machine's stacks."""
+    """``{client family: [JA4, ...]}`` for the reference clients and curl, from this machine's stacks
+    (once per process: ``--all-vendors`` starts one lab per vendor on the same machine)."""
     known = {REFERENCE_FAMILY: reference_hellos(), "curl": curl_hellos()}
     return {family: sorted({ja4(Hello.from_client_hello(h)) for h in hellos})
             for family, hellos in known.items() if hellos}
