@@ -121,3 +121,25 @@ def write_known(path: Path) -> Path:
     """Learn (:func:`learn`) and write the server's ``--known`` file to ``path``."""
     path.write_text(json.dumps(learn(), indent=2) + "\n")
     return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m harness.lab.fingerprints FILE``: learn and write FILE (the compose lab's server
+    container does this before it starts, with the clients' image)."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m harness.lab.fingerprints FILE (where to write the known fingerprints)", file=sys.stderr)
+        return 2
+    try:
+        write_known(Path(args[0]))
+    except OSError as e:
+        print(f"cannot write the known fingerprints to {args[0]} ({e.strerror or e}); give a writable path.",
+              file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

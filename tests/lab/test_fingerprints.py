@@ -33,3 +33,12 @@ def test_written_file_is_what_the_server_reads(tmp_path):
     path = write_known(tmp_path / "known.json")
     known = KnownClients.from_json(path.read_text())
     assert known.ja4[REFERENCE_FAMILY] == frozenset(learn()[REFERENCE_FAMILY])
+
+
+def test_the_module_writes_the_file_or_says_why_not(tmp_path, capsys):
+    from harness.lab.fingerprints import main
+
+    assert main([str(tmp_path / "k.json")]) == 0 and (tmp_path / "k.json").is_file()
+    assert main([]) == 2 and "usage:" in capsys.readouterr().err
+    assert main([str(tmp_path / "missing" / "k.json")]) == 2
+    assert "give a writable path" in capsys.readouterr().err
