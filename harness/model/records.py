@@ -186,9 +186,11 @@ class ServerRequest(Journaled):
     ``authorization`` (an agent registration: the header, ``None`` when it was
     missing) and ``agent``, ``websocket`` (``True`` on upgrades) and ``error``
     (why an upgrade did not finish).  Every request also has ``headers`` (the
-    request headers as received, names lower case: what a proxy added shows here)
-    and ``protocol`` (``HTTP/1.1``).  Credentials are redacted unless the server
-    shows secrets.
+    request headers as received, names lower case: what a proxy added shows here),
+    ``protocol`` (``HTTP/1.1``), ``tls`` (what the connection's ClientHello offered:
+    :class:`TlsSeen`, ``None`` when none was read; through inspection, the proxy's) and
+    ``interception`` (the server's suspicion: :class:`Interception`).  Credentials are
+    redacted unless the server shows secrets.
     """
 
     kind: Literal["http"]

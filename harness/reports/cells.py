@@ -122,7 +122,9 @@ def describe(cell_doc: dict) -> str:
         f"{cell_doc['scenario']}/{cell_doc['client']}: expected {cell_doc['expected']}, "
         f"observed {cell_doc['observed']} (exit {o['exit_code']})",
         *[f"  - {r}" for r in cell_doc["reasons"]],
-        f"  issuer seen: {cell_doc['issuer_seen'] or '-'}; pin: {pin_result(cell_doc)}",
+        f"  issuer seen: {cell_doc['issuer_seen'] or '-'}; pin: {pin_result(cell_doc)}; "
+        f"server saw interception: {cell_doc.get('server_saw_interception', '-')} "
+        f"(TLS grade at the server: {cell_doc.get('server_grade', '-')})",
         f"  {proxy_proof(cell_doc)}",
     ]
     if rerun := rerun_command(cell_doc):
