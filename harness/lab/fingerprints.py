@@ -31,13 +31,11 @@ import subprocess
 import time
 from pathlib import Path
 
-from mitmproxy.proxy.layers.tls import get_client_hello
-from mitmproxy.tls import ClientHello
-
 from harness.clients.transport import trust_context
 from harness.clients.wire import USER_AGENT
 from harness.model.tlsfingerprint import Hello, ja4
 from harness.server.detect import client_family
+from harness.server.peek import parser
 
 REFERENCE_FAMILY = client_family(USER_AGENT)  # "tls-lab-reference-client"
 SNI = "api.screenmeet.com"
@@ -45,12 +43,14 @@ VERSION_BOUNDS = ((None, None), (None, "1.2"), (None, "1.3"), ("1.2", None), ("1
 CURL_VARIANTS = ((), ("--http2",), ("--http1.1",))
 
 
-def _parse(record_bytes: bytes) -> ClientHello | None:
+def _parse(record_bytes: bytes):
+    """The ClientHello (:class:`mitmproxy.tls.ClientHello`) in ``record_bytes``, or None if incomplete."""
+    get_client_hello, client_hello = parser()
     raw = get_client_hello(record_bytes)
-    return ClientHello(raw[4:]) if raw is not None else None
+    return client_hello(raw[4:]) if raw is not None else None
 
 
-def reference_hellos() -> list[ClientHello]:
+def reference_hellos() -> list:
     """The ClientHellos the reference clients send, one per version bound they accept."""
     hellos = []
     for tls_min, tls_max in VERSION_BOUNDS:
@@ -66,7 +66,7 @@ def reference_hellos() -> list[ClientHello]:
     return hellos
 
 
-def program_hello(argv: list[str], timeout: float = 5.0) -> ClientHello | None:
+def program_hello(argv: list[str], timeout: float = 5.0):
     """The ClientHello a program sends to ``https://{SNI}:PORT/`` (``{port}`` in ``argv``), read from
     a one-shot listener on loopback; None if it sent none in time."""
     with socket.create_server(("127.0.0.1", 0)) as listener:
@@ -94,7 +94,7 @@ def program_hello(argv: list[str], timeout: float = 5.0) -> ClientHello | None:
             proc.wait()
 
 
-def curl_hellos(curl: str | None = None) -> list[ClientHello]:
+def curl_hellos(curl: str | None = None) -> list:
     """curl's ClientHellos (default, ``--http2``, ``--http1.1``); none when curl is not installed."""
     curl = curl or shutil.which("curl")
     if curl is None:

@@ -53,7 +53,7 @@ from harness.net.journal import Journal, announce_ready, start_admin
 from harness.pki.hostile import parse_cases
 from harness.server.detect import KnownClients, product_headers, suspect
 from harness.server.h2serve import ALPN, H2Protocol, alpn_switch
-from harness.server.peek import PeekingServer
+from harness.server.peek import PeekingServer, warm_up
 
 API_HOST = "api.screenmeet.com"
 BEAM_HOST = "beam.screenmeet.com"
@@ -281,6 +281,7 @@ async def serve(args: argparse.Namespace) -> None:
     admin_runner, admin_url = await start_admin(server.journal, admin_host, admin_port, name="server")
     announce_ready({"ready": {"ports": ports, "sites": sites, "host": args.host, "admin": admin_url}},
                    args.ready_fd, args.ready_file)
+    loop.run_in_executor(None, warm_up)  # mitmproxy's ClientHello parser, after readiness
 
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

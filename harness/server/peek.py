@@ -17,17 +17,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 import ssl
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from mitmproxy.proxy.layers.tls import get_client_hello
-from mitmproxy.tls import ClientHello
+if TYPE_CHECKING:
+    from mitmproxy.tls import ClientHello
 
 MAX_HELLO = 64 * 1024  # a ClientHello is at most a few KiB; more is not one
 PEEK_TIMEOUT = 10.0
 HANDSHAKE_TIMEOUT = 30.0
+
+
+@functools.cache
+def parser():
+    """mitmproxy's ``(get_client_hello, ClientHello)``, imported on first use: its TLS layer takes
+    ~0.1 s to import, which the server's start-up does not wait for (:func:`warm_up`)."""
+    from mitmproxy.proxy.layers.tls import get_client_hello
+    from mitmproxy.tls import ClientHello
+
+    return get_client_hello, ClientHello
+
+
+def warm_up() -> None:
+    """Import the parser now, off the event loop (``loop.run_in_executor(None, warm_up)`` once
+    the server is ready), so the first connection does not pay for it."""
+    parser()
 
 
 async def peek_client_hello(sock: socket.socket, timeout: float = PEEK_TIMEOUT) -> ClientHello | None:
@@ -53,10 +71,11 @@ async def peek_client_hello(sock: socket.socket, timeout: float = PEEK_TIMEOUT) 
             return None
         if not data:
             return None
+        get_client_hello, client_hello = parser()
         try:
             raw = get_client_hello(data)
             if raw is not None:
-                return ClientHello(raw[4:])  # without the handshake header, as mitmproxy parses it
+                return client_hello(raw[4:])  # without the handshake header, as mitmproxy parses it
         except Exception:  # noqa: BLE001 - not TLS (ValueError), or garbage kaitai cannot parse (its own errors)
             return None
         if len(data) >= MAX_HELLO:
