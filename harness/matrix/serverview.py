@@ -16,8 +16,9 @@ request, :mod:`harness.server.detect` and :mod:`harness.model.tlsgrade`) and its
 
 from __future__ import annotations
 
-from harness.model.records import ServerRecord
+from harness.model.records import ProxyRecord, ServerRecord
 from harness.model.verdict import Observation
+from harness.model.vocab import INTERCEPT
 
 
 def _requests(records: list[ServerRecord]) -> list:
@@ -57,3 +58,12 @@ def grades(records: list[ServerRecord]) -> str:
     """The distinct grades of the ClientHellos behind the requests, best first (``A``, ``A/B``), or ``-``."""
     letters = {r["tls"]["grade"]["letter"] for r in _requests(records) if r.get("tls")}
     return "/".join(sorted(letters)) or "-"
+
+
+def upstream_grades(proxy_records: list[ProxyRecord], server_records: list[ServerRecord]) -> set[str]:
+    """The grades of the proxy's own upstream ClientHellos: those of the requests that came over
+    connections the proxy intercepted (tied by address: the proxy's ``upstream_local``, the server's
+    ``client``)."""
+    via = {a for r in proxy_records if r["kind"] == "connection" and r["action"] == INTERCEPT
+           for a in r.get("upstream_local", ())}
+    return {r["tls"]["grade"]["letter"] for r in _requests(server_records) if r.get("tls") and r["client"] in via}

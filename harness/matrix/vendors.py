@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from harness.matrix.cell import CellResult
-from harness.matrix.serverview import interception_reasons
+from harness.matrix.serverview import interception_reasons, upstream_grades
 from harness.model.vendors import VendorProfile
 from harness.model.verdict import Verdict
 from harness.model.vocab import INTERCEPT
@@ -57,3 +57,14 @@ def judge_vendor(cell: CellResult, vendor: VendorProfile) -> CellResult:
         verdict = Verdict(verdict.expected, verdict.observation, verdict.reasons + extra)
     return replace(cell, scenario=replace(cell.scenario, name=f"{vendor.name}/{cell.scenario.name}"),
                    verdict=verdict)
+
+
+def product_grades(results: list[CellResult]) -> dict[str, str]:
+    """``{vendor: grade}``: the server's grades of each product's upstream ClientHello over a run's
+    ``<vendor>/<scenario>`` cells (``A``, ``A/B`` when they differ, ``-`` when none reached the server)."""
+    letters: dict[str, set[str]] = {}
+    for cell in results:
+        vendor = cell.scenario.name.split("/", 1)[0] if "/" in cell.scenario.name else None
+        if vendor is not None:
+            letters.setdefault(vendor, set()).update(upstream_grades(cell.proxy_records, cell.server_records))
+    return {vendor: "/".join(sorted(found)) or "-" for vendor, found in letters.items()}

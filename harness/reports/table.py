@@ -44,3 +44,11 @@ def summary_line(results: list[CellResult], seconds: float | None = None) -> str
     failed = len(results) - passed
     took = f" in {seconds:.2f}s" if seconds is not None else ""
     return f"{passed} passed, {failed} failed{took}"
+
+
+def grades_line(lab: dict) -> str | None:
+    """For a vendor run: each product's upstream TLS grade as the mock server gave it (NDSS 2017 rules)."""
+    vendors = lab.get("vendors") or {}
+    grades = [f"{name} {doc['upstream_grade']}" for name, doc in vendors.items() if doc.get("upstream_grade")]
+    return "Upstream TLS grade per product (the server's grade of the proxy's ClientHello): " + ", ".join(grades) \
+        if grades else None

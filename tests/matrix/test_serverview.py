@@ -41,3 +41,13 @@ def test_interception_reasons_name_the_disagreement():
 def test_grades():
     assert grades([]) == "-" and grades([request(tls=False)]) == "-"
     assert grades([request(letter="B"), request(letter="A"), request(letter="B")]) == "A/B"
+
+
+def test_upstream_grades_are_those_of_intercepted_connections_only():
+    from harness.matrix.serverview import upstream_grades
+
+    proxy = [{"kind": "connection", "action": "intercepted", "upstream_local": ["127.0.0.1:5000"]},
+             {"kind": "connection", "action": "passed-through", "upstream_local": ["127.0.0.1:6000"]}]
+    server = [{**request(letter="B"), "client": "127.0.0.1:5000"}, {**request(letter="A"), "client": "127.0.0.1:6000"}]
+    assert upstream_grades(proxy, server) == {"B"}
+    assert upstream_grades(proxy[1:], server) == set()

@@ -133,7 +133,10 @@ def test_each_products_upstream_tls_is_graded_at_the_server(tmp_path):
     proc = harness("run", "--all-vendors", "--scenario", "inspected-continue", "--scenario", "tunnel-only", "--json",
                    "--state-dir", str(tmp_path / "s"), env={"HARNESS_FIXTURES": str(fixtures)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    cells = {(c["scenario"], c["client"]): c for c in json.loads(proc.stdout)["cells"]}
+    doc = json.loads(proc.stdout)
+    cells = {(c["scenario"], c["client"]): c for c in doc["cells"]}
+    assert {v: d["upstream_grade"] for v, d in doc["lab"]["vendors"].items()} == {"generic": "A", "forcepoint": "B",
+                                                                               "weak": "F"}
     for vendor, grade, first, versions in (("generic", "A", None, "TLSv1.3"), ("forcepoint", "B", "0xc023", "TLSv1.2"),
                                            ("weak", "F", "0xc02b", "TLSv1.2")):
         inspected = cells[(f"{vendor}/inspected-continue", "attended")]
@@ -163,3 +166,20 @@ def test_the_server_must_notice_the_product():
     assert not failed.passed and any("did not notice" in r for r in failed.verdict.reasons)
     wrong = judge_vendor(with_server(True, 0), ZSCALER)
     assert any("did not intercept" in r for r in wrong.verdict.reasons)
+
+
+def test_product_grades_and_their_line():
+    from harness.matrix.vendors import product_grades
+    from harness.reports.table import grades_line
+
+    def graded(vendor, letter):
+        c = judge_vendor(cell(), get_vendor(vendor))
+        c.proxy_records = [{"kind": "connection", "action": "intercepted", "forged_issuer": "x",
+                            "upstream_local": ["127.0.0.1:1"]}]
+        c.server_records = [{"kind": "http", "client": "127.0.0.1:1", "tls": {"grade": {"letter": letter}}}]
+        return c
+    grades = product_grades([graded("zscaler", "A"), graded("forcepoint", "B"), graded("forcepoint", "A"), cell()])
+    assert grades == {"zscaler": "A", "forcepoint": "A/B"}
+    line = grades_line({"vendors": {"zscaler": {"upstream_grade": "A"}, "forcepoint": {"upstream_grade": "A/B"}}})
+    assert line.endswith(": zscaler A, forcepoint A/B")
+    assert grades_line({"backend": "local"}) is None
