@@ -155,3 +155,15 @@ def test_each_request_carries_its_client_hello_and_the_servers_suspicion(direct,
         http_request(s, "GET", "api.screenmeet.com", "/", headers={"X-BlueCoat-Via": "ce2cfae06b3f12b4"})
     marked = lab_journal.server_records(lane=0)[-1]["interception"]
     assert marked["suspected"] and marked["product"] == "Symantec (Broadcom) Edge SWG / Blue Coat ProxySG"
+
+
+def test_a_bad_known_fingerprints_file_is_one_sentence(tmp_path, capsys):
+    from harness.server import mock
+
+    bad = tmp_path / "known.json"
+    bad.write_text('{"curl": "not a list"}')
+    for path in (bad, tmp_path / "missing.json"):
+        assert mock.main(["--cert", "c.pem", "--key", "k.pem", "--known", str(path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"mock server: cannot read the known fingerprints {path}") and "\n" not in err
+        assert err.endswith("pass the file harness.lab.fingerprints writes.")
