@@ -44,6 +44,10 @@ class HttpResponse:
         return data
 
 
+# Every request of the reference clients names them (the mock server compares the TLS fingerprint
+# with this client's own: harness.server.detect).
+USER_AGENT = "tls-lab-reference-client/1"
+
 def http_request(
     sock: socket.socket,
     method: str,
@@ -56,7 +60,7 @@ def http_request(
     """Send one request and read its response (the connection is then closed by the caller)."""
     conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=64 * 1024)
     body = json.dumps(json_body).encode() if json_body is not None else b""
-    hdrs = [("Host", host), ("User-Agent", "tls-lab-reference-client/1"), ("Connection", "close")]
+    hdrs = [("Host", host), ("User-Agent", USER_AGENT), ("Connection", "close")]
     if json_body is not None:
         hdrs += [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
     hdrs += list((headers or {}).items())
@@ -112,7 +116,8 @@ class WebSocket:
         # Events that arrived with the handshake's answer (a server may speak at once): kept for
         # receive_text(), not dropped with the rest of that read.
         self._backlog: list = []
-        extra = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+        # The User-Agent on the upgrade too: the server judges every request by the client it names.
+        extra = [(k.encode(), v.encode()) for k, v in {"User-Agent": USER_AGENT, **(headers or {})}.items()]
         self._send(self.ws.send(Request(host=host, target=path, extra_headers=extra)))
         deadline = Deadline(sock, f"the WebSocket handshake for {path}")
         while True:

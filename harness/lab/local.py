@@ -88,6 +88,7 @@ class LocalLab:
         self.python = options.python
         # Its CA names and chain, its forging and untrusted-upstream action.
         self.vendor = options.vendor
+        self._learned = False  # the clients' fingerprints, learned on the first server start
         # Hostile sites the policies point at (a policy's `upstream`): case -> server port per lane.
         self._sites: dict[str, list[int]] = {c: [] for c in sorted({p.upstream for p in self.policies.values()
                                                                      if p.upstream})}
@@ -138,6 +139,8 @@ class LocalLab:
             "--key", str(self.pki.server_key), "--host", LOOPBACK,
             "--ports", ",".join(map(str, self._server_ports)), "--admin", f"{LOOPBACK}:{self._server_admin}",
             "--journal-first-seq", str(self._first_seq()),
+            # The clients' own TLS fingerprints, learned once per lab (harness.lab.fingerprints).
+            "--known", str(self._known_fingerprints()),
         ]
         if self._sites:
             sites = {case: {"cert": str(self.pki.sites_dir / f"{case}.pem"),
@@ -147,6 +150,16 @@ class LocalLab:
             path.write_text(json.dumps(sites, indent=2))
             argv += ["--sites", str(path)]
         return argv + (["--show-secrets"] if self.show_secrets else [])
+
+    def _known_fingerprints(self) -> Path:
+        path = self.state_dir / "known-fingerprints.json"
+        if not self._learned:
+            # Imported here: it pulls in mitmproxy's TLS layer, which only a starting lab needs.
+            from harness.lab.fingerprints import write_known
+
+            write_known(path)
+            self._learned = True
+        return path
 
     def _proxy_argv(self) -> list[str]:
         """Write the proxy's configuration (for this start: ports, policies, journal numbers) and

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from harness.matrix.serverview import grades, saw_interception
 from harness.model.records import ProxyRecord, ServerRecord
 from harness.model.scenarios import Scenario
 from harness.model.verdict import Verdict
@@ -36,6 +37,16 @@ class CellResult:
     def passed(self) -> bool:
         return self.verdict.passed
 
+    @property
+    def server_saw_interception(self) -> str:
+        """``yes``/``no``/``-``: whether the mock server suspected interception (:mod:`harness.matrix.serverview`)."""
+        return saw_interception(self.server_records)
+
+    @property
+    def server_grade(self) -> str:
+        """The A/B/C/F grade of the ClientHellos the server got (through inspection: the proxy's)."""
+        return grades(self.server_records)
+
     def to_dict(self) -> dict:
         o = self.verdict.observation
         return {
@@ -54,6 +65,8 @@ class CellResult:
             "reasons": list(self.verdict.reasons),
             "issuer_seen": o.issuer_seen,
             "pin_match": o.pin_match,
+            "server_saw_interception": self.server_saw_interception,
+            "server_grade": self.server_grade,
             # JSON has lists, not tuples: the document reads back equal to itself.
             "observation": {k: list(v) if isinstance(v, tuple) else v for k, v in o.__dict__.items()},
             "lane": self.lane,

@@ -31,6 +31,7 @@ from harness.lab.process import Child
 from harness.lab.statedir import run_state_dir
 from harness.matrix.cell import CellResult
 from harness.matrix.runner import MatrixRunner
+from harness.matrix.vendors import product_grades
 from harness.model.clientdefs import ClientDef
 from harness.model.policy import Policy, load_policies
 from harness.model.scenarios import Scenario, policies_used
@@ -117,6 +118,9 @@ def run_matrix(options: LabOptions, scenarios: list[Scenario], clients: "list[st
     results = [cell for _, cells, _ in runs for cell in cells]
     labs = ({"vendors": {v.name: doc for (v, _), (_, _, doc) in zip(plans, runs)}} if vendors
             else runs[0][2])
+    if vendors:  # the server's grade of each product's upstream ClientHello (harness.matrix.vendors)
+        for name, grade in product_grades(results).items():
+            labs["vendors"].get(name, {})["upstream_grade"] = grade
     skipped = {name: why for runner, _, _ in runs for name, why in runner.skipped.items()}
     undetermined = sorted({pair for runner, _, _ in runs for pair in runner.undetermined})
     return MatrixRun(results, labs, time.perf_counter() - start, skipped, undetermined)

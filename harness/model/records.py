@@ -147,6 +147,34 @@ class ProxyRecord(Journaled):
     alpn_server: NotRequired[str | None]
 
 
+class Grade(TypedDict):
+    """The NDSS 2017 grade of a ClientHello (:func:`harness.model.tlsgrade.grade`)."""
+
+    letter: Literal["A", "B", "C", "F"]
+    reason: str
+
+
+class TlsSeen(TypedDict):
+    """A ClientHello as the mock server journals it (:meth:`harness.model.tlsfingerprint.Hello.summary`)."""
+
+    versions: list[str]
+    ciphers: list[str]  # 0x hex, wire order, GREASE left out
+    groups: list[str]
+    alpn: list[str]
+    sni: str | None
+    ja3: str
+    ja4: str
+    grade: Grade
+
+
+class Interception(TypedDict):
+    """The server's verdict on a request (:class:`harness.server.detect.Interception`)."""
+
+    suspected: bool
+    reasons: list[str]
+    product: str | None
+
+
 class ServerRequest(Journaled):
     """The server journal: one HTTP request the mock server received (``kind`` ``"http"``).
 
@@ -158,9 +186,11 @@ class ServerRequest(Journaled):
     ``authorization`` (an agent registration: the header, ``None`` when it was
     missing) and ``agent``, ``websocket`` (``True`` on upgrades) and ``error``
     (why an upgrade did not finish).  Every request also has ``headers`` (the
-    request headers as received, names lower case: what a proxy added shows here)
-    and ``protocol`` (``HTTP/1.1``).  Credentials are redacted unless the server
-    shows secrets.
+    request headers as received, names lower case: what a proxy added shows here),
+    ``protocol`` (``HTTP/1.1``), ``tls`` (what the connection's ClientHello offered:
+    :class:`TlsSeen`, ``None`` when none was read; through inspection, the proxy's) and
+    ``interception`` (the server's suspicion: :class:`Interception`).  Credentials are
+    redacted unless the server shows secrets.
     """
 
     kind: Literal["http"]
@@ -181,6 +211,10 @@ class ServerRequest(Journaled):
     proxy_authorization: NotRequired[str]
     headers: NotRequired[dict[str, str]]
     protocol: NotRequired[str]
+    # What the connection's ClientHello offered (TlsSeen; None: no ClientHello was read), and the
+    # server's suspicion (Interception): through inspection, this is the proxy's upstream hello.
+    tls: NotRequired[TlsSeen | None]
+    interception: NotRequired[Interception]
 
 
 class ServerMessage(Journaled):

@@ -22,6 +22,7 @@ certificates by :mod:`harness.pki.shapes`.
 from __future__ import annotations
 
 import re
+import ssl
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -43,7 +44,10 @@ _LABEL_KEYS = ("product", "source")
 _VALUE_KEYS = ("issuer_cn", "issuer_o", "root_cn", "root_o", "chain", "key", "leaf_key", "leaf_validity",
                "untrusted_upstream", "untrusted_issuer_cn", "block_status", "block_page", *_SHAPE_KEYS,
                # proxy behaviour (issue 13): how exceptions match, which CONNECT ports, added headers
-               "exception_match", "connect_ports", "request_headers")
+               "exception_match", "connect_ports", "request_headers",
+               # upstream TLS (issue 15): the ClientHello the proxy sends the server
+               "upstream_tls_min", "upstream_tls_max", "upstream_ciphers")
+UPSTREAM_VERSIONS = ("1.2", "1.3")  # what this OpenSSL sends at its default security level
 _VALIDITY = "a number of days (1-3650), copy or engine"
 _HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
 _HEADER_VALUE = "a printable string of at most 200 characters ({client_ip} stands for the client's address)"
@@ -112,6 +116,11 @@ class VendorProfile:
     exception_match: str = "sni"
     connect_ports: tuple[int, ...] | None = None
     request_headers: dict[str, str] = field(default_factory=dict, compare=False)
+    # Upstream TLS: the versions and TLS 1.2 cipher suites (OpenSSL names, in preference order) the
+    # proxy offers the server (harness.proxy.upstreamtls); None: mitmproxy's (OpenSSL's) defaults.
+    upstream_tls_min: str | None = None
+    upstream_tls_max: str | None = None
+    upstream_ciphers: tuple[str, ...] | None = None
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -152,8 +161,9 @@ class VendorProfile:
                 data[key] = tuple(data[key])
         if data.get("ca_dns") is not None:
             data["ca_dns"] = tuple(tuple(dn) for dn in data["ca_dns"])
-        if data.get("connect_ports") is not None:
-            data["connect_ports"] = tuple(data["connect_ports"])  # a JSON list
+        for key in ("connect_ports", "upstream_ciphers"):
+            if data.get(key) is not None:
+                data[key] = tuple(data[key])  # a JSON list
         return cls(**data)
 
     def allows_port(self, port: int) -> bool:
@@ -200,6 +210,7 @@ def _profile(path: Path, name: str, table: dict) -> VendorProfile:
                                      example='{ "Z-Forwarded-For" = "{client_ip}" }',
                                      values=_header_value, valid=_HEADER_VALUE),
     }
+    values.update(_upstream(t))
     if bad := [k for k in values["request_headers"] if not _HEADER_NAME.fullmatch(k)]:
         t.fail(f"request_headers names {bad[0]!r}, which is not an HTTP header name (letters, digits, '-')")
     sources = t.mapping("source", what="each value's key to where it comes from",
@@ -226,6 +237,25 @@ def _profile(path: Path, name: str, table: dict) -> VendorProfile:
         t.fail("give both block_status and block_page, or neither")
     values.update(_shape(t, values))
     return VendorProfile(name=name, product=t.str("product", default=name), sources=sources, **values)
+
+
+def _upstream(t: Table) -> dict:
+    """The upstream TLS keys: versions this OpenSSL sends, cipher suites it knows."""
+    out = {k: t.str(k, choices=UPSTREAM_VERSIONS) for k in ("upstream_tls_min", "upstream_tls_max")}
+    if out["upstream_tls_min"] and out["upstream_tls_max"] and out["upstream_tls_min"] > out["upstream_tls_max"]:
+        t.fail(f"upstream_tls_min {out['upstream_tls_min']} is above upstream_tls_max {out['upstream_tls_max']}")
+    ciphers = t.str_list("upstream_ciphers", nonempty=True, example='["ECDHE-RSA-AES128-GCM-SHA256"]') \
+        if "upstream_ciphers" in t else None
+    for name in ciphers or ():
+        if re.fullmatch(r"@SECLEVEL=[0-5]", name):
+            continue  # not a suite: lets OpenSSL offer suites its default security level drops
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).set_ciphers(f"{name}:@SECLEVEL=0")
+        except ssl.SSLError:
+            t.fail(f"upstream_ciphers names {name!r}, which this OpenSSL ({ssl.OPENSSL_VERSION}) cannot send; "
+                   "use OpenSSL cipher names (openssl ciphers -v ALL)")
+    out["upstream_ciphers"] = tuple(ciphers) if ciphers else None
+    return out
 
 
 def _dn_ok(dn) -> bool:

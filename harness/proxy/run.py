@@ -33,12 +33,13 @@ from harness.errors import LabError, UsageError
 from harness.model.policy import load_policies
 from harness.model.proxylogin import ProxyLogin, new_login
 from harness.model.values import listen_port, positive_int
-from harness.model.vendors import get_vendor
+from harness.model.vendors import VendorProfile, get_vendor
 from harness.net.addresses import lane_layout, parse_ports, reserve_ports
 from harness.net.journal import announce_ready
 from harness.pki.ca import CA
 from harness.pki.hostile import parse_cases
 from harness.proxy.config import ProxyConfig, gateway_addresses, transparent_policy_names
+from harness.proxy.upstreamtls import upstream_options
 
 
 def fix_ports(config: ProxyConfig) -> None:
@@ -110,6 +111,8 @@ def build_options(config: ProxyConfig):
         termlog_verbosity="warn",
     )
     update.update(evidence_options(config))
+    # The product's own upstream ClientHello (versions, cipher order): harness.proxy.upstreamtls.
+    update.update(upstream_options(VendorProfile.from_dict(config.vendor) if config.vendor else None))
     return opts, update
 
 

@@ -69,6 +69,10 @@ def server_lines(records: list[ServerRecord]) -> list[str]:
     for r in records:
         if r["kind"] == "http":
             extra = "".join(f" {k}={r[k]}" for k in ("authorization", "code") if r.get(k))
+            if tls := r.get("tls"):
+                extra += f" ja4={tls['ja4']} grade={tls['grade']['letter']}"
+            if (seen := r.get("interception")) and seen["suspected"]:
+                extra += " INTERCEPTION SUSPECTED: " + "; ".join(seen["reasons"])
             lines.append(f"#{r['seq']} {r['method']} {r['host']}{r['path']} -> {r['status']}{extra}")
         elif r["kind"] == "ws-message":
             lines.append(f"#{r['seq']} WebSocket message on {r['host']}{r['path']} ({r['length']} bytes)")
@@ -118,7 +122,9 @@ def describe(cell_doc: dict) -> str:
         f"{cell_doc['scenario']}/{cell_doc['client']}: expected {cell_doc['expected']}, "
         f"observed {cell_doc['observed']} (exit {o['exit_code']})",
         *[f"  - {r}" for r in cell_doc["reasons"]],
-        f"  issuer seen: {cell_doc['issuer_seen'] or '-'}; pin: {pin_result(cell_doc)}",
+        f"  issuer seen: {cell_doc['issuer_seen'] or '-'}; pin: {pin_result(cell_doc)}; "
+        f"server saw interception: {cell_doc.get('server_saw_interception', '-')} "
+        f"(TLS grade at the server: {cell_doc.get('server_grade', '-')})",
         f"  {proxy_proof(cell_doc)}",
     ]
     if rerun := rerun_command(cell_doc):

@@ -140,6 +140,8 @@ def _matrix_cell(cell: dict | None, not_run: str | None = None) -> str:
         f'<span class="outcome">{escape(cell["observed"])}</span></div>{expected}'
         f'<div class="fact issuer"><b>issuer</b> {escape(_issuer(cell))}</div>'
         f'<div class="fact pin"><b>pin</b> {escape(pin_result(cell))}</div>'
+        f'<div class="fact server-saw"><b>server saw interception</b> {escape(cell.get("server_saw_interception", "-"))}'
+        f' <b>grade</b> {escape(cell.get("server_grade", "-"))}</div>'
         f'{_read_badge(cell)}</a></td>'
     )
 
@@ -164,6 +166,8 @@ def _detail(cell: dict) -> str:
                   f"{o['decrypted_requests']} decrypted request(s), {o['client_handshakes_failed']} failed client handshake(s)"),
         ("credentials at proxy", ", ".join(o["credentials_at_proxy"]) or "none"),
         ("server", f"{o['server_requests']} request(s)"),
+        ("server saw interception", cell.get("server_saw_interception", "-")),
+        ("TLS grade at the server", cell.get("server_grade", "-")),
         ("lane, time", f"lane {cell['lane']}, {cell['seconds']:.2f}s"),
     ]
     reasons = "".join(f"<li>{escape(r)}</li>" for r in cell["reasons"])

@@ -12,7 +12,7 @@ from harness.matrix.cell import CellResult
 from harness.reports.document import NotRun, to_document, to_json
 from harness.reports.html import to_html
 from harness.reports.junit import to_junit
-from harness.reports.table import summary_line, table
+from harness.reports.table import grades_line, summary_line, table
 
 
 def prepare_report_dir(path: str | Path) -> Path:
@@ -45,6 +45,8 @@ def publish(results: list[CellResult], *, lab: dict, seconds: float, as_json: bo
     else:
         print(table(results, color=sys.stdout.isatty(), show_secrets=show_secrets))
         print(summary_line(results, seconds))
+        if line := grades_line(lab):
+            print(line)
     if report_dir is not None:
         written = write_reports(report_dir, results, lab=lab, seconds=seconds, show_secrets=show_secrets,
                                 not_run=not_run)

@@ -6,12 +6,14 @@ from harness.matrix.cell import CellResult
 from harness.reports.cells import cell_document
 from harness.reports.rerun import rerun_command
 
-COLUMNS = ("scenario", "client", "expected", "observed", "issuer seen", "verdict")
+COLUMNS = ("scenario", "client", "expected", "observed", "issuer seen", "server saw interception", "grade",
+           "verdict")
 
 
 def _row(r: CellResult) -> tuple[str, ...]:
     o = r.verdict.observation
-    return (r.scenario.name, r.client, r.verdict.expected, o.outcome, o.issuer_seen or "-", r.verdict.label)
+    return (r.scenario.name, r.client, r.verdict.expected, o.outcome, o.issuer_seen or "-",
+            r.server_saw_interception, r.server_grade, r.verdict.label)
 
 
 def table(results: list[CellResult], *, color: bool = False, show_secrets: bool = False) -> str:
@@ -42,3 +44,11 @@ def summary_line(results: list[CellResult], seconds: float | None = None) -> str
     failed = len(results) - passed
     took = f" in {seconds:.2f}s" if seconds is not None else ""
     return f"{passed} passed, {failed} failed{took}"
+
+
+def grades_line(lab: dict) -> str | None:
+    """For a vendor run: each product's upstream TLS grade as the mock server gave it (NDSS 2017 rules)."""
+    vendors = lab.get("vendors") or {}
+    grades = [f"{name} {doc['upstream_grade']}" for name, doc in vendors.items() if doc.get("upstream_grade")]
+    return "Upstream TLS grade per product (the server's grade of the proxy's ClientHello): " + ", ".join(grades) \
+        if grades else None

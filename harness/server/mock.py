@@ -7,6 +7,12 @@
   ``/beam/v1/agents/<id>/heartbeat``.
 * ``screenmeet.com`` – ``GET /`` answers who it is (so do the others).
 
+Each connection's ClientHello is read before the handshake (:mod:`harness.server.peek`)
+and every request's record carries what it offered (``tls``: JA3, JA4, versions,
+ciphers, groups, ALPN, SNI and its A/B/C/F grade, :mod:`harness.model.tlsgrade`) and
+whether it looks intercepted (``interception``, :mod:`harness.server.detect`), judged
+against the clients' own fingerprints (``--known``) and the headers products add.
+
 Every TLS port offers ``h2`` and ``http/1.1`` by ALPN (:mod:`harness.server.h2serve`:
 the same routes over HTTP/2, except the WebSockets).  The server listens on one TLS port per *lane* (see :mod:`harness.net.journal`) and
 journals every request and WebSocket message (their keys are declared by
@@ -31,6 +37,7 @@ import secrets
 import signal
 import ssl
 import sys
+from collections import OrderedDict
 from typing import cast
 
 from aiohttp import WSMsgType, web
@@ -38,10 +45,15 @@ from aiohttp import WSMsgType, web
 from harness.errors import UsageError
 from harness.model.records import ServerRequest
 from harness.model.secrets import mask_value, redact_headers
+from harness.model.tlsfingerprint import Hello
+from harness.model.tlsgrade import grade
+from harness.model.vendors import load_vendors
 from harness.net.addresses import lane_layout, parse_ports, resolve_bind
 from harness.net.journal import Journal, announce_ready, start_admin
 from harness.pki.hostile import parse_cases
+from harness.server.detect import KnownClients, product_headers, suspect
 from harness.server.h2serve import ALPN, H2Protocol, alpn_switch
+from harness.server.peek import PeekingServer, warm_up
 
 API_HOST = "api.screenmeet.com"
 BEAM_HOST = "beam.screenmeet.com"
@@ -50,6 +62,7 @@ APEX_HOST = "screenmeet.com"
 API_HOSTS = (API_HOST, "api.scrn.mt")
 BEAM_HOSTS = (BEAM_HOST, "beam.scrn.mt")
 MAX_BODY = 64 * 1024
+MAX_HELLOS = 10_000  # ClientHellos remembered per client address (a connection's requests look theirs up)
 
 
 def request_host(request: web.Request) -> str:
@@ -59,10 +72,27 @@ def request_host(request: web.Request) -> str:
 class MockScreenMeet:
     """Request handlers plus the journal; the I/O setup lives in :func:`serve`."""
 
-    def __init__(self, *, show_secrets: bool = False, journal_first_seq: int = 1) -> None:
+    def __init__(self, *, show_secrets: bool = False, journal_first_seq: int = 1,
+                 known: KnownClients | None = None, products: dict | None = None) -> None:
         self.journal = Journal(first_seq=journal_first_seq)
         self.show_secrets = show_secrets
         self.lane_of_port: dict[int, int] = {}
+        # What each connection's ClientHello offered (harness.server.peek), by the client's HOST:PORT.
+        self.hellos: OrderedDict[str, dict | None] = OrderedDict()
+        self.known = known or KnownClients()
+        self.products = products or {}
+
+    def saw_hello(self, peer: str, hello) -> None:
+        """``on_hello`` of :class:`harness.server.peek.PeekingServer`: fingerprint and grade the
+        ClientHello (a :class:`mitmproxy.tls.ClientHello`, None when there was none)."""
+        seen = None
+        if hello is not None:
+            h = Hello.from_client_hello(hello)
+            seen = {**h.summary(), "grade": grade(h.ciphers).to_dict()}
+        self.hellos[peer] = seen
+        self.hellos.move_to_end(peer)
+        while len(self.hellos) > MAX_HELLOS:
+            self.hellos.popitem(last=False)
 
     def _lane(self, request: web.Request) -> int | None:
         sockname = request.transport.get_extra_info("sockname") if request.transport else None
@@ -82,6 +112,10 @@ class MockScreenMeet:
             # show it never does (redacted unless the server shows secrets).
             fields["proxy_authorization"] = self._secret(proxy_login)
         headers = {k.lower(): v for k, v in request.headers.items()}
+        client = f"{peer[0]}:{peer[1]}" if peer else None
+        tls = self.hellos.get(client) if client else None
+        interception = suspect(user_agent=headers.get("user-agent"), ja4=tls["ja4"] if tls else None,
+                               headers=headers, known=self.known, products=self.products)
         record = self.journal.add(
             {
                 "kind": "http",
@@ -89,11 +123,14 @@ class MockScreenMeet:
                 "host": request_host(request),
                 "method": request.method,
                 "path": request.path,
-                "client": f"{peer[0]}:{peer[1]}" if peer else None,
+                "client": client,
                 "status": status,
                 # As received, so what a proxy added toward the server is on record.
                 "headers": headers if self.show_secrets else redact_headers(headers),
                 "protocol": "HTTP/2" if request.version.major == 2 else f"HTTP/{request.version.major}.{request.version.minor}",
+                # What the connection's ClientHello offered, and whether it looks intercepted (issue 15).
+                "tls": tls,
+                "interception": interception.to_dict(),
                 **fields,
             }
         )
@@ -216,20 +253,22 @@ def tls_context(cert: str, key: str, *, weak: bool = False) -> ssl.SSLContext:
 
 async def serve(args: argparse.Namespace) -> None:
     server = MockScreenMeet(show_secrets=args.show_secrets or os.environ.get("LAB_SHOW_SECRETS") == "1",
-                            journal_first_seq=args.journal_first_seq)
+                            journal_first_seq=args.journal_first_seq, known=args.known,
+                            products=product_headers(load_vendors()))
     runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
     await runner.setup()
     loop = asyncio.get_running_loop()
     # aiohttp serves HTTP/1.1; a connection that negotiated h2 goes to harness.server.h2serve.
     factory = alpn_switch(runner.server, lambda: H2Protocol(server.h2_dispatch, MAX_BODY))
-    listeners: list[asyncio.Server] = []
+    listeners: list[PeekingServer] = []
 
     async def listen(ctx: ssl.SSLContext, wanted: list[int]) -> list[int]:
         ports = []
         for lane, port in enumerate(wanted):
-            listener = await loop.create_server(factory, args.host, port, ssl=ctx, reuse_address=True)
+            # Each connection's ClientHello is read before the handshake (harness.server.peek).
+            listener = await PeekingServer.start(args.host, port, ctx, factory, server.saw_hello)
             listeners.append(listener)
-            actual = listener.sockets[0].getsockname()[1]
+            actual = listener.port
             server.lane_of_port[actual] = lane
             ports.append(actual)
         return ports
@@ -242,6 +281,7 @@ async def serve(args: argparse.Namespace) -> None:
     admin_runner, admin_url = await start_admin(server.journal, admin_host, admin_port, name="server")
     announce_ready({"ready": {"ports": ports, "sites": sites, "host": args.host, "admin": admin_url}},
                    args.ready_fd, args.ready_file)
+    loop.run_in_executor(None, warm_up)  # mitmproxy's ClientHello parser, after readiness
 
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -279,6 +319,18 @@ def _cases_arg(text: str) -> str:
     return text
 
 
+def _read_known(path: str | None) -> KnownClients:
+    """``--known FILE`` (see :class:`harness.server.detect.KnownClients`); ValueError says what is wrong."""
+    if not path:
+        return KnownClients()
+    try:
+        with open(path) as f:
+            return KnownClients.from_json(f.read())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"mock server: cannot read the known fingerprints {path} ({e}); "
+                         "pass the file harness.lab.fingerprints writes.") from None
+
+
 def _ports_arg(text: str) -> list[int]:
     try:
         return parse_ports(text)
@@ -297,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="hostile sites to serve (compose): certificates from --sites-dir, ports from --site-base-port")
     p.add_argument("--sites-dir", default="/lab/pki/sites", help="with --site-cases: the <case>.pem/.key directory")
     p.add_argument("--site-base-port", type=int, default=9443, help="with --site-cases: the first site's lane-0 port")
+    p.add_argument("--known",
+                   help="JSON file {client family: [JA4, ...]}: each client's own fingerprint (harness.lab.fingerprints)")
     p.add_argument("--admin", default="127.0.0.1:0", help="HOST:PORT of the journal endpoint (keep it loopback)")
     p.add_argument("--ready-fd", type=int, help="write the ready report to this file descriptor instead of stdout")
     p.add_argument("--ready-file", help="also write the ready report to this file (for container healthchecks)")
@@ -307,6 +361,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.start_gate:
         sys.stdin.readline()
+    try:
+        args.known = _read_known(args.known)
+    except ValueError as e:
+        print(e, file=sys.stderr)
+        return 2
     try:
         asyncio.run(serve(args))
     except OSError as e:

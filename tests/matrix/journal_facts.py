@@ -76,6 +76,26 @@ def assert_journal_facts(cell, org_issuer: str, *, sends_secret: bool = True, ve
             assert cell.secret not in at_proxy, f"{where}: the credential is in the proxy journal"
     if expected == "blocked":
         assert any(r["blocked"] and r["requests"] for r in intercepted), f"{where}: nothing was blocked"
+    assert_server_view(cell)
+
+
+def assert_server_view(cell) -> None:
+    """The server's interception verdicts agree with the proxy journal, request by request: a request
+    that came over a connection the proxy did not intercept (direct, tunnelled, excepted) is never
+    suspected, and a cell with requests over intercepted connections has at least one suspected
+    (a WebSocket upgrade names no client, so not each of them can be)."""
+    where = f"{cell.scenario.name}/{cell.client}"
+    via = {a for r in connections(cell.proxy_records) if r["action"] == INTERCEPT for a in r.get("upstream_local", ())}
+    http = requests_at_server(cell.server_records)
+    inspected = [r for r in http if r["client"] in via]
+    for r in http:
+        if r["client"] not in via:
+            assert not r["interception"]["suspected"], f"{where}: {r['path']} suspected: {r['interception']['reasons']}"
+    if inspected:
+        assert any(r["interception"]["suspected"] for r in inspected), \
+            f"{where}: {[(r['path'], r['headers'].get('user-agent'), r['tls'] and r['tls']['ja4']) for r in inspected]} " \
+            "came through the inspecting proxy, none suspected"
+    assert cell.server_saw_interception == ("yes" if inspected else "no" if http else "-"), where
 
 
 def evidence_of(cell, events: list[dict], *, warned: bool | None = None, server_issuer: str | None = None) -> Evidence:

@@ -8,7 +8,7 @@ from harness.model.verdict import Observation, Verdict
 
 KEYS = {"scenario", "scenario_detail", "client", "client_policy", "command", "env", "stdin", "exec_prefix", "expected", "observed", "verdict",
         "reasons", "issuer_seen", "pin_match", "observation", "lane", "seconds", "output", "proxy_records",
-        "server_records"}
+        "server_records", "server_saw_interception", "server_grade"}
 
 
 def cell(outcome="refused", expected="refused", reasons=()):
@@ -35,6 +35,7 @@ def test_to_dict_values():
                                     "description": "the org CA is trusted"}
     assert d["command"] == ["harness", "beam"] and d["seconds"] == 0.123 and d["lane"] == 2
     assert d["observation"]["credentials_at_proxy"] == ["tok-1"] and d["client_policy"] == "reference"
+    assert (d["server_saw_interception"], d["server_grade"]) == ("-", "-")  # nothing reached the server
 
 
 def test_a_mismatch_fails_with_its_reasons():

@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace as replace_obs
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,74 @@ def test_pki_with_a_vendor(tmp_path):
 
     # The root's DN in the captured order: O first, then CN.
     assert dn_strings(load_certificate(pki.org_ca).subject) == ["O=Cisco", "CN=Cisco Umbrella Root CA"]
+
+
+def test_each_products_upstream_tls_is_graded_at_the_server(tmp_path):
+    """Through the real proxy: each profile's upstream ClientHello reaches the server as the profile
+    says (versions, first suite) and gets its NDSS grade — OpenSSL's defaults A, Forcepoint's CBC-first
+    B, and a test profile that also offers a NULL suite F; the server saw interception in every
+    inspected cell that reached it, and in no tunnelled one."""
+    fixtures = tmp_path / "fixtures"
+    fixtures.mkdir()
+    for name in ("policies.toml", "scenarios.toml"):
+        shutil.copy(ROOT / "fixtures" / name, fixtures / name)
+    blocks = {b.split("]", 1)[0]: "\n[vendor." + b for b in (ROOT / "fixtures" / "vendors.toml").read_text().split("\n[vendor.")[1:]}
+    weak = (blocks["generic"].replace("[vendor.generic]", "[vendor.weak]")
+            + 'upstream_tls_max = "1.2"\nupstream_ciphers = ["ECDHE-ECDSA-AES128-GCM-SHA256", "NULL-SHA256", "@SECLEVEL=0"]\n')
+    weak_source = (blocks["generic.source"].replace("[vendor.generic.source]", "[vendor.weak.source]")
+                   + 'upstream_tls_max = "lab: a test profile"\nupstream_ciphers = "lab: a test profile offering NULL"\n')
+    (fixtures / "vendors.toml").write_text("".join([blocks["generic"], blocks["generic.source"], blocks["forcepoint"],
+                                                    blocks["forcepoint.source"], weak, weak_source]))
+    proc = harness("run", "--all-vendors", "--scenario", "inspected-continue", "--scenario", "tunnel-only", "--json",
+                   "--state-dir", str(tmp_path / "s"), env={"HARNESS_FIXTURES": str(fixtures)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)
+    cells = {(c["scenario"], c["client"]): c for c in doc["cells"]}
+    assert {v: d["upstream_grade"] for v, d in doc["lab"]["vendors"].items()} == {"generic": "A", "forcepoint": "B",
+                                                                               "weak": "F"}
+    for vendor, grade, first, versions in (("generic", "A", None, "TLSv1.3"), ("forcepoint", "B", "0xc023", "TLSv1.2"),
+                                           ("weak", "F", "0xc02b", "TLSv1.2")):
+        inspected = cells[(f"{vendor}/inspected-continue", "attended")]
+        assert inspected["server_saw_interception"] == "yes" and inspected["server_grade"] == grade, (vendor, inspected["server_grade"])
+        hellos = [r["tls"] for r in inspected["server_records"] if r["kind"] == "http"]
+        assert hellos and all(h["versions"][0] == versions for h in hellos), (vendor, hellos[0]["versions"])
+        if first:
+            assert all(h["ciphers"][0] == first for h in hellos), (vendor, hellos[0]["ciphers"][:3])
+        if vendor == "weak":
+            assert "0x003b" in hellos[0]["ciphers"] and "NULL" in hellos[0]["grade"]["reason"]
+        tunnelled = cells[(f"{vendor}/tunnel-only", "attended")]
+        # Tunnelled: the client's own ClientHello reached the server, unsuspected, whatever the product.
+        assert tunnelled["server_saw_interception"] == "no" and tunnelled["server_grade"] == "A"
+
+
+def test_the_server_must_notice_the_product():
+    """A vendor cell whose requests reached the server through inspection unsuspected fails, and so does
+    one the server suspected where nothing was intercepted."""
+    def with_server(suspected, intercepted):
+        c = cell(outcome="warned-continued")
+        o = replace_obs(c.verdict.observation, server_requests=1, intercepted=intercepted)
+        r = {"kind": "http", "interception": {"suspected": suspected, "reasons": ["r"], "product": None}, "tls": None}
+        return CellResult(c.scenario, c.client, Verdict(c.verdict.expected, o, ()), 0, 0.1, c.output,
+                          c.proxy_records, [r])
+    assert judge_vendor(with_server(True, 1), ZSCALER).passed
+    failed = judge_vendor(with_server(False, 1), ZSCALER)
+    assert not failed.passed and any("did not notice" in r for r in failed.verdict.reasons)
+    wrong = judge_vendor(with_server(True, 0), ZSCALER)
+    assert any("did not intercept" in r for r in wrong.verdict.reasons)
+
+
+def test_product_grades_and_their_line():
+    from harness.matrix.vendors import product_grades
+    from harness.reports.table import grades_line
+
+    def graded(vendor, letter):
+        c = judge_vendor(cell(), get_vendor(vendor))
+        c.proxy_records = [{"kind": "connection", "action": "intercepted", "forged_issuer": "x",
+                            "upstream_local": ["127.0.0.1:1"]}]
+        c.server_records = [{"kind": "http", "client": "127.0.0.1:1", "tls": {"grade": {"letter": letter}}}]
+        return c
+    grades = product_grades([graded("zscaler", "A"), graded("forcepoint", "B"), graded("forcepoint", "A"), cell()])
+    assert grades == {"zscaler": "A", "forcepoint": "A/B"}
+    line = grades_line({"vendors": {"zscaler": {"upstream_grade": "A"}, "forcepoint": {"upstream_grade": "A/B"}}})
+    assert line.endswith(": zscaler A, forcepoint A/B")
+    assert grades_line({"backend": "local"}) is None

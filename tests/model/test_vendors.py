@@ -220,3 +220,26 @@ def test_a_path_len_below_the_cas_under_it_is_refused(tmp_path):
         load_vendors(write(tmp_path, _shaped(dns + "ca_path_lens = [0, 0]\n", "", text)))
     v = load_vendors(write(tmp_path, _shaped(dns + "ca_path_lens = [1, 0]\n", "", text)))["acme"]
     assert v.ca_path_lens == (1, 0) and len(v.ca_names()) == 3
+
+
+def test_upstream_tls_keys_load_with_their_sources(tmp_path):
+    text = _shaped('upstream_tls_min = "1.2"\nupstream_tls_max = "1.3"\n'
+                   'upstream_ciphers = ["ECDHE-RSA-AES128-GCM-SHA256", "NULL-SHA256", "@SECLEVEL=0"]\n', "")
+    v = load_vendors(write(tmp_path, text))["acme"]
+    assert (v.upstream_tls_min, v.upstream_tls_max) == ("1.2", "1.3")
+    assert v.upstream_ciphers == ("ECDHE-RSA-AES128-GCM-SHA256", "NULL-SHA256", "@SECLEVEL=0")
+    assert type(v).from_dict(v.to_dict()) == v  # the proxy's JSON configuration reads it back
+    assert load_vendors(write(tmp_path, GOOD))["acme"].upstream_ciphers is None
+
+
+@pytest.mark.parametrize("values,must_contain", [
+    ('upstream_tls_min = "1.0"\n', "upstream_tls_min = '1.0' is not one of 1.2, 1.3"),
+    ('upstream_tls_min = "1.3"\nupstream_tls_max = "1.2"\n', "upstream_tls_min 1.3 is above upstream_tls_max 1.2"),
+    ('upstream_ciphers = ["ECDHE-RSA-AES128-GCM-SHA256", "RC4-FANTASY"]\n', "upstream_ciphers names 'RC4-FANTASY'"),
+    ('upstream_ciphers = ["TLS_AES_128_GCM_SHA256"]\n', "upstream_ciphers names 'TLS_AES_128_GCM_SHA256'"),
+    ('upstream_ciphers = []\n', "upstream_ciphers' must be a non-empty list of strings"),
+])
+def test_bad_upstream_tls_keys_are_one_sentence(tmp_path, values, must_contain):
+    with pytest.raises(BadFileError) as info:
+        load_vendors(write(tmp_path, _shaped(values, "")))
+    assert must_contain in str(info.value) and str(info.value).endswith(".") and "\n" not in str(info.value)

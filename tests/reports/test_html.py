@@ -27,6 +27,13 @@ def test_html_is_self_contained_and_escaped(cells):
         assert external not in page
 
 
+def test_each_cell_shows_what_the_server_saw(cells):
+    page = to_html(to_document(cells))
+    cell = re.search(r'<td class="cell [^"]*"[^>]*data-client="attended" data-scenario="inspected-continue".*?</td>', page, re.S)
+    assert cell and "<b>server saw interception</b> yes <b>grade</b> A" in cell.group(0)
+    assert "<dt>server saw interception</dt><dd>yes</dd>" in page and "<dt>TLS grade at the server</dt>" in page
+
+
 # -- what a person sees: the page in real headless Chromium ------------------------------------
 
 PROBE_SCRIPT = """<script>

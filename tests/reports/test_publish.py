@@ -16,7 +16,8 @@ def test_write_reports(cells, tmp_path):
 def test_publish_prints_the_table_or_the_document(cells, tmp_path, capsys):
     publish(cells, lab={"backend": "local"}, seconds=1.0, as_json=False, report_dir=None, show_secrets=False)
     out, err = capsys.readouterr()
-    assert out.splitlines()[0].split() == ["scenario", "client", "expected", "observed", "issuer", "seen", "verdict"]
+    assert out.splitlines()[0].split() == ["scenario", "client", "expected", "observed", "issuer", "seen",
+                                           "server", "saw", "interception", "grade", "verdict"]
     assert out.rstrip().endswith(f"{len(cells) - 1} passed, 1 failed in 1.00s") and err == ""
     r = tmp_path / "r"
     publish(cells, lab={"backend": "local"}, seconds=1.0, as_json=True, report_dir=r, show_secrets=False)

@@ -128,3 +128,42 @@ def test_site_flags_describe_the_sites_as_the_proxy_lays_them_out():
     # Negative: an unknown case is refused by the argument's type, before anything listens.
     with pytest.raises(argparse.ArgumentTypeError, match="unknown hostile certificate case 'expird'"):
         mock._cases_arg("expird")
+
+
+def test_each_request_carries_its_client_hello_and_the_servers_suspicion(direct, lab_journal, tls_lab):
+    """Through real TLS to the running server: the reference stack is recognised as itself; another
+    TLS stack naming the reference client is suspected; a product's header names the product."""
+    with direct("api.screenmeet.com") as s:
+        http_request(s, "GET", "api.screenmeet.com", "/")
+    own = lab_journal.server_records(lane=0)[-1]
+    assert own["tls"]["sni"] == "api.screenmeet.com" and own["tls"]["alpn"] == ["http/1.1"]
+    assert own["tls"]["versions"][0] == "TLSv1.3" and own["tls"]["ja4"].startswith("t13d")
+    assert own["tls"]["grade"]["letter"] == "A" and own["tls"]["ja3"] and own["tls"]["groups"]
+    assert own["interception"] == {"suspected": False, "reasons": [], "product": None}
+    # Another ClientHello (TLS 1.2 only, CBC first) under the reference client's User-Agent: what a proxy does.
+    host, port = tls_lab.server_connect[0].rsplit(":", 1)
+    other = trust_context(tls_lab.pki["trust_public"], tls_max="1.2")
+    other.set_ciphers("ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-GCM-SHA256")
+    with other.wrap_socket(socket.create_connection((host, int(port)), timeout=5), server_hostname="api.screenmeet.com") as s:
+        http_request(s, "GET", "api.screenmeet.com", "/")
+    mimic = lab_journal.server_records(lane=0)[-1]
+    assert mimic["tls"]["versions"] == ["TLSv1.2"] and mimic["tls"]["ciphers"][0] == "0xc023"
+    assert mimic["tls"]["grade"]["letter"] == "B"
+    assert mimic["interception"]["suspected"] and mimic["interception"]["product"] is None
+    assert "tls-lab-reference-client" in mimic["interception"]["reasons"][0]
+    with direct("api.screenmeet.com") as s:
+        http_request(s, "GET", "api.screenmeet.com", "/", headers={"X-BlueCoat-Via": "ce2cfae06b3f12b4"})
+    marked = lab_journal.server_records(lane=0)[-1]["interception"]
+    assert marked["suspected"] and marked["product"] == "Symantec (Broadcom) Edge SWG / Blue Coat ProxySG"
+
+
+def test_a_bad_known_fingerprints_file_is_one_sentence(tmp_path, capsys):
+    from harness.server import mock
+
+    bad = tmp_path / "known.json"
+    bad.write_text('{"curl": "not a list"}')
+    for path in (bad, tmp_path / "missing.json"):
+        assert mock.main(["--cert", "c.pem", "--key", "k.pem", "--known", str(path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"mock server: cannot read the known fingerprints {path}") and "\n" not in err
+        assert err.endswith("pass the file harness.lab.fingerprints writes.")
