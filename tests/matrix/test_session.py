@@ -32,14 +32,20 @@ def test_options_for_a_vendor_and_its_state_dir():
     assert run_state_dir("/s") == Path("/s/run")
 
 
-def test_a_vendor_run_uses_the_scenario_files_own_policies(tmp_path):
-    """The drift this path removed: vendor runs ignored a policies.toml beside --scenarios-file."""
+def _own_policy_files(tmp_path):
+    """A scenario file with a policies.toml of its own beside it (one row, one policy)."""
     (tmp_path / "policies.toml").write_text('[policy.corp-inspect]\nmode = "inspect"\n')
     (tmp_path / "scenarios.toml").write_text(
         '[[scenario]]\nname = "mine"\nnetwork = "proxy"\npolicy = "corp-inspect"\ntrust = "public+org"\n'
         'expect = { beam = "refused" }\n')
     policies = load_policies(tmp_path / "policies.toml")
     scenarios = load_scenarios(tmp_path / "scenarios.toml", policies=policies)
+    return policies, scenarios
+
+
+def test_a_vendor_run_uses_the_scenario_files_own_policies(tmp_path):
+    """The drift this path removed: vendor runs ignored a policies.toml beside --scenarios-file."""
+    policies, scenarios = _own_policy_files(tmp_path)
     run = run_matrix(LabOptions(state_dir=tmp_path / "state", lanes=1), scenarios, policies=policies,
                      vendors=[get_vendor("zscaler")])
     assert [(c.scenario.name, c.client, c.passed) for c in run.results] == [("zscaler/mine", "beam", True)]
@@ -51,11 +57,6 @@ def test_a_vendor_run_uses_the_scenario_files_own_policies(tmp_path):
 
 def test_compose_refuses_a_scenario_files_own_policies_in_one_sentence(tmp_path):
     """The compose image carries fixtures/policies.toml: other policies are refused before any container starts."""
-    (tmp_path / "policies.toml").write_text('[policy.corp-inspect]\nmode = "inspect"\n')
-    (tmp_path / "scenarios.toml").write_text(
-        '[[scenario]]\nname = "mine"\nnetwork = "proxy"\npolicy = "corp-inspect"\ntrust = "public+org"\n'
-        'expect = { beam = "refused" }\n')
-    policies = load_policies(tmp_path / "policies.toml")
-    scenarios = load_scenarios(tmp_path / "scenarios.toml", policies=policies)
+    policies, scenarios = _own_policy_files(tmp_path)
     with pytest.raises(UsageError, match="a scenario file with its own policies.toml runs on the local lab"):
         run_matrix(LabOptions(backend="compose", state_dir=tmp_path / "s"), scenarios, policies=policies)

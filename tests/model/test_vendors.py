@@ -207,6 +207,10 @@ def test_without_ca_dns_the_names_are_cn_and_o():
     ('leaf_extensions = ["aki", "ct-poison"]\n', "leaf_extensions names ct-poison; known: aki"),
 ])
 def test_bad_shape_keys_are_one_sentence(tmp_path, values, must_contain):
+    _assert_one_sentence(tmp_path, values, must_contain)
+
+
+def _assert_one_sentence(tmp_path, values: str, must_contain: str) -> None:
     with pytest.raises(BadFileError) as info:
         load_vendors(write(tmp_path, _shaped(values, "")))
     assert must_contain in str(info.value) and str(info.value).endswith(".") and "\n" not in str(info.value)
@@ -240,6 +244,4 @@ def test_upstream_tls_keys_load_with_their_sources(tmp_path):
     ('upstream_ciphers = []\n', "upstream_ciphers' must be a non-empty list of strings"),
 ])
 def test_bad_upstream_tls_keys_are_one_sentence(tmp_path, values, must_contain):
-    with pytest.raises(BadFileError) as info:
-        load_vendors(write(tmp_path, _shaped(values, "")))
-    assert must_contain in str(info.value) and str(info.value).endswith(".") and "\n" not in str(info.value)
+    _assert_one_sentence(tmp_path, values, must_contain)
