@@ -91,11 +91,12 @@ MAX_NAME = 64
 
 
 def certificate_name(text: str) -> str:
-    """A CA's common or organisation name: 1-64 printable characters (X.509's upper bound)."""
-    if not text.strip() or len(text) > MAX_NAME or not text.isprintable():
+    """A CA's common or organisation name: printable, 1-64 bytes in UTF-8 (X.509's upper bound, as
+    ``cryptography`` counts it: 17 four-byte characters are already too long)."""
+    if not text.strip() or len(text.encode("utf-8", "surrogatepass")) > MAX_NAME or not text.isprintable():
         shown = repr(text) if len(text) <= 80 else repr(text[:60]) + f"... ({len(text)} characters)"
         raise argparse.ArgumentTypeError(
-            f"{shown} is not a certificate name (1-{MAX_NAME} printable characters, X.509's limit)")
+            f"{shown} is not a certificate name (printable, 1-{MAX_NAME} bytes in UTF-8, X.509's limit)")
     return text
 
 
