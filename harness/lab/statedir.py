@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 from harness.errors import EnvironmentProblem
@@ -27,9 +28,11 @@ def writable_dir(path: str | Path, *, what: str, option: str, mode: int = 0o777)
     p = Path(path)
     try:
         p.mkdir(parents=True, exist_ok=True, mode=mode)
-        probe = p / ".write-test"
-        probe.write_text("")
-        probe.unlink()
+        # A probe file of this call's own: two labs started at the same instant once shared one
+        # name, and the second unlink failed ("not writable: No such file") instead of LabBusy.
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=p)
+        os.close(fd)
+        os.unlink(probe)
     except OSError as e:
         raise EnvironmentProblem(
             f"the {what} {p} is not writable ({e.strerror or e}); pass {option} with a writable directory."

@@ -37,6 +37,28 @@ def test_writable_dir_names_what_and_option(tmp_path):
     assert writable_dir(tmp_path / "r", what="report directory", option="--report").is_dir()
 
 
+def test_checks_of_one_directory_at_the_same_instant_do_not_trip_each_other(tmp_path):
+    """Two 'harness up' at once both prove the state directory writable: with one shared probe name,
+    one's unlink found the other's file gone and said "not writable" (CI saw it) instead of LabBusy."""
+    import threading
+
+    errors: list[Exception] = []
+
+    def check() -> None:
+        for _ in range(300):
+            try:
+                prepare_state_dir(tmp_path / "state")
+            except Exception as e:  # noqa: BLE001 - collected, asserted below
+                errors.append(e)
+
+    threads = [threading.Thread(target=check) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and not list((tmp_path / "state").iterdir())
+
+
 def test_default_state_dir_follows_the_environment(monkeypatch):
     monkeypatch.delenv("HARNESS_STATE_DIR", raising=False)
     assert default_state_dir() == Path(".lab")
