@@ -456,11 +456,18 @@ def test_listen_puts_proxies_and_pac_there_and_journals_on_loopback(tmp_path):
         assert info["device_proxies"] == {p: urls[0].removeprefix("http://") for p, urls in info["proxies"].items()}
         assert info["pac"]["inspect"].startswith("http://127.0.0.2:") and info["wpad"].endswith("/wpad.dat")
         assert info["proxy_admin"].startswith("http://127.0.0.1:") and info["server_admin"].startswith("http://127.0.0.1:")
-        for policy, address in info["device_proxies"].items():  # bound there, and only there
+        # Bound there, and only there: the proxy process's own listening sockets (ss), not a connect to
+        # 127.0.0.1:PORT, which another lab of this run may hold (the proxy's ports are the kernel's choice).
+        proxy_pid = info["processes"]["proxy"]["pid"]
+        ss = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, timeout=30).stdout
+        bound = {line.split()[3] for line in ss.splitlines() if f"pid={proxy_pid}," in line}
+        for policy, address in info["device_proxies"].items():
             with socket.create_connection(tuple(address.rsplit(":", 1)), timeout=10):
                 pass
-            with pytest.raises(ConnectionRefusedError):
-                socket.create_connection(("127.0.0.1", int(address.rsplit(":", 1)[1])), timeout=10)
+            port = address.rsplit(":", 1)[1]
+            assert {b for b in bound if b.endswith(f":{port}")} == {address}, (policy, sorted(bound))
+        assert not {b for b in bound if b.startswith(("127.0.0.1:", "0.0.0.0:", "*:", "[::]:"))} - {
+            info["proxy_admin"].removeprefix("http://")}, sorted(bound)
         assert "real device" in proc.stdout and "!!!" not in proc.stdout  # loopback: nothing exposed
     finally:
         assert harness("down", "--state-dir", str(tmp_path)).returncode == 0

@@ -48,9 +48,24 @@ def test_the_pac_port_follows_the_sites_and_binds_the_listen_address_with_the_pr
     assert plan.listen_roles() == [(20000, "proxy listener inspect lane 0"), (20005, "PAC/WPAD server")]
 
 
-def test_with_listen_the_public_ports_are_checked_there():
-    with socket.create_server(("127.0.0.2", 0)) as busy:
+def _taken_on_127_0_0_2_only() -> tuple[socket.socket, int]:
+    """A listener on 127.0.0.2 whose port and the plan's next four are free on 127.0.0.1 (the kernel's
+    choice for 127.0.0.2 may be a port another lab of this run listens on at 127.0.0.1)."""
+    for _ in range(50):
+        busy = socket.create_server(("127.0.0.2", 0))
         port = busy.getsockname()[1]
+        try:
+            check_plan_free("127.0.0.1", plan_ports(port, ["inspect"], 1))
+        except UsageError:
+            busy.close()
+            continue
+        return busy, port
+    pytest.fail("no port free on 127.0.0.1 next to a kernel-chosen one on 127.0.0.2 in 50 tries")
+
+
+def test_with_listen_the_public_ports_are_checked_there():
+    busy, port = _taken_on_127_0_0_2_only()
+    with busy:
         plan = plan_ports(port, ["inspect"], 1)  # the proxy listener's port is taken on 127.0.0.2 only
         check_plan_free("127.0.0.1", plan)
         with pytest.raises(UsageError, match=rf"port {port} on 127.0.0.2 \(proxy listener inspect lane 0\)"):
