@@ -18,6 +18,7 @@ lane's connection count on the proxy, so every cell starts from connection 1.
 
 from __future__ import annotations
 
+import ipaddress
 import queue
 import secrets
 import subprocess
@@ -44,11 +45,18 @@ from harness.net.journal import JournalReader
 from harness.pki.names import display_name
 from harness.proxy.roaming import reset_lane
 
+# On compose the mock server has a container address, not the 127.0.0.1 a policy's IP exception names
+# (fixtures/policies.toml: exception-ip): a product that matches destinations cannot apply it there.
+# harness.reports.parity accepts this reason as a difference between the backends.
+COMPOSE_SERVER_ADDRESS = ("its policy's IP exception names the local lab's server address; the compose lab's server "
+                          "has a container address, which a product matching destinations would need instead.")
 
-def unavailable(scenario: Scenario, lab: LabInfo, policies: dict[str, Policy] | None = None) -> str | None:
+
+def unavailable(scenario: Scenario, lab: LabInfo, policies: dict[str, Policy] | None = None,
+                vendor: VendorProfile | None = None) -> str | None:
     """Why ``lab`` cannot run ``scenario`` (one sentence), or None.
 
-    ``policies`` are the lab's (default ``fixtures/policies.toml``).
+    ``policies`` are the lab's (default ``fixtures/policies.toml``); ``vendor`` the profile it emulates.
     """
     if scenario.network == "transparent" and lab.transparent is None:
         return lab.transparent_unavailable or "this lab has no transparent gateway."
@@ -58,7 +66,19 @@ def unavailable(scenario: Scenario, lab: LabInfo, policies: dict[str, Policy] | 
         site = getattr(policies.get(scenario.policy), "upstream", "")
         if site and site not in lab.sites:
             return f"the {lab.backend} lab serves no hostile site {site!r} (start it with the policy {scenario.policy!r})."
+        policy = policies.get(scenario.policy)
+        if (lab.backend == "compose" and vendor is not None and vendor.exception_match == "destination"
+                and policy is not None and any(_is_ip_literal(e.suffix) for e in policy.exceptions)):
+            return COMPOSE_SERVER_ADDRESS
     return None
+
+
+def _is_ip_literal(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 class MatrixRunner:
@@ -223,7 +243,8 @@ class MatrixRunner:
         Scenarios the lab cannot run (transparent ones without root) are left out and listed in
         ``self.skipped`` (name -> reason).
         """
-        self.skipped = {s.name: why for s in scenarios if (why := unavailable(s, self.lab, self.policies))}
+        self.skipped = {s.name: why for s in scenarios
+                        if (why := unavailable(s, self.lab, self.policies, self.vendor))}
         scenarios = [s for s in scenarios if s.name not in self.skipped]
         pairs = [(s, c) for s in scenarios for c in (clients or list(s.expect))]
         # A definition runs where its outcome can be derived; the rest are listed, not guessed.

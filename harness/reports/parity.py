@@ -19,12 +19,15 @@ import sys
 from pathlib import Path
 
 from harness.errors import LabError
+from harness.matrix.runner import COMPOSE_SERVER_ADDRESS
 from harness.model.files import read_text_bounded
 
 # The reasons a row may run on one backend and not on the other: what a container cannot have.
-# Today none: everything the local lab serves (hostile sites, vendor profiles, unconstrained CAs,
-# the transparent gateway) exists in containers too.  Add a reason here only with its row.
-CONTAINER_LIMITS: tuple[str, ...] = ()
+# One: the local server's fixed address (127.0.0.1), which the IP-exception row's policy names and a
+# destination-matching vendor (PAN-OS, FortiGate) needs; everything else the local lab serves (hostile
+# sites, vendor profiles, unconstrained CAs, the transparent gateway) exists in containers too.
+# Add a reason here only with its row.
+CONTAINER_LIMITS: tuple[str, ...] = (COMPOSE_SERVER_ADDRESS,)
 DOCUMENT_LIMIT = 64 << 20  # a run document of the whole vendor matrix is a few MB
 
 

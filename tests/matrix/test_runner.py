@@ -59,3 +59,17 @@ def test_every_cell_runs_on_the_runners_own_lanes(tls_lab, lab_scenarios):
 def lab_of(lanes: int) -> LabInfo:
     return LabInfo(backend="local", state_dir="/nonexistent", lanes=lanes, proxies={}, server_connect=[],
                    proxy_admin="http://127.0.0.1:9", server_admin="http://127.0.0.1:9", pki={}, org_issuer_cn="x")
+
+
+def test_an_ip_exception_under_a_destination_matching_vendor_is_local_only():
+    """On compose the server has a container address, not the 127.0.0.1 the exception-ip policy names
+    (CI's compose vendor run: palo-alto and fortinet inspected what the local lab passes through)."""
+    from harness.matrix.runner import COMPOSE_SERVER_ADDRESS
+    from harness.model.vendors import get_vendor
+
+    row = Scenario(name="exception-ip", network="proxy", expect={"beam": "refused"}, policy="exception-ip")
+    assert unavailable(row, lab(), vendor=get_vendor("palo-alto")) == COMPOSE_SERVER_ADDRESS
+    assert unavailable(row, lab(), vendor=get_vendor("zscaler")) is None  # matches names: runs, and is inspected
+    assert unavailable(row, lab(backend="local"), vendor=get_vendor("palo-alto")) is None
+    named = Scenario(name="w", network="proxy", expect={"beam": "connected"}, policy="exception-wildcard")
+    assert unavailable(named, lab(), vendor=get_vendor("palo-alto")) is None
