@@ -121,6 +121,8 @@ def run_matrix(options: LabOptions, scenarios: list[Scenario], clients: "list[st
     if vendors:  # the server's grade of each product's upstream ClientHello (harness.matrix.vendors)
         for name, grade in product_grades(results).items():
             labs["vendors"].get(name, {})["upstream_grade"] = grade
-    skipped = {name: why for runner, _, _ in runs for name, why in runner.skipped.items()}
+    # Under vendors a cell's scenario is named VENDOR/ROW (harness.matrix.vendors), and so is a row left out.
+    skipped = {(f"{runner.vendor.name}/{name}" if vendors and runner.vendor else name): why
+               for runner, _, _ in runs for name, why in runner.skipped.items()}
     undetermined = sorted({pair for runner, _, _ in runs for pair in runner.undetermined})
     return MatrixRun(results, labs, time.perf_counter() - start, skipped, undetermined)

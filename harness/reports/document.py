@@ -46,10 +46,12 @@ def left_out(skipped: dict[str, str], undetermined: Iterable[tuple[str, str]], s
     (reference names or client definitions, as given to the run), else per client the scenario expects.
     """
     cells: list[NotRun] = []
-    for s in scenarios:
-        if s.name in skipped:
+    rows = {s.name: s for s in scenarios}
+    for key, why in skipped.items():  # ROW, or VENDOR/ROW in a vendor run
+        s = rows.get(key) or rows.get(key.partition("/")[2])
+        if s is not None:
             names = [getattr(c, "name", c) for c in clients] if clients else list(s.expect)
-            cells += [(s.name, name, skipped[s.name]) for name in names]
+            cells += [(key, name, why) for name in names]
     cells += [(s, c, f"the lab cannot tell what {c} must do in {s}; "
                      f"set expect = {{ \"{s}\" = \"OUTCOME\" }} in its definition.") for s, c in undetermined]
     return cells

@@ -138,6 +138,9 @@ def test_left_out_names_every_cell_a_skipped_scenario_would_have_had(lab_scenari
     assert got[2][:2] == ("untrusted-upstream", "curl-unpinned") and "set expect = " in got[2][2]
     chosen = left_out(skipped, [], scenarios, [lab_clients["curl-pinned"], "beam"])
     assert [c for _, c, _ in chosen] == ["curl-pinned", "beam"]
+    # In a vendor run a row left out is named as its cells are: VENDOR/ROW (parity matches them so).
+    vendor = left_out({"palo-alto/untrusted-upstream": "not here."}, [], scenarios)
+    assert vendor == [("palo-alto/untrusted-upstream", c, "not here.") for c in s["untrusted-upstream"].expect]
 
 
 def test_junit_survives_control_characters(cells):
