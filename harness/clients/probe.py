@@ -28,7 +28,6 @@ network error (also: the proxy wants a login); 2 for bad input.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import secrets
 import ssl
@@ -49,7 +48,7 @@ from harness.clients.transport import (
 from harness.clients.wire import http_request
 from harness.errors import NetworkError, ProtocolError, ProxyLoginRequired, TlsVerificationError, UsageError
 from harness.model.pins import check_pins, load_pins, spki_sha256
-from harness.model.values import parse_https_url, split_host_port
+from harness.model.values import is_ip_literal, parse_https_url, split_host_port
 from harness.pki.ca import load_certificates
 
 OK, TLS_FAILED, INSPECTED, NETWORK = 0, 4, 5, 6
@@ -307,14 +306,6 @@ def _public_roots(path: str | None) -> list[x509.Certificate] | None:
     return None
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 def _block_status(conn, host: str) -> int | None:
     """One credential-free ``HEAD /`` on a decrypted connection: the status if the proxy answered with a block page."""
     try:
@@ -374,7 +365,7 @@ def probe(target: str, *, proxy: str | None = None, no_proxy: bool = False, pins
         conn.close()
     forges = None
     # An IP literal has no domain to make a name up under (and no SNI): nothing more to tell.
-    if not trusted and not (pin and pin.matched) and not _is_ip(host):
+    if not trusted and not (pin and pin.matched) and not is_ip_literal(host):
         name = probe_name(host)
         try:
             other = connect(look, sni=name)

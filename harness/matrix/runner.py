@@ -18,7 +18,6 @@ lane's connection count on the proxy, so every cell starts from connection 1.
 
 from __future__ import annotations
 
-import ipaddress
 import queue
 import secrets
 import subprocess
@@ -39,6 +38,7 @@ from harness.matrix.vendors import judge_vendor
 from harness.model.clientdefs import ClientDef, placeholder_values
 from harness.model.policy import Policy, load_policies
 from harness.model.scenarios import Scenario
+from harness.model.values import is_ip_literal
 from harness.model.vendors import VendorProfile
 from harness.model.verdict import Evidence, judge
 from harness.net.journal import JournalReader
@@ -68,17 +68,9 @@ def unavailable(scenario: Scenario, lab: LabInfo, policies: dict[str, Policy] | 
             return f"the {lab.backend} lab serves no hostile site {site!r} (start it with the policy {scenario.policy!r})."
         policy = policies.get(scenario.policy)
         if (lab.backend == "compose" and vendor is not None and vendor.exception_match == "destination"
-                and policy is not None and any(_is_ip_literal(e.suffix) for e in policy.exceptions)):
+                and policy is not None and any(is_ip_literal(e.suffix) for e in policy.exceptions)):
             return COMPOSE_SERVER_ADDRESS
     return None
-
-
-def _is_ip_literal(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 class MatrixRunner:

@@ -40,6 +40,7 @@ from pathlib import Path
 
 from harness.errors import BadFileError
 from harness.model.datafile import Table, fixtures_dir, named_tables, read_toml
+from harness.model.values import is_ip_literal
 from harness.model.vocab import ACTIONS, HOSTILE_CASES, INTERCEPT, KEYS, PASS_THROUGH
 
 MODES = ("tunnel", "inspect")
@@ -59,14 +60,6 @@ def normalize_host(host: str) -> str:
     return h[:-1] if h.endswith(".") else h
 
 
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
 @dataclass(frozen=True)
 class HostPattern:
     """One exception entry: an exact name, a ``*.`` wildcard, or an IP literal."""
@@ -82,7 +75,7 @@ class HostPattern:
         h = normalize_host(text)
         if not h:
             raise ValueError("an exception pattern is empty; write a host such as '*.screenmeet.com'")
-        if _is_ip(h):
+        if is_ip_literal(h):
             return cls(raw, str(ipaddress.ip_address(h)), False)
         wildcard = h.startswith("*.")
         name = h[2:] if wildcard else h
@@ -98,7 +91,7 @@ class HostPattern:
     def matches(self, host: str) -> bool:
         """True when ``host`` (an SNI or CONNECT host) falls under this pattern."""
         h = normalize_host(host)
-        if _is_ip(h):
+        if is_ip_literal(h):
             # An address only ever matches an IP exception, never a name pattern.
             return not self.wildcard and str(ipaddress.ip_address(h)) == self.suffix
         if self.wildcard:
@@ -232,7 +225,7 @@ def match_subjects(mode: str, host: str | None, destination: str | None) -> tupl
     would still have to be resolved, which the caller does)."""
     if mode not in MATCH_MODES:
         raise ValueError(f"exception matching {mode!r} is not one of {', '.join(MATCH_MODES)}")
-    if mode == "sni" or not destination or not _is_ip(normalize_host(destination)):
+    if mode == "sni" or not destination or not is_ip_literal(normalize_host(destination)):
         return host, None
     return host, normalize_host(destination)
 

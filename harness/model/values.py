@@ -90,6 +90,15 @@ def non_negative_seconds(text: str) -> float:
 MAX_NAME = 64
 
 
+def is_ip_literal(text: str) -> bool:
+    """True when ``text`` is an IPv4 or IPv6 address as written (no brackets, no port)."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def certificate_name(text: str) -> str:
     """A CA's common or organisation name: printable, 1-64 bytes in UTF-8 (X.509's upper bound, as
     ``cryptography`` counts it: 17 four-byte characters are already too long)."""

@@ -18,7 +18,6 @@ copied or not, key type, signature hash, which extensions it carries).
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
+from harness.model.values import is_ip_literal
 from harness.model.vendors import DEFAULT_LEAF_EXTENSIONS, FORGED_CN
 
 # The attribute names the profiles use, as OpenSSL prints them.
@@ -111,18 +111,10 @@ def leaf_subject(mode: str, names: tuple[str, ...], upstream: x509.Certificate |
     check an IP-shaped CN against the DNS name constraints."""
     if mode == "copy" and upstream is not None and len(upstream.subject):
         return upstream.subject
-    cn = next((n for n in names if not _is_ip(n)), None)
+    cn = next((n for n in names if not is_ip_literal(n)), None)
     if mode == "template" and template:
         return parse_dn([f"CN={cn}" if a == FORGED_CN else a for a in template if cn or a != FORGED_CN])
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)] if cn else [])
-
-
-def _is_ip(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-        return True
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)

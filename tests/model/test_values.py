@@ -123,3 +123,10 @@ def test_listen_address_is_one_address_never_a_wildcard():
                        ("ff02::1", "multicast"), ("10.0.0.1:80", "not an IP address")]:
         with pytest.raises(argparse.ArgumentTypeError, match=says):
             listen_address(text)
+
+
+def test_ip_literals():
+    from harness.model.values import is_ip_literal
+
+    assert is_ip_literal("127.0.0.1") and is_ip_literal("::1") and is_ip_literal("198.19.2.10")
+    assert not any(is_ip_literal(t) for t in ("api.screenmeet.com", "[::1]", "127.0.0.1:443", "", "1.2.3"))
