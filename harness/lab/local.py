@@ -40,7 +40,7 @@ from harness.lab.identity import lab_environment, state_marker
 from harness.lab.info import LabInfo, Transparent
 from harness.lab.lock import LabLock, acquire
 from harness.lab.options import LOOPBACK, LabOptions
-from harness.lab.pac import PacServer, proxy_address
+from harness.lab.pac import PacServer, pac_urls, proxy_address
 from harness.lab.ports import check_plan_free, free_ports, plan_ports
 from harness.lab.process import Child, kill, spawn, stop, wait_ready
 from harness.model.policy import Policy
@@ -258,8 +258,7 @@ class LocalLab:
             transparent_unavailable=self._gateway_unavailable,
             listen=self.listen,
             device_proxies={name: proxy_address(urls[0]) for name, urls in proxies.items()},
-            pac={name: f"{pac}/pac/{name}/proxy.pac" for name in proxies} if pac else {},
-            pac_default=f"{pac}/proxy.pac" if pac else None, wpad=f"{pac}/wpad.dat" if pac else None,
+            **pac_urls(pac, proxies),
             proxy_logins={name: self.proxy_login for name, p in self.policies.items() if p.auth},
         )
         try:

@@ -72,6 +72,15 @@ def proxy_address(url: str) -> str:
     return f"{url_host(u.hostname or '')}:{u.port}"
 
 
+def pac_urls(base: str | None, policies: Iterable[str]) -> dict:
+    """lab.json's PAC fields (``pac`` per policy, ``pac_default``, ``wpad``) for the PAC server at
+    ``base`` (``http://HOST:PORT``), in the paths :class:`PacServer` answers; none without a server."""
+    if base is None:
+        return {"pac": {}, "pac_default": None, "wpad": None}
+    return {"pac": {name: f"{base}/pac/{name}/proxy.pac" for name in policies},
+            "pac_default": f"{base}/proxy.pac", "wpad": f"{base}/wpad.dat"}
+
+
 def default_policy(policies: Iterable[str]) -> str:
     """The policy ``/proxy.pac`` and ``/wpad.dat`` serve: ``inspect`` (the KB case) when the lab has it."""
     names = list(policies)

@@ -240,3 +240,16 @@ def test_a_lab_without_policies_serves_no_pac(tmp_path):
 
     with LocalLab(LabOptions(state_dir=tmp_path / "s", lanes=1), policies={}) as info:
         assert (info.pac, info.pac_default, info.wpad) == ({}, None, None)
+
+
+def test_pac_urls_are_the_paths_the_server_answers():
+    from harness.lab.pac import pac_urls
+
+    urls = pac_urls("http://192.168.1.20:9300", ["inspect", "tunnel"])
+    assert urls == {"pac": {"inspect": "http://192.168.1.20:9300/pac/inspect/proxy.pac",
+                            "tunnel": "http://192.168.1.20:9300/pac/tunnel/proxy.pac"},
+                    "pac_default": "http://192.168.1.20:9300/proxy.pac", "wpad": "http://192.168.1.20:9300/wpad.dat"}
+    scripts = {p: pac_script("127.0.0.1:9001", policy=p) for p in ("inspect", "tunnel")}
+    for url in [*urls["pac"].values(), urls["pac_default"], urls["wpad"]]:
+        assert pac_answer(url.removeprefix("http://192.168.1.20:9300"), scripts, "inspect").status == 200
+    assert pac_urls(None, ["inspect"]) == {"pac": {}, "pac_default": None, "wpad": None}
